@@ -1,0 +1,465 @@
+"""Read one flow file (CSV, CSV.gz or parquet) of either data set into canonical columns.
+
+The header is sniffed first (a few kB): the dialect, the data set and the name mapping are
+decided from it, then pyarrow's multi-threaded CSV reader parses the file with explicit column
+types. Nothing here loops over rows: labels are decoded per *distinct* value.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from flowsentinel.core.errors import InputError
+from flowsentinel.datasets import labels as lab
+from flowsentinel.datasets import schema as sc
+
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_SNIFF_BYTES = 1 << 16
+
+
+@dataclass
+class FileReport:
+    """What reading one file found and dropped."""
+
+    path: str
+    dataset: str
+    dialect: str
+    rows: int = 0
+    encoding: str = "utf-8"
+    malformed_rows_skipped: int = 0
+    unparseable_values: dict[str, int] = field(default_factory=dict)
+    blank_as_zero: dict[str, int] = field(default_factory=dict)
+    unknown_columns: list[str] = field(default_factory=list)
+    missing_features: list[str] = field(default_factory=list)
+    duplicate_column_mismatches: int | None = None
+    label_mismatches: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def is_supported(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in SUPPORTED_SUFFIXES)
+
+
+# ------------------------------------------------------------------------------------------
+# header sniffing
+
+
+def _head_bytes(path: Path) -> bytes:
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(_SNIFF_BYTES)
+        with path.open("rb") as fh:
+            return fh.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read the file ({exc})", path=path) from None
+
+
+def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
+    if not head.strip():
+        raise InputError("the file is empty", path=path)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4096]:
+        raise InputError(
+            "not a text CSV in UTF-8 or CP1252 (it holds NUL bytes: UTF-16 or binary?)", path=path
+        )
+    if head.startswith(b"PAR1"):
+        raise InputError("a parquet file named like a CSV: rename it to .parquet", path=path)
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    encoding = "utf-8"
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        encoding = "cp1252"
+        text = line.decode("cp1252", errors="replace")
+    fields = next(csv.reader([text]), [])
+    return fields, encoding
+
+
+def _map_names(
+    names: list[str], aliases: dict[str, str]
+) -> tuple[list[str | None], list[str]]:
+    """Canonical name per column (None if unknown) and the unknown names."""
+    mapped: list[str | None] = []
+    unknown: list[str] = []
+    seen: set[str] = set()
+    for raw in names:
+        canon = aliases.get(sc.name_key(raw))
+        if canon == sc.CIC_DUPLICATE_OF and canon in seen:
+            canon = sc.CIC_DUPLICATE_COLUMN  # the second "Fwd Header Length" of CICFlowMeter
+        if canon is None or canon in seen:
+            unknown.append(raw.strip() or "<blank>")
+            mapped.append(None)
+            continue
+        seen.add(canon)
+        mapped.append(canon)
+    return mapped, unknown
+
+
+def _score(names: list[str], aliases: dict[str, str]) -> int:
+    return sum(sc.name_key(n) in aliases for n in names)
+
+
+def detect_dataset(names: list[str]) -> str | None:
+    """The data set a header belongs to, or None when it matches neither."""
+    cic, unsw = _score(names, sc.CIC_ALIASES), _score(names, sc.UNSW_ALIASES)
+    if max(cic, unsw) < 3:
+        return None
+    return "cicids2017" if cic >= unsw else "unsw-nb15"
+
+
+def _aliases(dataset: str) -> dict[str, str]:
+    return sc.CIC_ALIASES if dataset == "cicids2017" else sc.UNSW_ALIASES
+
+
+def _check_dataset(path: Path, names: list[str], dataset: str | None) -> str:
+    found = detect_dataset(names)
+    if found is None:
+        shown = ", ".join(n.strip() for n in names[:5])
+        raise InputError(
+            f"no known flow columns in the header (starts: {shown}); "
+            "expected CIC-IDS2017 (CICFlowMeter) or UNSW-NB15 columns",
+            path=path,
+        )
+    if dataset is not None and found != dataset:
+        raise InputError(f"this looks like a {found} file, not {dataset}", path=path)
+    return found
+
+
+def _dialect(dataset: str, canon: list[str | None], names: list[str]) -> str:
+    present = {c for c in canon if c}
+    if dataset == "unsw-nb15":
+        return "unsw-partition" if "id" in present or "rate" in present else "unsw-raw-header"
+    if any(sc.name_key(n) in {"totfwdpkts", "flowbytss"} for n in names):
+        return "cicflowmeter-v4"
+    if "_" in "".join(names) and sc.name_key(names[0]) == names[0].lower():
+        return "snake-case"
+    if "Flow ID" in present:
+        return "trafficlabelling"
+    return "machinelearningcve"
+
+
+# ------------------------------------------------------------------------------------------
+# reading
+
+
+def _string_columns(dataset: str) -> frozenset[str]:
+    if dataset == "cicids2017":
+        return sc.CIC_STRING_IDENTIFIERS
+    return sc.UNSW_STRING_IDENTIFIERS | frozenset(sc.UNSW_CATEGORICAL) | {"attack_cat"}
+
+
+def _label_columns(dataset: str) -> tuple[str, ...]:
+    return (sc.LABEL,) if dataset == "cicids2017" else sc.UNSW_LABEL_COLUMNS
+
+
+def _column_types(dataset: str, canon: list[str | None]) -> dict[str, pa.DataType]:
+    strings = _string_columns(dataset)
+    types: dict[str, pa.DataType] = {}
+    for name in canon:
+        if name is None:
+            continue
+        if dataset == "cicids2017" and name == sc.LABEL:
+            types[name] = pa.binary()  # decoded per distinct value (UTF-8 or CP1252)
+        elif name in strings:
+            types[name] = pa.binary() if name == "attack_cat" else pa.string()
+        elif name == "label":
+            types[name] = pa.float64()
+        else:
+            types[name] = pa.float64()
+    return types
+
+
+def _unique_name(names: list[str | None], unknown_prefix: str = "__unknown_") -> list[str]:
+    return [n if n is not None else f"{unknown_prefix}{i}" for i, n in enumerate(names)]
+
+
+def _read_csv_table(
+    path: Path, canon: list[str | None], types: dict[str, pa.DataType], has_header: bool,
+    report: FileReport,
+) -> pa.Table:
+    column_names = _unique_name(canon)
+    include = [n for n in canon if n is not None]
+    types = dict(types)
+    malformed: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append(row.number or 0)
+        return "skip"
+
+    for _attempt in range(len(include) + 1):
+        malformed.clear()
+        read_opts = pacsv.ReadOptions(
+            column_names=column_names,
+            skip_rows=1 if has_header else 0,
+            block_size=1 << 24,
+            encoding="utf8",
+        )
+        conv = pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=include,
+            strings_can_be_null=False,  # "-" is a real UNSW category
+            null_values=["", "NaN", "nan", "NA", "N/A", "null", "NULL", "-", " "],
+        )
+        try:
+            return pacsv.read_csv(
+                path,
+                read_options=read_opts,
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=conv,
+            )
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            bad = _bad_column(message, column_names)
+            if bad is None or types.get(bad) == pa.string():
+                if "UTF8" in message or "utf8" in message.lower():
+                    raise InputError(
+                        "text that is neither UTF-8 nor CP1252 in a text column", path=path
+                    ) from None
+                raise InputError(f"malformed CSV ({message.splitlines()[0]})", path=path) from None
+            types[bad] = pa.string()  # parsed leniently below; failures are counted
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read the file ({exc})", path=path) from None
+    raise InputError("malformed CSV", path=path)  # pragma: no cover - loop always returns
+
+
+def _bad_column(message: str, names: list[str]) -> str | None:
+    marker = "In CSV column #"
+    if marker not in message:
+        return None
+    try:
+        index = int(message.split(marker, 1)[1].split(":", 1)[0])
+    except ValueError:
+        return None
+    return names[index] if 0 <= index < len(names) else None
+
+
+def _read_parquet_table(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
+
+
+def _decode_binary_labels(col: pl.Series) -> pl.Series:
+    uniques = col.unique().to_list()
+    mapping = {u: lab.normalize_label(lab.decode_label(u)) for u in uniques if u is not None}
+    return col.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _numeric_fix(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataFrame:
+    """Cast lenient string columns to numbers (counting failures) and shrink exact floats."""
+    strings = _string_columns(dataset) | set(_label_columns(dataset))
+    exprs: list[pl.Expr] = []
+    for name, dtype in df.schema.items():
+        if name in strings:
+            continue
+        if dtype in (pl.String, pl.Binary):
+            raw = pl.col(name).cast(pl.String).str.strip_chars()
+            parsed = raw.cast(pl.Float64, strict=False)
+            failures = df.select((raw.is_not_null() & parsed.is_null()).sum()).item()
+            if failures:
+                report.unparseable_values[name] = int(failures)
+            exprs.append(parsed.alias(name))
+        elif dtype != pl.Float64 and dtype.is_numeric():
+            exprs.append(pl.col(name).cast(pl.Float64))
+    if exprs:
+        df = df.with_columns(exprs)
+    # Store a column as float32 only when every value survives the round trip exactly.
+    floats = [n for n, t in df.schema.items() if t == pl.Float64 and n not in strings]
+    if floats and df.height:
+        exact = df.select(
+            (pl.col(n).cast(pl.Float32).cast(pl.Float64).eq_missing(pl.col(n)) | pl.col(n).is_nan())
+            .all()
+            .alias(n)
+            for n in floats
+        ).row(0)
+        shrink = [n for n, ok in zip(floats, exact, strict=True) if ok]
+        if shrink:
+            df = df.with_columns(pl.col(shrink).cast(pl.Float32))
+    return df
+
+
+def _cic_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl.DataFrame:
+    if sc.LABEL not in df.columns:
+        if require_label:
+            raise InputError(
+                "no label column (expected 'Label'); pass --no-labels to read unlabelled flows",
+                path=report.path,
+            )
+        return df.with_columns(
+            pl.lit(None, pl.String).alias(sc.LABEL), pl.lit(None, pl.String).alias(sc.FAMILY)
+        )
+    col = df.get_column(sc.LABEL)
+    if col.dtype == pl.Binary:
+        col = _decode_binary_labels(col)
+    else:
+        col = col.cast(pl.String)
+        uniques = col.unique().to_list()
+        col = col.replace_strict(
+            {u: lab.normalize_label(u) for u in uniques if u is not None},
+            default=None,
+            return_dtype=pl.String,
+        )
+    fam = {u: lab.cic_family(u) for u in col.unique().to_list() if u is not None}
+    family = col.replace_strict(fam, default=None, return_dtype=pl.String)
+    return df.with_columns(col.alias(sc.LABEL), family.alias(sc.FAMILY))
+
+
+def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl.DataFrame:
+    has_cat, has_bin = "attack_cat" in df.columns, "label" in df.columns
+    if not has_cat and not has_bin:
+        if require_label:
+            raise InputError(
+                "no label column (expected 'attack_cat' and/or 'label'); pass --no-labels "
+                "to read unlabelled flows",
+                path=report.path,
+            )
+        return df.with_columns(
+            pl.lit(None, pl.String).alias(sc.LABEL), pl.lit(None, pl.String).alias(sc.FAMILY)
+        )
+    if has_cat:
+        cat = df.get_column("attack_cat")
+        cat = _decode_binary_labels(cat) if cat.dtype == pl.Binary else cat.cast(pl.String)
+        if has_bin:  # blank attack_cat is "Normal" where label says 0
+            binary = df.get_column("label")
+            cat = (
+                pl.select(
+                    pl.when(cat.is_null() & (binary == 0)).then(pl.lit("Normal")).otherwise(cat)
+                )
+                .to_series()
+                .alias("attack_cat")
+            )
+        fam_map = {u: lab.unsw_family(u) for u in cat.unique().to_list() if u is not None}
+        family = cat.replace_strict(fam_map, default=None, return_dtype=pl.String)
+        label_text = cat
+        if has_bin:
+            binary = df.get_column("label")
+            mismatch = ((family == sc.BENIGN) != (binary == 0)) & family.is_not_null()
+            report.label_mismatches = int(mismatch.fill_null(False).sum())
+    else:
+        binary = df.get_column("label")
+        label_text = binary.cast(pl.Int64).cast(pl.String)
+        family = (
+            pl.select(pl.when(binary == 0).then(pl.lit(sc.BENIGN)).when(binary == 1)
+                      .then(pl.lit("Attack")).otherwise(None))
+            .to_series()
+        )  # fmt: skip
+    out = df.drop([c for c in sc.UNSW_LABEL_COLUMNS if c in df.columns])
+    return out.with_columns(label_text.alias(sc.LABEL), family.alias(sc.FAMILY))
+
+
+def _finish(
+    df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool
+) -> pl.DataFrame:
+    if dataset == "cicids2017" and sc.CIC_DUPLICATE_COLUMN in df.columns:
+        if sc.CIC_DUPLICATE_OF in df.columns:
+            a, b = df.get_column(sc.CIC_DUPLICATE_COLUMN), df.get_column(sc.CIC_DUPLICATE_OF)
+            report.duplicate_column_mismatches = int((~a.eq_missing(b)).sum())
+            df = df.drop(sc.CIC_DUPLICATE_COLUMN)
+        else:
+            df = df.rename({sc.CIC_DUPLICATE_COLUMN: sc.CIC_DUPLICATE_OF})
+    if dataset == "unsw-nb15":
+        fills = [c for c in sc.UNSW_BLANK_MEANS_ZERO if c in df.columns]
+        if report.dialect.startswith("unsw-raw"):
+            for c in fills:
+                n = df.get_column(c).null_count()
+                if n:
+                    report.blank_as_zero[c] = int(n)
+            df = df.with_columns(pl.col(fills).fill_null(0))
+    df = _numeric_fix(df, dataset, report)
+    df = (_cic_labels if dataset == "cicids2017" else _unsw_labels)(df, report, require_label)
+    features = sc.features_of(dataset)
+    report.missing_features = [f for f in features if f not in df.columns]
+    report.rows = df.height
+    ordered = [c for c in (*sc.identifiers_of(dataset), *features) if c in df.columns]
+    return df.select([*ordered, sc.LABEL, sc.FAMILY])
+
+
+def read_file(
+    path: str | Path, dataset: str | None = None, *, require_label: bool = True
+) -> tuple[pl.DataFrame, FileReport]:
+    """Read one CSV / CSV.gz / parquet file into canonical columns plus ``Label`` and ``Family``.
+
+    Raises :class:`InputError` with a one-line message on anything it cannot read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    if path.name.lower().endswith(".parquet"):
+        table = _read_parquet_table(path)
+        names = list(table.column_names)
+        found = _check_dataset(path, names, dataset)
+        canon, unknown = _map_names(names, _aliases(found))
+        report = FileReport(str(path), found, "parquet", unknown_columns=unknown)
+        keep = [i for i, c in enumerate(canon) if c is not None]
+        table = table.select(keep).rename_columns([canon[i] for i in keep])
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        strings = _string_columns(found) | set(_label_columns(found))
+        df = df.with_columns(
+            pl.col(c).cast(pl.Float64)
+            for c, t in df.schema.items()
+            if c not in strings and t.is_numeric() and t != pl.Float64
+        )
+        if df.height == 0:
+            raise InputError("the file holds no rows", path=path)
+        return _finish(df, found, report, require_label), report
+
+    head = _head_bytes(path)
+    names, encoding = _first_line(head, path)
+    has_header = True
+    if dataset in (None, "unsw-nb15") and detect_dataset(names) is None and len(names) == len(
+        sc.UNSW_RAW_COLUMNS
+    ):
+        names, has_header = list(sc.UNSW_RAW_COLUMNS), False  # headerless raw UNSW-NB15 file
+    found = _check_dataset(path, names, dataset)
+    canon, unknown = _map_names(names, _aliases(found))
+    dialect = "unsw-raw" if not has_header else _dialect(found, canon, names)
+    report = FileReport(str(path), found, dialect, encoding=encoding, unknown_columns=unknown)
+    table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report)
+    if table.num_rows == 0:
+        raise InputError("the file holds a header but no rows", path=path)
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return _finish(df, found, report, require_label), report
+
+
+def sniff(path: str | Path) -> dict[str, object]:
+    """The data set and dialect of a file, from its header alone (cheap)."""
+    path = Path(path)
+    if path.name.lower().endswith(".parquet"):
+        names = pq.read_schema(path).names
+        return {"dataset": detect_dataset(names), "dialect": "parquet"}
+    names, encoding = _first_line(_head_bytes(path), path)
+    found = detect_dataset(names)
+    if found is None:
+        return {"dataset": None, "dialect": None, "encoding": encoding}
+    canon, _ = _map_names(names, _aliases(found))
+    return {"dataset": found, "dialect": _dialect(found, canon, names), "encoding": encoding}
+
+
+def read_bytes_csv(data: bytes, dataset: str | None = None, *, require_label: bool = False,
+                   name: str = "upload.csv") -> tuple[pl.DataFrame, FileReport]:
+    """Read CSV content held in memory (uploads) through the same path as files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / (name if name.endswith((".csv", ".gz")) else f"{name}.csv")
+        target.write_bytes(data)
+        return read_file(target, dataset, require_label=require_label)
+
+
+__all__ = ["FileReport", "detect_dataset", "is_supported", "read_bytes_csv", "read_file", "sniff"]
+_ = io  # keep import for type checkers of file-like helpers

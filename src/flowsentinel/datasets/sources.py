@@ -1,0 +1,140 @@
+"""Turn the sources a user names (files, folders) into one canonical frame, with progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flowsentinel.core.errors import InputError
+from flowsentinel.datasets import schema as sc
+from flowsentinel.datasets.cache import ColumnarCache
+from flowsentinel.datasets.reader import FileReport, is_supported, read_file
+
+
+@dataclass
+class LoadedData:
+    """The rows of every source file, in canonical columns, and what reading found."""
+
+    frame: pl.DataFrame
+    dataset: str
+    files: list[FileReport]
+    hashes: list[str]
+    columns_not_in_all_files: list[str] = field(default_factory=list)
+
+
+def expand_sources(sources: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, plus every .csv / .csv.gz / .parquet below named folders."""
+    files: list[Path] = []
+    for src in sources:
+        path = Path(src).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_supported(p))
+            if not found:
+                raise InputError("folder holds no .csv, .csv.gz or .parquet file", path=path)
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError("no such file or folder", path=path)
+    if not files:
+        raise InputError("no input files given")
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} files"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def load_sources(
+    sources: Sequence[str | Path],
+    dataset: str | None = None,
+    *,
+    require_label: bool = True,
+    cache: ColumnarCache | None = None,
+    mixed: str = "error",
+    progress: bool = False,
+) -> LoadedData:
+    """Read every source file into one frame of canonical columns plus ``Label``, ``Family``
+    and ``source_file``.
+
+    ``mixed="error"`` (default) refuses files whose feature columns differ (dialects or data
+    sets mixed in one folder); ``mixed="intersect"`` keeps the columns common to all files.
+    """
+    paths = expand_sources(sources)
+    frames: list[pl.DataFrame] = []
+    reports: list[FileReport] = []
+    hashes: list[str] = []
+    with _progress(progress) as bar:
+        task = bar.add_task("reading", total=len(paths))
+        for path in paths:
+            frame, report, digest = _read_one(path, dataset, require_label, cache)
+            if dataset is None:
+                dataset = report.dataset
+            elif report.dataset != dataset:
+                raise InputError(f"a {report.dataset} file among {dataset} files", path=path)
+            frames.append(frame)
+            reports.append(report)
+            hashes.append(digest)
+            bar.advance(task)
+    assert dataset is not None
+    not_in_all = _check_columns(frames, reports, mixed)
+    names = [str(p) for p in paths]
+    source_type = pl.Enum(list(dict.fromkeys(names)))
+    tagged = []
+    common = [c for c in frames[0].columns if all(c in f.columns for f in frames)]
+    for frame, name in zip(frames, names, strict=True):
+        if mixed == "intersect":
+            frame = frame.select(common)
+        tagged.append(frame.with_columns(pl.lit(name, dtype=source_type).alias(sc.SOURCE)))
+    combined = tagged[0] if len(tagged) == 1 else pl.concat(tagged, how="diagonal_relaxed")
+    return LoadedData(combined, dataset, reports, hashes, not_in_all)
+
+
+def _read_one(
+    path: Path, dataset: str | None, require_label: bool, cache: ColumnarCache | None
+) -> tuple[pl.DataFrame, FileReport, str]:
+    digest = cache.file_hash(path) if cache is not None else ""
+    key = f"{digest}-{dataset or 'auto'}-{int(require_label)}"
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            frame, meta = hit
+            meta = dict(meta)
+            meta["path"] = str(path)
+            return frame, FileReport(**meta), digest  # type: ignore[arg-type]
+    frame, report = read_file(path, dataset, require_label=require_label)
+    if cache is not None:
+        cache.put(key, frame, report.to_dict())
+    return frame, report, digest
+
+
+def _check_columns(frames: list[pl.DataFrame], reports: list[FileReport], mixed: str) -> list[str]:
+    idents = set(sc.identifiers_of(reports[0].dataset))
+    first = set(frames[0].columns) - idents
+    differing: set[str] = set()
+    for frame, report in zip(frames[1:], reports[1:], strict=True):
+        cols = set(frame.columns) - idents
+        if cols != first:
+            if mixed != "intersect":
+                missing = sorted(first - cols)[:4]
+                extra = sorted(cols - first)[:4]
+                raise InputError(
+                    f"its columns differ from {reports[0].path} ({report.dialect} vs "
+                    f"{reports[0].dialect}; missing {missing}, extra {extra}): mixed dialects "
+                    "or data sets; clean them separately or pass --mixed intersect",
+                    path=report.path,
+                )
+            differing |= cols ^ first
+    return sorted(differing)
