@@ -18,15 +18,20 @@ Then ``Target`` is set for the task. All of it is vectorised polars; nothing loo
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+import xxhash
 from pydantic import BaseModel, Field
 
+from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
 from flowsentinel.datasets import schema as sc
-from flowsentinel.datasets.sources import LoadedData
+from flowsentinel.datasets.cache import READER_VERSION, ColumnarCache
+from flowsentinel.datasets.sources import LoadedData, expand_sources, load_sources
 
 NearConstantRule = Literal["constant", "seed", "none"]
 
@@ -90,7 +95,9 @@ def _numeric(frame: pl.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if frame.schema[c].is_numeric()]
 
 
-def clean(data: LoadedData, options: CleaningOptions | None = None) -> tuple[pl.DataFrame, CleaningReport]:
+def clean(
+    data: LoadedData, options: CleaningOptions | None = None
+) -> tuple[pl.DataFrame, CleaningReport]:
     """Clean loaded flows for a task; returns the frame and its report."""
     opts = options or CleaningOptions()
     started = time.perf_counter()
@@ -110,6 +117,11 @@ def clean(data: LoadedData, options: CleaningOptions | None = None) -> tuple[pl.
                     f"({rep.duplicate_column_mismatches} rows differ) in {rep.path}",
                 )
             )
+    malformed = sum(r.malformed_rows_skipped for r in data.files)
+    steps.append(StepReport(step="read (malformed CSV rows)", enabled=True,
+                            rows_in=df.height + malformed, rows_out=df.height, dropped=malformed,
+                            detail={r.path: r.malformed_rows_skipped for r in data.files
+                                    if r.malformed_rows_skipped}))  # fmt: skip
     # 1. identifiers
     idents = [c for c in sc.identifiers_of(dataset) if c in df.columns]
     if opts.drop_identifiers and idents:
@@ -148,8 +160,9 @@ def clean(data: LoadedData, options: CleaningOptions | None = None) -> tuple[pl.
             .alias("nan"),
         ).row(0, named=True)
         per_column = df.select(
-            (pl.col(numeric).is_infinite() | pl.col(numeric).is_nan() | pl.col(numeric).is_null())
-            .sum()
+            (
+                pl.col(numeric).is_infinite() | pl.col(numeric).is_nan() | pl.col(numeric).is_null()
+            ).sum()
         ).row(0, named=True)
         detail = {
             "rows_with_inf": int(stats["inf"]),
@@ -196,7 +209,9 @@ def clean(data: LoadedData, options: CleaningOptions | None = None) -> tuple[pl.
     if opts.task == "multiclass":
         target = pl.col(sc.FAMILY).alias(sc.TARGET)
     else:
-        positive = [f for f in families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)]
+        positive = [
+            f for f in families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
+        ]
         target = pl.col(sc.FAMILY).is_in(positive).cast(pl.Int8).alias(sc.TARGET)
     df = df.with_columns(target).select([*features, sc.LABEL, sc.FAMILY, sc.TARGET, sc.SOURCE])
 
@@ -222,3 +237,47 @@ def clean(data: LoadedData, options: CleaningOptions | None = None) -> tuple[pl.
 def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:
     counts = df.get_column(column).value_counts(sort=True)
     return {str(k): int(v) for k, v in counts.iter_rows()}
+
+
+CLEANING_VERSION = "1"
+CLEAN_FILE = "clean.parquet"
+REPORT_FILE = "cleaning_report.json"
+
+
+def clean_to_dir(
+    sources: list[str],
+    out_dir: str | Path,
+    *,
+    dataset: str | None = None,
+    options: CleaningOptions | None = None,
+    cache: ColumnarCache | None = None,
+    mixed: str = "error",
+    progress: bool = False,
+) -> tuple[CleaningReport, bool]:
+    """Read, clean and write ``clean.parquet`` + ``cleaning_report.json`` into ``out_dir``.
+
+    With a cache, a run on files of the same content with the same options copies the stored
+    result (returns ``True`` as the second value); other options reuse the parsed columns.
+    """
+    opts = options or CleaningOptions()
+    out = Path(out_dir)
+    result_key = None
+    if cache is not None:
+        paths = expand_sources(sources)
+        digests = [cache.file_hash(p) for p in paths]
+        blob = json.dumps([digests, dataset, mixed, opts.model_dump(), CLEANING_VERSION,
+                           READER_VERSION])  # fmt: skip
+        result_key = xxhash.xxh3_128_hexdigest(blob.encode())
+        if cache.fetch_result(result_key, [CLEAN_FILE, REPORT_FILE], out):
+            report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())
+            return report, True
+    data = load_sources(sources, dataset, cache=cache, mixed=mixed, progress=progress)
+    frame, report = clean(data, opts)
+    if frame.height == 0:
+        raise InputError("no rows left after cleaning; see the step counts with --json")
+    out.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(out / CLEAN_FILE, compression="lz4", statistics=False)
+    (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
+    if cache is not None and result_key is not None:
+        cache.store_result(result_key, [CLEAN_FILE, REPORT_FILE], out)
+    return report, False

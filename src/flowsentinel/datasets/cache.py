@@ -69,7 +69,7 @@ class ColumnarCache:
         if not (data.is_file() and meta.is_file()):
             return None
         try:
-            return pl.read_ipc(data, memory_map=True), json.loads(meta.read_text())
+            return pl.read_ipc(data), json.loads(meta.read_text())
         except (OSError, ValueError, pl.exceptions.PolarsError):
             return None
 

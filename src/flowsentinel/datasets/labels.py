@@ -24,7 +24,9 @@ UNSW_FAMILIES: Final[tuple[str, ...]] = (
     "Shellcode", "Worms",
 )  # fmt: skip
 
-_DASHES = re.compile("[\u2013\u2014\u0096\ufffd]|\u00e2\u20ac\u201c")  # en/em dash, CP1252, mojibake
+_DASHES = re.compile(
+    "[\u2013\u2014\u0096\ufffd]|\u00e2\u20ac\u201c"
+)  # en/em dash, CP1252, mojibake
 _SPACES = re.compile(r"\s+")
 
 

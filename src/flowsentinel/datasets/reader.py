@@ -87,9 +87,7 @@ def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
     return fields, encoding
 
 
-def _map_names(
-    names: list[str], aliases: dict[str, str]
-) -> tuple[list[str | None], list[str]]:
+def _map_names(names: list[str], aliases: dict[str, str]) -> tuple[list[str | None], list[str]]:
     """Canonical name per column (None if unknown) and the unknown names."""
     mapped: list[str | None] = []
     unknown: list[str] = []
@@ -186,7 +184,10 @@ def _unique_name(names: list[str | None], unknown_prefix: str = "__unknown_") ->
 
 
 def _read_csv_table(
-    path: Path, canon: list[str | None], types: dict[str, pa.DataType], has_header: bool,
+    path: Path,
+    canon: list[str | None],
+    types: dict[str, pa.DataType],
+    has_header: bool,
     report: FileReport,
 ) -> pa.Table:
     column_names = _unique_name(canon)
@@ -213,12 +214,14 @@ def _read_csv_table(
             null_values=["", "NaN", "nan", "NA", "N/A", "null", "NULL", "-", " "],
         )
         try:
-            return pacsv.read_csv(
+            table = pacsv.read_csv(
                 path,
                 read_options=read_opts,
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=conv,
             )
+            report.malformed_rows_skipped = len(malformed)
+            return table
         except pa.ArrowInvalid as exc:
             message = str(exc)
             bad = _bad_column(message, column_names)
@@ -420,8 +423,10 @@ def read_file(
     head = _head_bytes(path)
     names, encoding = _first_line(head, path)
     has_header = True
-    if dataset in (None, "unsw-nb15") and detect_dataset(names) is None and len(names) == len(
-        sc.UNSW_RAW_COLUMNS
+    if (
+        dataset in (None, "unsw-nb15")
+        and detect_dataset(names) is None
+        and len(names) == len(sc.UNSW_RAW_COLUMNS)
     ):
         names, has_header = list(sc.UNSW_RAW_COLUMNS), False  # headerless raw UNSW-NB15 file
     found = _check_dataset(path, names, dataset)
@@ -450,8 +455,13 @@ def sniff(path: str | Path) -> dict[str, object]:
     return {"dataset": found, "dialect": _dialect(found, canon, names), "encoding": encoding}
 
 
-def read_bytes_csv(data: bytes, dataset: str | None = None, *, require_label: bool = False,
-                   name: str = "upload.csv") -> tuple[pl.DataFrame, FileReport]:
+def read_bytes_csv(
+    data: bytes,
+    dataset: str | None = None,
+    *,
+    require_label: bool = False,
+    name: str = "upload.csv",
+) -> tuple[pl.DataFrame, FileReport]:
     """Read CSV content held in memory (uploads) through the same path as files."""
     import tempfile
 

@@ -151,7 +151,15 @@ UNSW_FEATURES: Final[tuple[str, ...]] = (
     "ct_src_ltm", "ct_srv_dst", "is_sm_ips_ports",
 )  # fmt: skip
 UNSW_CATEGORICAL: Final[tuple[str, ...]] = ("proto", "service", "state")
-UNSW_IDENTIFIERS: Final[tuple[str, ...]] = ("id", "srcip", "sport", "dstip", "dsport", "stime", "ltime")
+UNSW_IDENTIFIERS: Final[tuple[str, ...]] = (
+    "id",
+    "srcip",
+    "sport",
+    "dstip",
+    "dsport",
+    "stime",
+    "ltime",
+)
 UNSW_STRING_IDENTIFIERS: Final[frozenset[str]] = frozenset({"srcip", "sport", "dstip", "dsport"})
 UNSW_LABEL_COLUMNS: Final[tuple[str, str]] = ("attack_cat", "label")
 # The second seed's request: the 41 partition fields without proto.

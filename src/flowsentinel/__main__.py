@@ -1,0 +1,3 @@
+from flowsentinel.cli.main import run
+
+run()

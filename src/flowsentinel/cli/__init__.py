@@ -1,0 +1,5 @@
+"""The ``flowsentinel`` command line."""
+
+from flowsentinel.cli.main import app, run
+
+__all__ = ["app", "run"]
