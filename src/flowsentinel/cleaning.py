@@ -118,10 +118,18 @@ def clean(
                 )
             )
     malformed = sum(r.malformed_rows_skipped for r in data.files)
-    steps.append(StepReport(step="read (malformed CSV rows)", enabled=True,
-                            rows_in=df.height + malformed, rows_out=df.height, dropped=malformed,
-                            detail={r.path: r.malformed_rows_skipped for r in data.files
-                                    if r.malformed_rows_skipped}))  # fmt: skip
+    steps.append(
+        StepReport(
+            step="read (malformed CSV rows)",
+            enabled=True,
+            rows_in=df.height + malformed,
+            rows_out=df.height,
+            dropped=malformed,
+            detail={
+                r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped
+            },
+        )
+    )
     # 1. identifiers
     idents = [c for c in sc.identifiers_of(dataset) if c in df.columns]
     if opts.drop_identifiers and idents:
@@ -132,8 +140,15 @@ def clean(
     n = df.height
     if opts.drop_unlabelled:
         df = df.filter(pl.col(sc.FAMILY).is_not_null())
-    steps.append(StepReport(step="unlabelled", enabled=opts.drop_unlabelled, rows_in=n,
-                            rows_out=df.height, dropped=n - df.height))  # fmt: skip
+    steps.append(
+        StepReport(
+            step="unlabelled",
+            enabled=opts.drop_unlabelled,
+            rows_in=n,
+            rows_out=df.height,
+            dropped=n - df.height,
+        )
+    )
 
     # 3. label filter for the task
     n = df.height
@@ -144,8 +159,16 @@ def clean(
         removed = df.filter(~pl.col(sc.FAMILY).is_in(keep)).get_column(sc.FAMILY).value_counts()
         detail["dropped_by_family"] = {r[0]: int(r[1]) for r in removed.iter_rows() if r[0]}
         df = df.filter(pl.col(sc.FAMILY).is_in(keep))
-    steps.append(StepReport(step="label_filter", enabled=opts.filter_labels, rows_in=n,
-                            rows_out=df.height, dropped=n - df.height, detail=detail))  # fmt: skip
+    steps.append(
+        StepReport(
+            step="label_filter",
+            enabled=opts.filter_labels,
+            rows_in=n,
+            rows_out=df.height,
+            dropped=n - df.height,
+            detail=detail,
+        )
+    )
 
     # 4. infinite / missing values
     features = feature_columns(df, dataset)
@@ -174,22 +197,35 @@ def clean(
         cats = [c for c in features if c not in numeric]
         if cats:
             df = df.filter(pl.all_horizontal(pl.col(cats).is_not_null()))
-    steps.append(StepReport(step="nonfinite", enabled=opts.drop_nonfinite, rows_in=n,
-                            rows_out=df.height, dropped=n - df.height, detail=detail))  # fmt: skip
+    steps.append(
+        StepReport(
+            step="nonfinite",
+            enabled=opts.drop_nonfinite,
+            rows_in=n,
+            rows_out=df.height,
+            dropped=n - df.height,
+            detail=detail,
+        )
+    )
 
     # 5. near-constant columns
     if opts.near_constant != "none" and features and df.height:
         nunique = df.select(pl.col(features).n_unique()).row(0, named=True)
         if opts.near_constant == "constant":
-            drop = {c: f"constant (1 distinct value in {df.height} rows)"
-                    for c in features if nunique[c] <= 1}  # fmt: skip
+            drop = {
+                c: f"constant (1 distinct value in {df.height} rows)"
+                for c in features
+                if nunique[c] <= 1
+            }
         else:
             drop = {}
             for c in features:
                 similarity = (1 - nunique[c] / df.height) * 100
                 if similarity > opts.similarity_threshold:
-                    drop[c] = (f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
-                               f"({nunique[c]} distinct values)")  # fmt: skip
+                    drop[c] = (
+                        f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
+                        f"({nunique[c]} distinct values)"
+                    )
         df = df.drop(list(drop))
         dropped_cols += [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
         features = [c for c in features if c not in drop]
@@ -200,9 +236,16 @@ def clean(
     if opts.drop_duplicates and df.height:
         df = df.unique(subset=[*features, sc.LABEL], keep="first", maintain_order=True)
         conflicting = int(df.select(pl.struct(features).is_duplicated().sum()).item())
-    steps.append(StepReport(step="duplicates", enabled=opts.drop_duplicates, rows_in=n,
-                            rows_out=df.height, dropped=n - df.height,
-                            detail={"rows_sharing_features_with_another_label": conflicting}))  # fmt: skip
+    steps.append(
+        StepReport(
+            step="duplicates",
+            enabled=opts.drop_duplicates,
+            rows_in=n,
+            rows_out=df.height,
+            dropped=n - df.height,
+            detail={"rows_sharing_features_with_another_label": conflicting},
+        )
+    )
 
     # Target for the task
     families = df.get_column(sc.FAMILY).unique().drop_nulls().to_list()
@@ -265,8 +308,9 @@ def clean_to_dir(
     if cache is not None:
         paths = expand_sources(sources)
         digests = [cache.file_hash(p) for p in paths]
-        blob = json.dumps([digests, dataset, mixed, opts.model_dump(), CLEANING_VERSION,
-                           READER_VERSION])  # fmt: skip
+        blob = json.dumps(
+            [digests, dataset, mixed, opts.model_dump(), CLEANING_VERSION, READER_VERSION]
+        )
         result_key = xxhash.xxh3_128_hexdigest(blob.encode())
         if cache.fetch_result(result_key, [CLEAN_FILE, REPORT_FILE], out):
             report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())

@@ -93,8 +93,17 @@ def save_heatmap(frame: pd.DataFrame, path: Path, title: str) -> Path:
     corr = pd.DataFrame(correlation_matrix(numeric), index=numeric.columns, columns=numeric.columns)
     size = max(8.0, 0.28 * len(corr))
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    sns.heatmap(corr, cmap="coolwarm", vmin=-1, vmax=1, annot=False, square=True, ax=ax,
-                xticklabels=True, yticklabels=True)  # fmt: skip
+    sns.heatmap(
+        corr,
+        cmap="coolwarm",
+        vmin=-1,
+        vmax=1,
+        annot=False,
+        square=True,
+        ax=ax,
+        xticklabels=True,
+        yticklabels=True,
+    )
     ax.set_title(f"{title} ({numeric.shape[1]} columns, {len(numeric):,} rows)")
     ax.tick_params(labelsize=6)
     fig.tight_layout()
@@ -151,18 +160,26 @@ def prepare(
         return df[[*cols, sc.TARGET]] if binary else df[cols]
 
     if heatmaps:
-        plots["after_cleaning"] = str(save_heatmap(
-            corr_frame(train, features), out / "corr_after_cleaning.png",
-            "Correlations after cleaning (training rows)"))  # fmt: skip
+        plots["after_cleaning"] = str(
+            save_heatmap(
+                corr_frame(train, features),
+                out / "corr_after_cleaning.png",
+                "Correlations after cleaning (training rows)",
+            )
+        )
     rows_before = len(train)
     if undersample:
         sampler = RandomUnderSampler(sampling_strategy="majority", random_state=seed)
         sampler.fit_resample(np.zeros((len(train), 1)), train[sc.TARGET])
         train = train.iloc[np.sort(sampler.sample_indices_)]
         if heatmaps:
-            plots["after_resampling"] = str(save_heatmap(
-                corr_frame(train, features), out / "corr_after_resampling.png",
-                "Correlations after undersampling (training rows)"))  # fmt: skip
+            plots["after_resampling"] = str(
+                save_heatmap(
+                    corr_frame(train, features),
+                    out / "corr_after_resampling.png",
+                    "Correlations after undersampling (training rows)",
+                )
+            )
     kept, dropped = features, {}
     if correlation_threshold is not None:
         numeric = [c for c in features if pd.api.types.is_numeric_dtype(train[c])]
@@ -170,9 +187,13 @@ def prepare(
         dropped = dropper.dropped_
         kept = [c for c in features if c not in dropped]
         if heatmaps:
-            plots["after_correlation_drop"] = str(save_heatmap(
-                corr_frame(train, kept), out / "corr_after_correlation_drop.png",
-                f"Correlations after dropping |r| > {correlation_threshold}"))  # fmt: skip
+            plots["after_correlation_drop"] = str(
+                save_heatmap(
+                    corr_frame(train, kept),
+                    out / "corr_after_correlation_drop.png",
+                    f"Correlations after dropping |r| > {correlation_threshold}",
+                )
+            )
     out.mkdir(parents=True, exist_ok=True)
     pl.from_pandas(train[[*kept, *meta_cols]]).write_parquet(out / "train.parquet")
     pl.from_pandas(test[[*kept, *meta_cols]]).write_parquet(out / "test.parquet")
@@ -184,7 +205,7 @@ def prepare(
             "train_before_resampling": rows_before,
             "train": len(train),
             "test": len(test),
-        },  # fmt: skip
+        },
         "train_classes": {str(k): int(v) for k, v in train[sc.TARGET].value_counts().items()},
         "test_classes": {str(k): int(v) for k, v in test[sc.TARGET].value_counts().items()},
         "undersampling": {
@@ -192,11 +213,11 @@ def prepare(
             "strategy": "majority",
             "random_state": seed,
             "fitted_on": "training rows only",
-        },  # fmt: skip
+        },
         "correlation_threshold": correlation_threshold,
         "correlated_dropped": {
             k: {"with": v[0], "abs_r": round(v[1], 4)} for k, v in dropped.items()
-        },  # fmt: skip
+        },
         "features": kept,
         "plots": plots,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,37 +21,44 @@ from flowsentinel.preparation import prepare
 app = typer.Typer(help="Download, inspect, clean and prepare flow records.", no_args_is_help=True)
 
 
-class Dataset(str, Enum):
+class Dataset(StrEnum):
     cicids2017 = "cicids2017"
     unsw_nb15 = "unsw-nb15"
 
 
-class TaskName(str, Enum):
+class TaskName(StrEnum):
     dos = "dos"
     attack = "attack"
     multiclass = "multiclass"
 
 
-class NearConstant(str, Enum):
+class NearConstant(StrEnum):
     constant = "constant"
     seed = "seed"
     none = "none"
 
 
-class Mixed(str, Enum):
+class Mixed(StrEnum):
     error = "error"
     intersect = "intersect"
 
 
 def print_cleaning_summary(report: CleaningReport, out: Path, cached: bool) -> None:
-    rows = [[s.step + ("" if s.enabled else " (off)"), s.rows_in, s.rows_out, s.dropped]
-            for s in report.steps]  # fmt: skip
-    console.print(table(
-        f"Cleaning {report.dataset} for task {report.task}: {report.rows_in:,} rows read, "
-        f"{report.rows_out:,} kept" + (" (from cache)" if cached else ""),
-        ["step", "rows in", "rows out", "dropped"], rows))  # fmt: skip
-    console.print(table("Classes kept", ["Target", "rows"],
-                        [[k, v] for k, v in report.target_counts.items()]))  # fmt: skip
+    rows = [
+        [s.step + ("" if s.enabled else " (off)"), s.rows_in, s.rows_out, s.dropped]
+        for s in report.steps
+    ]
+    console.print(
+        table(
+            f"Cleaning {report.dataset} for task {report.task}: {report.rows_in:,} rows read, "
+            f"{report.rows_out:,} kept" + (" (from cache)" if cached else ""),
+            ["step", "rows in", "rows out", "dropped"],
+            rows,
+        )
+    )
+    console.print(
+        table("Classes kept", ["Target", "rows"], [[k, v] for k, v in report.target_counts.items()])
+    )
     console.print(
         f"{len(report.features)} features kept, {len(report.columns_dropped)} columns dropped "
         f"(reasons in {out / 'cleaning_report.json'})"
@@ -72,7 +79,7 @@ def clean_cmd(
         typer.Option(
             help="Near-constant column rule: constant (default), seed (similarity rule), none."
         ),
-    ] = NearConstant.constant,  # fmt: skip
+    ] = NearConstant.constant,
     similarity_threshold: Annotated[
         float, typer.Option(help="Threshold of the seed rule (%).")
     ] = 95.0,
@@ -110,9 +117,14 @@ def clean_cmd(
     use_cache = settings.use_cache and not no_cache
     cache = ColumnarCache(settings.resolved_cache_dir) if use_cache else None
     report, cached = clean_to_dir(
-        sources, out, dataset=dataset.value if dataset else None, options=options, cache=cache,
-        mixed=mixed.value, progress=is_tty() and not as_json,
-    )  # fmt: skip
+        sources,
+        out,
+        dataset=dataset.value if dataset else None,
+        options=options,
+        cache=cache,
+        mixed=mixed.value,
+        progress=is_tty() and not as_json,
+    )
     if as_json:
         stdout.print_json(report.model_dump_json())
     else:
@@ -140,17 +152,26 @@ def prepare_cmd(
 ) -> None:
     """Split, undersample (training rows only), drop correlated features, draw heatmaps."""
     summary = prepare(
-        directory, out, test_size=test_size, seed=get_settings().seed if seed is None else seed,
+        directory,
+        out,
+        test_size=test_size,
+        seed=get_settings().seed if seed is None else seed,
         undersample=undersample,
         correlation_threshold=None if correlation_threshold >= 1 else correlation_threshold,
         heatmaps=heatmaps,
-    )  # fmt: skip
+    )
     r = summary["rows"]
-    console.print(table("Preparation", ["part", "rows", "classes"], [
-        ["clean", r["clean"], ""],
-        ["train (after undersampling)", r["train"], summary["train_classes"]],
-        ["test (natural ratio)", r["test"], summary["test_classes"]],
-    ]))  # fmt: skip
+    console.print(
+        table(
+            "Preparation",
+            ["part", "rows", "classes"],
+            [
+                ["clean", r["clean"], ""],
+                ["train (after undersampling)", r["train"], summary["train_classes"]],
+                ["test (natural ratio)", r["test"], summary["test_classes"]],
+            ],
+        )
+    )
     console.print(
         f"{len(summary['features'])} features kept, {len(summary['correlated_dropped'])} dropped "
         f"as correlated; heatmaps: {', '.join(Path(p).name for p in summary['plots'].values())}"
@@ -184,5 +205,10 @@ def info_cmd(
     if as_json:
         stdout.print_json(json.dumps(rows))
         return
-    console.print(table("Files", ["file", "data set", "dialect"],
-                        [[r["path"], r["dataset"] or "unknown", r["dialect"] or "-"] for r in rows]))  # fmt: skip
+    console.print(
+        table(
+            "Files",
+            ["file", "data set", "dialect"],
+            [[r["path"], r["dataset"] or "unknown", r["dialect"] or "-"] for r in rows],
+        )
+    )

@@ -38,8 +38,13 @@ def demo(
     csv_path = write_demo_dataset(out / "data", rows=rows, seed=seed)
     console.print(f"generated {csv_path} (seed {seed}; a demonstration set, not real traffic)")
     cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    report, _ = clean_to_dir([str(csv_path)], out / "clean", options=CleaningOptions(task="dos"),
-                             cache=cache, progress=is_tty())  # fmt: skip
+    report, _ = clean_to_dir(
+        [str(csv_path)],
+        out / "clean",
+        options=CleaningOptions(task="dos"),
+        cache=cache,
+        progress=is_tty(),
+    )
     data.print_cleaning_summary(report, out / "clean", False)
     summary = prepare(out / "clean", seed=seed)
     console.print(

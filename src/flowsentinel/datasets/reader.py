@@ -354,11 +354,13 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
     else:
         binary = df.get_column("label")
         label_text = binary.cast(pl.Int64).cast(pl.String)
-        family = (
-            pl.select(pl.when(binary == 0).then(pl.lit(sc.BENIGN)).when(binary == 1)
-                      .then(pl.lit("Attack")).otherwise(None))
-            .to_series()
-        )  # fmt: skip
+        family = pl.select(
+            pl.when(binary == 0)
+            .then(pl.lit(sc.BENIGN))
+            .when(binary == 1)
+            .then(pl.lit("Attack"))
+            .otherwise(None)
+        ).to_series()
     out = df.drop([c for c in sc.UNSW_LABEL_COLUMNS if c in df.columns])
     return out.with_columns(label_text.alias(sc.LABEL), family.alias(sc.FAMILY))
 

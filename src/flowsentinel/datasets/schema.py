@@ -196,7 +196,7 @@ def name_key(name: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """The snake_case spelling used by the first seed's API (``Flow Bytes/s`` → ``flow_bytes_s``)."""
+    """The snake_case spelling of the first seed's API: ``Flow Bytes/s`` → ``flow_bytes_s``."""
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 

@@ -62,11 +62,16 @@ def generate_flows(rows: int = 20_000, seed: int = 42) -> pl.DataFrame:
     bi_tot, bi_max, bi_min, bi_mean, bi_std = _stats(bwd_gap, np.maximum(bwd_n - 1, 0))
     both_len = np.concatenate([fwd_len, bwd_len], axis=1)
     both_mask_n = fwd_n + bwd_n
-    order = np.argsort(~(np.arange(2 * width)[None, :] % width < np.where(
-        np.arange(2 * width)[None, :] < width, fwd_n[:, None], bwd_n[:, None])), axis=1,
-        kind="stable")  # fmt: skip
+    order = np.argsort(
+        ~(
+            np.arange(2 * width)[None, :] % width
+            < np.where(np.arange(2 * width)[None, :] < width, fwd_n[:, None], bwd_n[:, None])
+        ),
+        axis=1,
+        kind="stable",
+    )
     packed = np.take_along_axis(both_len, order, axis=1)
-    a_tot, a_max, a_min, a_mean, a_std = _stats(packed, both_mask_n)
+    _a_tot, a_max, a_min, a_mean, a_std = _stats(packed, both_mask_n)
     duration = np.maximum(fi_tot, bi_tot) + rng.integers(0, 50, rows)
     duration = np.where(rng.random(rows) < 0.003, 0, duration)  # zero-length flows → Infinity
     flow_gaps_n = np.maximum(both_mask_n - 1, 1)
@@ -87,42 +92,84 @@ def generate_flows(rows: int = 20_000, seed: int = 42) -> pl.DataFrame:
     win_b = np.where(bwd_n > 0, rng.choice([65_535, 28_960, 235], rows), -1).astype(float)
     port = np.where(label_idx == 0, rng.choice([443, 80, 53, 22, 8080], rows), 80).astype(float)
     cols: dict[str, np.ndarray] = {
-        "Destination Port": port, "Flow Duration": duration.astype(float),
-        "Total Fwd Packets": fwd_n.astype(float), "Total Backward Packets": bwd_n.astype(float),
-        "Total Length of Fwd Packets": f_tot, "Total Length of Bwd Packets": b_tot,
-        "Fwd Packet Length Max": f_max, "Fwd Packet Length Min": f_min,
-        "Fwd Packet Length Mean": f_mean, "Fwd Packet Length Std": f_std,
-        "Bwd Packet Length Max": b_max, "Bwd Packet Length Min": b_min,
-        "Bwd Packet Length Mean": b_mean, "Bwd Packet Length Std": b_std,
-        "Flow Bytes/s": flow_bytes, "Flow Packets/s": flow_pkts, "Flow IAT Mean": iat_mean,
-        "Flow IAT Std": iat_std, "Flow IAT Max": np.maximum(fi_max, bi_max),
+        "Destination Port": port,
+        "Flow Duration": duration.astype(float),
+        "Total Fwd Packets": fwd_n.astype(float),
+        "Total Backward Packets": bwd_n.astype(float),
+        "Total Length of Fwd Packets": f_tot,
+        "Total Length of Bwd Packets": b_tot,
+        "Fwd Packet Length Max": f_max,
+        "Fwd Packet Length Min": f_min,
+        "Fwd Packet Length Mean": f_mean,
+        "Fwd Packet Length Std": f_std,
+        "Bwd Packet Length Max": b_max,
+        "Bwd Packet Length Min": b_min,
+        "Bwd Packet Length Mean": b_mean,
+        "Bwd Packet Length Std": b_std,
+        "Flow Bytes/s": flow_bytes,
+        "Flow Packets/s": flow_pkts,
+        "Flow IAT Mean": iat_mean,
+        "Flow IAT Std": iat_std,
+        "Flow IAT Max": np.maximum(fi_max, bi_max),
         "Flow IAT Min": np.minimum(fi_min, np.where(bwd_n > 1, bi_min, fi_min)),
-        "Fwd IAT Total": fi_tot, "Fwd IAT Mean": fi_mean, "Fwd IAT Std": fi_std,
-        "Fwd IAT Max": fi_max, "Fwd IAT Min": fi_min, "Bwd IAT Total": bi_tot,
-        "Bwd IAT Mean": bi_mean, "Bwd IAT Std": bi_std, "Bwd IAT Max": bi_max,
-        "Bwd IAT Min": bi_min, "Fwd PSH Flags": psh, "Bwd PSH Flags": np.zeros(rows),
-        "Fwd URG Flags": np.zeros(rows), "Bwd URG Flags": np.zeros(rows),
-        "Fwd Header Length": 32.0 * fwd_n, "Bwd Header Length": 32.0 * bwd_n,
-        "Fwd Packets/s": fwd_pkts_s, "Bwd Packets/s": bwd_pkts_s, "Min Packet Length": a_min,
-        "Max Packet Length": a_max, "Packet Length Mean": a_mean, "Packet Length Std": a_std,
-        "Packet Length Variance": a_std**2, "FIN Flag Count": fin, "SYN Flag Count": syn,
-        "RST Flag Count": np.zeros(rows), "PSH Flag Count": psh, "ACK Flag Count": 1 - fin,
-        "URG Flag Count": np.zeros(rows), "CWE Flag Count": np.zeros(rows),
+        "Fwd IAT Total": fi_tot,
+        "Fwd IAT Mean": fi_mean,
+        "Fwd IAT Std": fi_std,
+        "Fwd IAT Max": fi_max,
+        "Fwd IAT Min": fi_min,
+        "Bwd IAT Total": bi_tot,
+        "Bwd IAT Mean": bi_mean,
+        "Bwd IAT Std": bi_std,
+        "Bwd IAT Max": bi_max,
+        "Bwd IAT Min": bi_min,
+        "Fwd PSH Flags": psh,
+        "Bwd PSH Flags": np.zeros(rows),
+        "Fwd URG Flags": np.zeros(rows),
+        "Bwd URG Flags": np.zeros(rows),
+        "Fwd Header Length": 32.0 * fwd_n,
+        "Bwd Header Length": 32.0 * bwd_n,
+        "Fwd Packets/s": fwd_pkts_s,
+        "Bwd Packets/s": bwd_pkts_s,
+        "Min Packet Length": a_min,
+        "Max Packet Length": a_max,
+        "Packet Length Mean": a_mean,
+        "Packet Length Std": a_std,
+        "Packet Length Variance": a_std**2,
+        "FIN Flag Count": fin,
+        "SYN Flag Count": syn,
+        "RST Flag Count": np.zeros(rows),
+        "PSH Flag Count": psh,
+        "ACK Flag Count": 1 - fin,
+        "URG Flag Count": np.zeros(rows),
+        "CWE Flag Count": np.zeros(rows),
         "ECE Flag Count": np.zeros(rows),
         "Down/Up Ratio": np.floor(bwd_n / np.maximum(fwd_n, 1)),
         "Average Packet Size": a_mean * both_mask_n / np.maximum(both_mask_n - 1, 1),
-        "Avg Fwd Segment Size": f_mean, "Avg Bwd Segment Size": b_mean,
-        "Fwd Avg Bytes/Bulk": np.zeros(rows), "Fwd Avg Packets/Bulk": np.zeros(rows),
-        "Fwd Avg Bulk Rate": np.zeros(rows), "Bwd Avg Bytes/Bulk": np.zeros(rows),
-        "Bwd Avg Packets/Bulk": np.zeros(rows), "Bwd Avg Bulk Rate": np.zeros(rows),
-        "Subflow Fwd Packets": fwd_n.astype(float), "Subflow Fwd Bytes": f_tot,
-        "Subflow Bwd Packets": bwd_n.astype(float), "Subflow Bwd Bytes": b_tot,
-        "Init_Win_bytes_forward": win_f, "Init_Win_bytes_backward": win_b,
+        "Avg Fwd Segment Size": f_mean,
+        "Avg Bwd Segment Size": b_mean,
+        "Fwd Avg Bytes/Bulk": np.zeros(rows),
+        "Fwd Avg Packets/Bulk": np.zeros(rows),
+        "Fwd Avg Bulk Rate": np.zeros(rows),
+        "Bwd Avg Bytes/Bulk": np.zeros(rows),
+        "Bwd Avg Packets/Bulk": np.zeros(rows),
+        "Bwd Avg Bulk Rate": np.zeros(rows),
+        "Subflow Fwd Packets": fwd_n.astype(float),
+        "Subflow Fwd Bytes": f_tot,
+        "Subflow Bwd Packets": bwd_n.astype(float),
+        "Subflow Bwd Bytes": b_tot,
+        "Init_Win_bytes_forward": win_f,
+        "Init_Win_bytes_backward": win_b,
         "act_data_pkt_fwd": (fwd_len > 0).sum(1).astype(float).clip(max=fwd_n),
-        "min_seg_size_forward": np.full(rows, 32.0), "Active Mean": active,
-        "Active Std": np.zeros(rows), "Active Max": active, "Active Min": active,
-        "Idle Mean": idle, "Idle Std": np.zeros(rows), "Idle Max": idle, "Idle Min": idle,
-    }  # fmt: skip
+        "min_seg_size_forward": np.full(rows, 32.0),
+        "Active Mean": active,
+        "Active Std": np.zeros(rows),
+        "Active Max": active,
+        "Active Min": active,
+        "Idle Mean": idle,
+        "Idle Std": np.zeros(rows),
+        "Idle Max": idle,
+        "Idle Min": idle,
+    }
     frame = pl.DataFrame(cols).with_columns(
         pl.Series(sc.LABEL, np.array(names, dtype=object)[label_idx], dtype=pl.String)
     )
@@ -135,8 +182,13 @@ def write_cic_csv(frame: pl.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = frame.with_columns(pl.col(sc.CIC_DUPLICATE_OF).alias(sc.CIC_DUPLICATE_COLUMN))
-    order = ["Destination Port", *sc.CIC_FEATURES[:53], sc.CIC_DUPLICATE_COLUMN,
-             *sc.CIC_FEATURES[53:], sc.LABEL]  # fmt: skip
+    order = [
+        "Destination Port",
+        *sc.CIC_FEATURES[:53],
+        sc.CIC_DUPLICATE_COLUMN,
+        *sc.CIC_FEATURES[53:],
+        sc.LABEL,
+    ]
     out = out.select(order)
     header = ",".join(
         f" {sc.CIC_DUPLICATE_OF}" if c == sc.CIC_DUPLICATE_COLUMN else f" {c}" for c in order
