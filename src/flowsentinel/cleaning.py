@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import xxhash
 from pydantic import BaseModel, Field
@@ -176,24 +177,8 @@ def clean(
     n = df.height
     detail = {}
     if opts.drop_nonfinite and numeric:
-        stats = df.select(
-            pl.any_horizontal(pl.col(numeric).is_infinite()).sum().alias("inf"),
-            pl.any_horizontal(pl.col(numeric).is_null() | pl.col(numeric).is_nan())
-            .sum()
-            .alias("nan"),
-        ).row(0, named=True)
-        per_column = df.select(
-            (
-                pl.col(numeric).is_infinite() | pl.col(numeric).is_nan() | pl.col(numeric).is_null()
-            ).sum()
-        ).row(0, named=True)
-        detail = {
-            "rows_with_inf": int(stats["inf"]),
-            "rows_with_nan": int(stats["nan"]),
-            "by_column": {k: int(v) for k, v in per_column.items() if v},
-        }
-        finite = pl.all_horizontal(pl.col(numeric).is_finite().fill_null(False))
-        df = df.filter(finite)
+        keep_rows, detail = _finite_rows(df, numeric)
+        df = df.filter(pl.Series(keep_rows))
         cats = [c for c in features if c not in numeric]
         if cats:
             df = df.filter(pl.all_horizontal(pl.col(cats).is_not_null()))
@@ -210,14 +195,13 @@ def clean(
 
     # 5. near-constant columns
     if opts.near_constant != "none" and features and df.height:
-        nunique = df.select(pl.col(features).n_unique()).row(0, named=True)
         if opts.near_constant == "constant":
             drop = {
                 c: f"constant (1 distinct value in {df.height} rows)"
-                for c in features
-                if nunique[c] <= 1
+                for c in _constant_columns(df, features)
             }
         else:
+            nunique = df.select(pl.col(features).n_unique()).row(0, named=True)
             drop = {}
             for c in features:
                 similarity = (1 - nunique[c] / df.height) * 100
@@ -229,6 +213,12 @@ def clean(
         df = df.drop(list(drop))
         dropped_cols += [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
         features = [c for c in features if c not in drop]
+
+    if not features:
+        raise InputError(
+            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
+            "rule dropped them all); try --near-constant constant"
+        )
 
     # 6. duplicates
     n = df.height
@@ -275,6 +265,51 @@ def clean(
         seconds=round(time.perf_counter() - started, 3),
     )
     return df, report
+
+
+def _finite_rows(df: pl.DataFrame, numeric: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mask of rows whose numeric features are all finite, and what was found (numpy, per
+    column: one pass over each buffer, no per-row work)."""
+    keep = np.ones(df.height, dtype=bool)
+    has_inf = np.zeros(df.height, dtype=bool)
+    by_column: dict[str, int] = {}
+    for name in numeric:
+        values = df.get_column(name).to_numpy()
+        finite = np.isfinite(values)
+        bad = int(df.height - np.count_nonzero(finite))
+        if bad:
+            by_column[name] = bad
+            keep &= finite
+            has_inf |= np.isinf(values)
+    n_inf = int(np.count_nonzero(has_inf))
+    n_bad = int(df.height - np.count_nonzero(keep))
+    detail = {
+        "rows_with_inf": n_inf,
+        "rows_with_nan_only": n_bad - n_inf,
+        "by_column": by_column,
+    }
+    return keep, detail
+
+
+def _constant_columns(df: pl.DataFrame, features: list[str]) -> list[str]:
+    """Columns holding one distinct value (min == max and no missing, or all missing)."""
+    numeric = [c for c in features if df.schema[c].is_numeric()]
+    others = [c for c in features if c not in numeric]
+    out: list[str] = []
+    if numeric:
+        row = df.select(
+            *[pl.col(c).min().alias(f"{c}\x00min") for c in numeric],
+            *[pl.col(c).max().alias(f"{c}\x00max") for c in numeric],
+            *[pl.col(c).null_count().alias(f"{c}\x00nulls") for c in numeric],
+        ).row(0, named=True)
+        for c in numeric:
+            nulls = row[f"{c}\x00nulls"]
+            if nulls == df.height or (nulls == 0 and row[f"{c}\x00min"] == row[f"{c}\x00max"]):
+                out.append(c)
+    if others:
+        nunique = df.select(pl.col(others).n_unique()).row(0, named=True)
+        out += [c for c in others if nunique[c] <= 1]
+    return [c for c in features if c in out]
 
 
 def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:

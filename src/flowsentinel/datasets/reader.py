@@ -36,6 +36,7 @@ class FileReport:
     rows: int = 0
     encoding: str = "utf-8"
     malformed_rows_skipped: int = 0
+    repeated_header_rows: int = 0
     unparseable_values: dict[str, int] = field(default_factory=dict)
     blank_as_zero: dict[str, int] = field(default_factory=dict)
     unknown_columns: list[str] = field(default_factory=list)
@@ -189,23 +190,23 @@ def _read_csv_table(
     types: dict[str, pa.DataType],
     has_header: bool,
     report: FileReport,
+    raw_names: list[str],
 ) -> pa.Table:
     column_names = _unique_name(canon)
     include = [n for n in canon if n is not None]
     types = dict(types)
     malformed: list[int] = []
+    source: Path | pa.BufferReader = path
+    lenient: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         malformed.append(row.number or 0)
         return "skip"
 
-    for _attempt in range(len(include) + 1):
+    for _attempt in range(8):
         malformed.clear()
         read_opts = pacsv.ReadOptions(
-            column_names=column_names,
-            skip_rows=1 if has_header else 0,
-            block_size=1 << 24,
-            encoding="utf8",
+            column_names=column_names, skip_rows=1 if has_header else 0, block_size=1 << 24
         )
         conv = pacsv.ConvertOptions(
             column_types=types,
@@ -215,7 +216,7 @@ def _read_csv_table(
         )
         try:
             table = pacsv.read_csv(
-                path,
+                source,
                 read_options=read_opts,
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=conv,
@@ -224,28 +225,59 @@ def _read_csv_table(
             return table
         except pa.ArrowInvalid as exc:
             message = str(exc)
-            bad = _bad_column(message, column_names)
-            if bad is None or types.get(bad) == pa.string():
-                if "UTF8" in message or "utf8" in message.lower():
+            bad, value = _bad_column(message, column_names)
+            if bad is None or bad in lenient:
+                if "utf8" in message.lower():
                     raise InputError(
                         "text that is neither UTF-8 nor CP1252 in a text column", path=path
                     ) from None
                 raise InputError(f"malformed CSV ({message.splitlines()[0]})", path=path) from None
-            types[bad] = pa.string()  # parsed leniently below; failures are counted
+            if has_header and value is not None and value.strip() in {n.strip() for n in raw_names}:
+                source = _without_repeated_headers(path, report)  # concatenated CSV files
+                continue
+            # a column with text in it: parse it leniently below and count the failures; after
+            # a few such columns, every numeric column is read that way (one more pass only)
+            lenient.append(bad)
+            targets = (
+                [bad] if len(lenient) < 4 else [n for n, t in types.items() if t == pa.float64()]
+            )
+            for name in targets:
+                types[name] = pa.string()
+            lenient.extend(targets)
         except (OSError, EOFError) as exc:
             raise InputError(f"cannot read the file ({exc})", path=path) from None
-    raise InputError("malformed CSV", path=path)  # pragma: no cover - loop always returns
+    raise InputError("malformed CSV: too many unreadable columns", path=path)
 
 
-def _bad_column(message: str, names: list[str]) -> str | None:
+def _without_repeated_headers(path: Path, report: FileReport) -> pa.BufferReader:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    first, _, rest = data.partition(b"\n")
+    header = first.rstrip(b"\r")
+    count = rest.count(header)
+    report.repeated_header_rows = count
+    cleaned = rest.replace(header + b"\r\n", b"").replace(header + b"\n", b"")
+    if cleaned.endswith(header):
+        cleaned = cleaned[: -len(header)]
+    return pa.BufferReader(first + b"\n" + cleaned)
+
+
+def _bad_column(message: str, names: list[str]) -> tuple[str | None, str | None]:
+    """The column (and the offending value) named by a pyarrow conversion error."""
     marker = "In CSV column #"
     if marker not in message:
-        return None
+        return None, None
     try:
         index = int(message.split(marker, 1)[1].split(":", 1)[0])
     except ValueError:
-        return None
-    return names[index] if 0 <= index < len(names) else None
+        return None, None
+    value = (
+        message.split("invalid value '", 1)[1].rsplit("'", 1)[0]
+        if "invalid value '" in message
+        else None
+    )
+    return (names[index] if 0 <= index < len(names) else None), value
 
 
 def _read_parquet_table(path: Path) -> pa.Table:
@@ -435,7 +467,7 @@ def read_file(
     canon, unknown = _map_names(names, _aliases(found))
     dialect = "unsw-raw" if not has_header else _dialect(found, canon, names)
     report = FileReport(str(path), found, dialect, encoding=encoding, unknown_columns=unknown)
-    table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report)
+    table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report, names)
     if table.num_rows == 0:
         raise InputError("the file holds a header but no rows", path=path)
     df = pl.from_arrow(table)
