@@ -1,10 +1,15 @@
 """Shared helpers of the benchmarks: run a command in a dedicated child and measure it.
 
 Every row of a benchmark table is measured by :func:`run_measured`, so that wall time and peak
-memory mean the same thing on every row: the wall time seen by the parent (interpreter start and
-imports included) and the child's maximum resident set size as reported by ``wait4(2)`` (on Linux
-this is the largest RSS of the child or of any descendant it waited for; it is not a sum over
-processes running at the same time).
+memory mean the same thing on every row: the wall time from spawning the command to its exit
+(interpreter start and imports included) and its maximum resident set size as reported by
+``wait4(2)`` (on Linux the largest RSS of the command or of any descendant it waited for; not a
+sum over processes running at the same time).
+
+The command is spawned by a tiny launcher process, not by the benchmark itself: on Linux a
+process's peak RSS survives ``exec``, and Python spawns children with ``vfork``, so a command
+spawned directly by a benchmark that has held 1 GB would report at least 1 GB. The launcher is a
+bare ``python -S`` (about 10 MB), which bounds that error.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +65,27 @@ class Measurement:
         return data
 
 
+# Spawns argv[2:], waits for it with wait4 and writes what it measured to argv[1] as JSON.
+_LAUNCHER = """
+import json, os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+try:
+    pid = os.posix_spawnp(argv[0], argv, os.environ)
+except OSError as exc:
+    result = {"error": f"cannot start {argv[0]}: {exc}", "returncode": 127}
+else:
+    _, status, usage = os.wait4(pid, 0)
+    result = {
+        "seconds": time.perf_counter() - start,
+        "maxrss_kb": usage.ru_maxrss,
+        "returncode": os.waitstatus_to_exitcode(status),
+    }
+with open(report, "w") as fh:
+    json.dump(result, fh)
+"""
+
+
 def run_measured(
     name: str,
     command: Sequence[str | os.PathLike[str]],
@@ -68,7 +94,7 @@ def run_measured(
     log_dir: Path,
     cwd: Path | None = None,
 ) -> Measurement:
-    """Run ``command`` as a dedicated child; return its wall time and peak RSS.
+    """Run ``command`` in a dedicated child; return its wall time and peak RSS.
 
     The child's stdout and stderr go to files in ``log_dir`` (no pipes, so no deadlock and no
     terminal: tools see a non-interactive output). A command that cannot be started is reported
@@ -78,26 +104,27 @@ def run_measured(
     argv = [os.fspath(part) for part in command]
     out_path = log_dir / f"{name}.stdout"
     err_path = log_dir / f"{name}.stderr"
+    report_path = log_dir / f"{name}.measure.json"
+    report_path.unlink(missing_ok=True)
+    launcher = [sys.executable, "-S", "-c", _LAUNCHER, os.fspath(report_path), *argv]
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.perf_counter()
-        try:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
-            )
-        except OSError as exc:
-            return Measurement(name, argv, 0.0, 0, 127, "", f"cannot start {argv[0]}: {exc}")
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    returncode = os.waitstatus_to_exitcode(status)
-    proc.returncode = returncode  # already reaped by wait4: keep Popen from waiting again
+        subprocess.run(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    try:
+        result = json.loads(report_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        result = {"error": f"the launcher reported nothing ({exc})", "returncode": 127}
+    if "error" in result:
+        stderr = f"{stderr}\n{result['error']}".strip()
     return Measurement(
         name=name,
         command=argv,
-        seconds=seconds,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # kilobytes on Linux
-        returncode=returncode,
-        stdout=out_path.read_text(errors="replace"),
-        stderr=err_path.read_text(errors="replace"),
+        seconds=float(result.get("seconds", 0.0)),
+        peak_rss_bytes=int(result.get("maxrss_kb", 0)) * 1024,  # kilobytes on Linux
+        returncode=int(result["returncode"]),
+        stdout=stdout,
+        stderr=stderr,
     )
 
 

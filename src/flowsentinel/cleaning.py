@@ -97,12 +97,16 @@ def _numeric(frame: pl.DataFrame, columns: list[str]) -> list[str]:
 
 
 def clean(
-    data: LoadedData, options: CleaningOptions | None = None
+    data: LoadedData, options: CleaningOptions | None = None, *, consume: bool = False
 ) -> tuple[pl.DataFrame, CleaningReport]:
-    """Clean loaded flows for a task; returns the frame and its report."""
+    """Clean loaded flows for a task; returns the frame and its report.
+
+    With ``consume=True`` the rows of ``data`` are released as soon as they are filtered (lower
+    peak memory); ``data.frame`` is then empty.
+    """
     opts = options or CleaningOptions()
     started = time.perf_counter()
-    df = data.frame
+    df = data.parts[0]  # the columns; rows are filtered file by file below
     dataset = data.dataset
     steps: list[StepReport] = []
     dropped_cols: list[ColumnDrop] = []
@@ -123,8 +127,8 @@ def clean(
         StepReport(
             step="read (malformed CSV rows)",
             enabled=True,
-            rows_in=df.height + malformed,
-            rows_out=df.height,
+            rows_in=data.height + malformed,
+            rows_out=data.height,
             dropped=malformed,
             detail={
                 r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped
@@ -134,64 +138,75 @@ def clean(
     # 1. identifiers
     idents = [c for c in sc.identifiers_of(dataset) if c in df.columns]
     if opts.drop_identifiers and idents:
-        df = df.drop(idents)
         dropped_cols += [ColumnDrop(column=c, reason="identifier (leaks)") for c in idents]
 
-    # 2. unlabelled rows
-    n = df.height
-    if opts.drop_unlabelled:
-        df = df.filter(pl.col(sc.FAMILY).is_not_null())
-    steps.append(
-        StepReport(
-            step="unlabelled",
-            enabled=opts.drop_unlabelled,
-            rows_in=n,
-            rows_out=df.height,
-            dropped=n - df.height,
-        )
-    )
-
-    # 3. label filter for the task
-    n = df.height
-    detail: dict[str, Any] = {}
-    if opts.filter_labels:
-        families = df.get_column(sc.FAMILY).unique().drop_nulls().to_list()
-        keep = [f for f in families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)]
-        removed = df.filter(~pl.col(sc.FAMILY).is_in(keep)).get_column(sc.FAMILY).value_counts()
-        detail["dropped_by_family"] = {r[0]: int(r[1]) for r in removed.iter_rows() if r[0]}
-        df = df.filter(pl.col(sc.FAMILY).is_in(keep))
-    steps.append(
-        StepReport(
-            step="label_filter",
-            enabled=opts.filter_labels,
-            rows_in=n,
-            rows_out=df.height,
-            dropped=n - df.height,
-            detail=detail,
-        )
-    )
-
-    # 4. infinite / missing values
+    # Steps 2-4 only choose rows: they run file by file (a file's rows are released as soon as
+    # they are filtered when ``consume``), in one filter per file; counts follow the step order.
+    rows_in = data.height
+    counts = np.zeros(4, dtype=np.int64)  # rows alive before step 2, after 2, after 3, after 4
+    by_family: dict[str, int] = {}
+    finite_detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
     features = feature_columns(df, dataset)
     numeric = _numeric(df, features)
-    n = df.height
-    detail = {}
-    if opts.drop_nonfinite and numeric:
-        keep_rows, detail = _finite_rows(df, numeric)
-        df = df.filter(pl.Series(keep_rows))
-        cats = [c for c in features if c not in numeric]
-        if cats:
-            df = df.filter(pl.all_horizontal(pl.col(cats).is_not_null()))
+    cats = [c for c in features if c not in numeric]
+    all_families = df.get_column(sc.FAMILY).unique().drop_nulls().to_list()
+    keep_families = [
+        f for f in all_families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
+    ]
+    del df
+    parts = data.parts if consume else list(data.parts)
+    kept_parts: list[pl.DataFrame] = []
+    while parts:
+        part = parts.pop(0)
+        if opts.drop_identifiers and idents:
+            part = part.drop(idents)
+        family = part.get_column(sc.FAMILY)
+        alive = np.ones(part.height, dtype=bool)
+        counts[0] += part.height
+        if opts.drop_unlabelled:
+            alive &= family.is_not_null().to_numpy()
+        counts[1] += int(np.count_nonzero(alive))
+        if opts.filter_labels:
+            in_task = family.is_in(keep_families).fill_null(False).to_numpy()
+            for fam, cnt in family.filter(pl.Series(alive & ~in_task)).value_counts().iter_rows():
+                if fam:
+                    by_family[fam] = by_family.get(fam, 0) + int(cnt)
+            alive &= in_task
+        counts[2] += int(np.count_nonzero(alive))
+        if opts.drop_nonfinite and features:
+            finite, found = _finite_rows(part, numeric, alive)
+            if cats:
+                finite &= (
+                    part.select(pl.all_horizontal(pl.col(cats).is_not_null()))
+                    .to_series()
+                    .to_numpy()
+                )
+            _merge_counts(finite_detail, found)
+            alive &= finite
+        counts[3] += int(np.count_nonzero(alive))
+        kept_parts.append(part if alive.all() else part.filter(pl.Series(alive)))
+        del part, family, alive
+    steps.append(_count_step("unlabelled", opts.drop_unlabelled, counts[0], counts[1]))
     steps.append(
-        StepReport(
-            step="nonfinite",
-            enabled=opts.drop_nonfinite,
-            rows_in=n,
-            rows_out=df.height,
-            dropped=n - df.height,
-            detail=detail,
+        _count_step(
+            "label_filter",
+            opts.filter_labels,
+            counts[1],
+            counts[2],
+            {"dropped_by_family": by_family} if opts.filter_labels else {},
         )
     )
+    steps.append(
+        _count_step(
+            "nonfinite",
+            opts.drop_nonfinite,
+            counts[2],
+            counts[3],
+            finite_detail if opts.drop_nonfinite else {},
+        )
+    )
+    df = kept_parts[0] if len(kept_parts) == 1 else pl.concat(kept_parts, how="vertical", rechunk=False)
+    del kept_parts
 
     # 5. near-constant columns
     if opts.near_constant != "none" and features and df.height:
@@ -224,8 +239,8 @@ def clean(
     n = df.height
     conflicting = 0
     if opts.drop_duplicates and df.height:
-        df = df.unique(subset=[*features, sc.LABEL], keep="first", maintain_order=True)
-        conflicting = int(df.select(pl.struct(features).is_duplicated().sum()).item())
+        df = df.filter(pl.Series(_first_occurrences(df, [*features, sc.LABEL])))
+        conflicting = int(df.select(features).hash_rows().is_duplicated().sum())
     steps.append(
         StepReport(
             step="duplicates",
@@ -253,7 +268,7 @@ def clean(
         task=opts.task,
         options=opts,
         files=[r.to_dict() for r in data.files],
-        rows_in=data.frame.height,
+        rows_in=rows_in,
         rows_out=df.height,
         steps=steps,
         columns_dropped=dropped_cols,
@@ -267,28 +282,82 @@ def clean(
     return df, report
 
 
-def _finite_rows(df: pl.DataFrame, numeric: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Mask of rows whose numeric features are all finite, and what was found (numpy, per
-    column: one pass over each buffer, no per-row work)."""
+def _count_step(
+    step: str, enabled: bool, rows_in: int, rows_out: int, detail: dict[str, Any] | None = None
+) -> StepReport:
+    rows_in, rows_out = int(rows_in), int(rows_out)
+    return StepReport(
+        step=step,
+        enabled=enabled,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        dropped=rows_in - rows_out,
+        detail=detail or {},
+    )
+
+
+def _merge_counts(total: dict[str, Any], part: dict[str, Any]) -> None:
+    total["rows_with_inf"] += part["rows_with_inf"]
+    total["rows_with_nan_only"] += part["rows_with_nan_only"]
+    for col, n in part["by_column"].items():
+        total["by_column"][col] = total["by_column"].get(col, 0) + n
+
+
+def _finite_rows(
+    df: pl.DataFrame, numeric: list[str], within: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mask of rows whose numeric features are all finite, and what was found among the rows
+    ``within`` (numpy, one pass over each column buffer, no per-row work)."""
     keep = np.ones(df.height, dtype=bool)
     has_inf = np.zeros(df.height, dtype=bool)
     by_column: dict[str, int] = {}
     for name in numeric:
         values = df.get_column(name).to_numpy()
         finite = np.isfinite(values)
-        bad = int(df.height - np.count_nonzero(finite))
-        if bad:
-            by_column[name] = bad
+        if not finite.all():
+            bad = int(np.count_nonzero(~finite & within))
+            if bad:
+                by_column[name] = bad
             keep &= finite
             has_inf |= np.isinf(values)
-    n_inf = int(np.count_nonzero(has_inf))
-    n_bad = int(df.height - np.count_nonzero(keep))
+    n_inf = int(np.count_nonzero(has_inf & within))
+    n_bad = int(np.count_nonzero(~keep & within))
     detail = {
         "rows_with_inf": n_inf,
         "rows_with_nan_only": n_bad - n_inf,
         "by_column": by_column,
     }
     return keep, detail
+
+
+def _first_occurrences(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """Mask keeping the first of each group of identical rows, in order.
+
+    Rows are hashed (8 bytes each, instead of polars' row encoding of the whole frame, which
+    costs as much memory as the data); a row whose hash was seen before is dropped only after
+    its values are compared with the first row of that hash, so a hash collision can never drop
+    a distinct row.
+    """
+    hashes = df.select(columns).hash_rows()
+    keep = hashes.is_first_distinct().to_numpy()
+    repeats = np.flatnonzero(~keep)
+    if repeats.size == 0:
+        return keep
+    index = pl.DataFrame({"h": hashes, "i": pl.int_range(df.height, eager=True, dtype=pl.UInt32)})
+    firsts = index.filter(pl.Series(keep))
+    partner = (
+        index[repeats].join(firsts, on="h", how="left", suffix="_first").get_column("i_first")
+    ).to_numpy()
+    same = np.ones(repeats.size, dtype=bool)
+    for name in columns:  # one column at a time: only two gathered columns alive at once
+        col = df.get_column(name)
+        a, b = col.gather(repeats), col.gather(partner)
+        equal = a.eq_missing(b)
+        if col.dtype.is_float():
+            equal = equal | (a.is_nan() & b.is_nan())
+        same &= equal.fill_null(False).to_numpy()
+    keep[repeats[~same]] = True  # hash collisions: distinct rows, kept
+    return keep
 
 
 def _constant_columns(df: pl.DataFrame, features: list[str]) -> list[str]:
@@ -351,7 +420,8 @@ def clean_to_dir(
             report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())
             return report, True
     data = load_sources(sources, dataset, cache=cache, mixed=mixed, progress=progress)
-    frame, report = clean(data, opts)
+    frame, report = clean(data, opts, consume=True)
+    del data
     if frame.height == 0:
         raise InputError("no rows left after cleaning; see the step counts with --json")
     out.mkdir(parents=True, exist_ok=True)

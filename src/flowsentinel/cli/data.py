@@ -16,7 +16,6 @@ from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.datasets.download import download_dataset
 from flowsentinel.datasets.reader import sniff
 from flowsentinel.datasets.sources import expand_sources
-from flowsentinel.preparation import prepare
 
 app = typer.Typer(help="Download, inspect, clean and prepare flow records.", no_args_is_help=True)
 
@@ -151,6 +150,8 @@ def prepare_cmd(
     heatmaps: Annotated[bool, typer.Option(help="Draw the three correlation heatmaps.")] = True,
 ) -> None:
     """Split, undersample (training rows only), drop correlated features, draw heatmaps."""
+    from flowsentinel.preparation import prepare  # sklearn is slow to import: only here
+
     summary = prepare(
         directory,
         out,

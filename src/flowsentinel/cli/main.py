@@ -13,7 +13,6 @@ from flowsentinel.cli._output import console, friendly_errors, is_tty
 from flowsentinel.core.settings import get_settings
 from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.datasets.synthetic import write_demo_dataset
-from flowsentinel.preparation import prepare
 
 app = typer.Typer(
     help="flowsentinel: find attacks in network flows with machine learning.",
@@ -33,6 +32,8 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Random seed (default: settings).")] = None,
 ) -> None:
     """Run the whole path on built-in generated flows: generate → clean → prepare."""
+    from flowsentinel.preparation import prepare  # sklearn is slow to import: only here
+
     settings = get_settings()
     seed = settings.seed if seed is None else seed
     csv_path = write_demo_dataset(out / "data", rows=rows, seed=seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +18,27 @@ from flowsentinel.datasets.reader import FileReport, is_supported, read_file
 
 @dataclass
 class LoadedData:
-    """The rows of every source file, in canonical columns, and what reading found."""
+    """The rows of every source file, in canonical columns, and what reading found.
 
-    frame: pl.DataFrame
+    ``parts`` holds one frame per file (same columns and types), so that row filters can run
+    file by file; ``frame`` is all of them as one frame.
+    """
+
+    parts: list[pl.DataFrame]
     dataset: str
     files: list[FileReport]
     hashes: list[str]
     columns_not_in_all_files: list[str] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return pl.concat(self.parts, how="vertical", rechunk=False)
+
+    @property
+    def height(self) -> int:
+        return sum(p.height for p in self.parts)
 
 
 def expand_sources(sources: Iterable[str | Path]) -> list[Path]:
@@ -76,10 +91,12 @@ def load_sources(
     frames: list[pl.DataFrame] = []
     reports: list[FileReport] = []
     hashes: list[str] = []
-    with _progress(progress) as bar:
+    # cache files are written by a background thread while the next file is parsed
+    with _progress(progress) as bar, ThreadPoolExecutor(max_workers=1) as writer:
         task = bar.add_task("reading", total=len(paths))
+        pending = []
         for path in paths:
-            frame, report, digest = _read_one(path, dataset, require_label, cache)
+            frame, report, digest = _read_one(path, dataset, require_label, cache, writer, pending)
             if dataset is None:
                 dataset = report.dataset
             elif report.dataset != dataset:
@@ -88,22 +105,48 @@ def load_sources(
             reports.append(report)
             hashes.append(digest)
             bar.advance(task)
+        for job in pending:
+            job.result()
     assert dataset is not None
     not_in_all = _check_columns(frames, reports, mixed)
     names = [str(p) for p in paths]
     source_type = pl.Enum(list(dict.fromkeys(names)))
-    tagged = []
     common = [c for c in frames[0].columns if all(c in f.columns for f in frames)]
-    for frame, name in zip(frames, names, strict=True):
-        if mixed == "intersect":
-            frame = frame.select(common)
-        tagged.append(frame.with_columns(pl.lit(name, dtype=source_type).alias(sc.SOURCE)))
-    combined = tagged[0] if len(tagged) == 1 else pl.concat(tagged, how="diagonal_relaxed")
-    return LoadedData(combined, dataset, reports, hashes, not_in_all)
+    if mixed == "intersect":
+        frames = [f.select(common) for f in frames]
+    # one dtype per column over all files (float32 only where every file stored it exactly),
+    # so that the concatenation copies nothing but the columns that must widen
+    dtypes: dict[str, pl.DataType] = {}
+    for frame in frames:
+        for col, dtype in frame.schema.items():
+            seen = dtypes.get(col)
+            dtypes[col] = dtype if seen is None or seen == dtype else _wider(seen, dtype)
+    order = list(dtypes)
+    tagged = []
+    while frames:
+        frame, name = frames.pop(0), names[len(tagged)]
+        casts = [pl.col(c).cast(dtypes[c]) for c, t in frame.schema.items() if t != dtypes[c]]
+        missing = [pl.lit(None, dtypes[c]).alias(c) for c in order if c not in frame.columns]
+        frame = frame.with_columns(
+            *casts, *missing, pl.lit(name, dtype=source_type).alias(sc.SOURCE)
+        )
+        tagged.append(frame.select([*order, sc.SOURCE]))
+    return LoadedData(tagged, dataset, reports, hashes, not_in_all)
+
+
+def _wider(a: pl.DataType, b: pl.DataType) -> pl.DataType:
+    if a.is_numeric() and b.is_numeric():
+        return pl.Float64
+    return pl.String
 
 
 def _read_one(
-    path: Path, dataset: str | None, require_label: bool, cache: ColumnarCache | None
+    path: Path,
+    dataset: str | None,
+    require_label: bool,
+    cache: ColumnarCache | None,
+    writer: ThreadPoolExecutor,
+    pending: list[Future[None]],
 ) -> tuple[pl.DataFrame, FileReport, str]:
     digest = cache.file_hash(path) if cache is not None else ""
     key = f"{digest}-{dataset or 'auto'}-{int(require_label)}"
@@ -116,7 +159,7 @@ def _read_one(
             return frame, FileReport(**meta), digest  # type: ignore[arg-type]
     frame, report = read_file(path, dataset, require_label=require_label)
     if cache is not None:
-        cache.put(key, frame, report.to_dict())
+        pending.append(writer.submit(cache.put, key, frame, report.to_dict()))
     return frame, report, digest
 
 
