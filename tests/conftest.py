@@ -1,4 +1,7 @@
-"""Shared fixtures: an isolated FLOWSENTINEL_HOME for every test, the shared data folder."""
+"""Shared fixtures: an isolated FLOWSENTINEL_HOME for every test.
+
+Helpers that build hand-made flow files live in `flowdata.py` beside this file (importable
+from every test module because pytest puts this folder on sys.path with the conftest)."""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from flowdata import SHARED_DATASETS
 
 from flowsentinel.core.settings import get_settings
 
@@ -32,11 +33,3 @@ def flowsentinel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
-
-
-@pytest.fixture
-def shared_datasets() -> Path:
-    """The read-only real data at ../shared/datasets (skips when the folder is absent)."""
-    if not SHARED_DATASETS.is_dir():
-        pytest.skip(f"shared data sets not found at {SHARED_DATASETS} (../shared/datasets)")
-    return SHARED_DATASETS

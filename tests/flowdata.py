@@ -94,7 +94,11 @@ def unsw_partition_header() -> list[str]:
     return ["id", *sc.UNSW_FEATURES, "attack_cat", "label"]
 
 
-_UNSW_TEXT = {"proto": ("tcp", "udp", "arp"), "service": ("-", "http", "dns"), "state": ("FIN", "INT", "CON")}
+_UNSW_TEXT = {
+    "proto": ("tcp", "udp", "arp"),
+    "service": ("-", "http", "dns"),
+    "state": ("FIN", "INT", "CON"),
+}
 
 
 def unsw_partition_rows(cats_and_labels: Sequence[tuple[str, int]]) -> list[list[object]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -11,8 +12,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from flowdata import write_cic_file, write_csv, write_unsw_partition
 
+from flowdata import write_cic_file, write_csv, write_unsw_partition
 from flowsentinel.cleaning import CleaningOptions, CleaningReport, clean, clean_to_dir
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
@@ -183,8 +184,7 @@ def test_step_counts_match_pandas(flows: Path, task: str, rule: str, ddos_as_dos
         assert s.rows_in - s.rows_out == s.dropped
     assert step(report, "read (malformed CSV rows)").dropped == 0
     # the steps chain: each one starts where the previous one stopped
-    chain = [s for s in report.steps]
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(report.steps):
         assert b.rows_in == a.rows_out
     assert report.rows_out == frame.height == len(exp["frame"])
     assert report.features == exp["features"]

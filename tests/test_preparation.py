@@ -15,7 +15,11 @@ from flowsentinel.core.errors import InputError
 from flowsentinel.preparation import CorrelatedFeatureDropper, correlation_matrix, prepare
 
 PNG = b"\x89PNG\r\n\x1a\n"
-HEATMAPS = ("corr_after_cleaning.png", "corr_after_resampling.png", "corr_after_correlation_drop.png")
+HEATMAPS = (
+    "corr_after_cleaning.png",
+    "corr_after_resampling.png",
+    "corr_after_correlation_drop.png",
+)
 
 
 def pandas_upper_triangle_drop(frame: pd.DataFrame, threshold: float) -> list[str]:
@@ -179,9 +183,10 @@ def test_training_part_is_undersampled_to_balance(tmp_path: Path) -> None:
     train = pl.read_parquet(tmp_path / "clean" / "train.parquet")
     counts = class_counts(train)
     assert counts[0] == counts[1]
-    minority_in_train = class_counts(clean)[1] - class_counts(
-        pl.read_parquet(tmp_path / "clean" / "test.parquet")
-    )[1]
+    minority_in_train = (
+        class_counts(clean)[1]
+        - class_counts(pl.read_parquet(tmp_path / "clean" / "test.parquet"))[1]
+    )
     assert counts[1] == minority_in_train
     assert summary["train_classes"] == {str(k): v for k, v in counts.items()}
 
@@ -245,7 +250,9 @@ def test_same_seed_same_split(tmp_path: Path) -> None:
 def test_multiclass_target(tmp_path: Path) -> None:
     clean = write_clean_dir(tmp_path / "clean")
     family = np.array(["BENIGN", "DoS", "PortScan"])[np.arange(clean.height) % 3]
-    clean.with_columns(pl.Series("Target", family)).write_parquet(tmp_path / "clean" / "clean.parquet")
+    clean.with_columns(pl.Series("Target", family)).write_parquet(
+        tmp_path / "clean" / "clean.parquet"
+    )
     summary = prepare(tmp_path / "clean", heatmaps=False)
     assert set(summary["test_classes"]) == {"BENIGN", "DoS", "PortScan"}
     test = pl.read_parquet(tmp_path / "clean" / "test.parquet")
@@ -279,5 +286,5 @@ def test_a_class_with_one_row(tmp_path: Path) -> None:
 
 def test_corrupt_clean_parquet(tmp_path: Path) -> None:
     (tmp_path / "clean.parquet").write_bytes(b"not parquet")
-    with pytest.raises(InputError, match="clean.parquet"):
+    with pytest.raises(InputError, match=r"clean\.parquet"):
         prepare(tmp_path)

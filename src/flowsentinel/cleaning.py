@@ -205,7 +205,11 @@ def clean(
             finite_detail if opts.drop_nonfinite else {},
         )
     )
-    df = kept_parts[0] if len(kept_parts) == 1 else pl.concat(kept_parts, how="vertical", rechunk=False)
+    df = (
+        kept_parts[0]
+        if len(kept_parts) == 1
+        else pl.concat(kept_parts, how="vertical", rechunk=False)
+    )
     del kept_parts
 
     # 5. near-constant columns
@@ -239,8 +243,9 @@ def clean(
     n = df.height
     conflicting = 0
     if opts.drop_duplicates and df.height:
-        df = df.filter(pl.Series(_first_occurrences(df, [*features, sc.LABEL])))
-        conflicting = int(df.select(features).hash_rows().is_duplicated().sum())
+        keep, feature_hash = _first_occurrences(df, features, sc.LABEL)
+        df = df.filter(pl.Series(keep))
+        conflicting = int(feature_hash.filter(pl.Series(keep)).is_duplicated().sum())
     steps.append(
         StepReport(
             step="duplicates",
@@ -330,34 +335,41 @@ def _finite_rows(
     return keep, detail
 
 
-def _first_occurrences(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    """Mask keeping the first of each group of identical rows, in order.
+def _first_occurrences(
+    df: pl.DataFrame, features: list[str], label: str
+) -> tuple[np.ndarray, pl.Series]:
+    """Mask keeping the first of each group of identical rows (features and label), in order,
+    and the hash of each row's features.
 
-    Rows are hashed (8 bytes each, instead of polars' row encoding of the whole frame, which
-    costs as much memory as the data); a row whose hash was seen before is dropped only after
-    its values are compared with the first row of that hash, so a hash collision can never drop
-    a distinct row.
+    Rows are hashed (8 bytes each, instead of a row encoding of the whole frame, which costs as
+    much memory as the data); a row whose (hash, label) was seen before is dropped only after its
+    values are compared with the first row of that key, so a hash collision can never drop a
+    distinct row: the result is exactly pandas' ``drop_duplicates``.
     """
-    hashes = df.select(columns).hash_rows()
-    keep = hashes.is_first_distinct().to_numpy()
+    keys = pl.DataFrame({"h": df.select(features).hash_rows(), "y": df.get_column(label)})
+    keep = keys.select(pl.struct("h", "y").is_first_distinct()).to_series().to_numpy()
     repeats = np.flatnonzero(~keep)
     if repeats.size == 0:
-        return keep
-    index = pl.DataFrame({"h": hashes, "i": pl.int_range(df.height, eager=True, dtype=pl.UInt32)})
-    firsts = index.filter(pl.Series(keep))
+        return keep, keys.get_column("h")
+    index = keys.with_columns(pl.int_range(df.height, dtype=pl.UInt32).alias("i"))
     partner = (
-        index[repeats].join(firsts, on="h", how="left", suffix="_first").get_column("i_first")
-    ).to_numpy()
+        index[repeats]
+        .join(index.filter(pl.Series(keep)), on=["h", "y"], how="left", suffix="_first")
+        .get_column("i_first")
+        .to_numpy()
+    )
     same = np.ones(repeats.size, dtype=bool)
-    for name in columns:  # one column at a time: only two gathered columns alive at once
+    for name in features:  # one column at a time, with numpy fancy indexing
         col = df.get_column(name)
-        a, b = col.gather(repeats), col.gather(partner)
-        equal = a.eq_missing(b)
-        if col.dtype.is_float():
-            equal = equal | (a.is_nan() & b.is_nan())
-        same &= equal.fill_null(False).to_numpy()
+        if col.dtype.is_numeric():
+            values = col.to_numpy()
+            a, b = values[repeats], values[partner]
+            equal = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
+        else:
+            equal = col.gather(repeats).eq_missing(col.gather(partner)).fill_null(False).to_numpy()
+        same &= equal
     keep[repeats[~same]] = True  # hash collisions: distinct rows, kept
-    return keep
+    return keep, keys.get_column("h")
 
 
 def _constant_columns(df: pl.DataFrame, features: list[str]) -> list[str]:
@@ -379,6 +391,20 @@ def _constant_columns(df: pl.DataFrame, features: list[str]) -> list[str]:
         nunique = df.select(pl.col(others).n_unique()).row(0, named=True)
         out += [c for c in others if nunique[c] <= 1]
     return [c for c in features if c in out]
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Plain-encoded parquet (fast to write and read; dictionaries only for text columns).
+
+    The old file is unlinked first: the result cache may hold a hard link to it.
+    """
+    import pyarrow.parquet as pq
+
+    path.unlink(missing_ok=True)
+    text = [c for c, t in frame.schema.items() if not t.is_numeric()]
+    pq.write_table(
+        frame.to_arrow(), path, compression="none", use_dictionary=text, write_statistics=False
+    )
 
 
 def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:
@@ -425,7 +451,8 @@ def clean_to_dir(
     if frame.height == 0:
         raise InputError("no rows left after cleaning; see the step counts with --json")
     out.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(out / CLEAN_FILE, compression="lz4", statistics=False)
+    _write_parquet(frame, out / CLEAN_FILE)
+    (out / REPORT_FILE).unlink(missing_ok=True)  # may be a hard link into the cache
     (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
     if cache is not None and result_key is not None:
         cache.store_result(result_key, [CLEAN_FILE, REPORT_FILE], out)

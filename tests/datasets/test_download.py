@@ -48,9 +48,7 @@ def test_downloads_once_then_uses_the_registry(tmp_path: Path) -> None:
     assert registry == {CIC_HANDLE: str(first)}
 
 
-def test_default_settings_use_flowsentinel_home(
-    flowsentinel_home: Path, tmp_path: Path
-) -> None:
+def test_default_settings_use_flowsentinel_home(flowsentinel_home: Path, tmp_path: Path) -> None:
     fake = FixtureDownloader(tmp_path / "kaggle")
     folder = download_dataset("unsw-nb15", downloader=fake)
     assert fake.calls == [UNSW_HANDLE]
@@ -155,7 +153,14 @@ def test_real_kagglehub_without_network_fails_fast(
 ) -> None:
     """The real kagglehub path behind a dead proxy: an OfflineError within seconds."""
     dead = "http://127.0.0.1:9"
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.setenv(name, dead)
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)

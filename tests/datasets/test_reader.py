@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from flowdata import (
     CICFLOWMETER_V4_HEADER,
     cic_row,
@@ -17,7 +18,6 @@ from flowdata import (
     write_csv,
     write_unsw_partition,
 )
-
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import read_file, sniff
@@ -311,8 +311,22 @@ def test_unsw_partition(tmp_path: Path) -> None:
     assert report.dataset == "unsw-nb15"
     assert report.dialect == "unsw-partition"
     assert df.columns == ["id", *sc.UNSW_FEATURES, "Label", "Family"]
-    assert df["Label"].to_list() == ["Normal", "Generic", "Backdoors", "Normal", "Fuzzers", "Normal"]
-    assert df["Family"].to_list() == ["BENIGN", "Generic", "Backdoor", "BENIGN", "Fuzzers", "BENIGN"]
+    assert df["Label"].to_list() == [
+        "Normal",
+        "Generic",
+        "Backdoors",
+        "Normal",
+        "Fuzzers",
+        "Normal",
+    ]
+    assert df["Family"].to_list() == [
+        "BENIGN",
+        "Generic",
+        "Backdoor",
+        "BENIGN",
+        "Fuzzers",
+        "BENIGN",
+    ]
     assert report.label_mismatches == 1  # "Normal" with label 1
     assert df["proto"].to_list() == ["tcp", "udp", "arp", "tcp", "udp", "arp"]
     assert df["service"].to_list()[:3] == ["-", "http", "dns"]  # "-" is a real category
@@ -357,9 +371,7 @@ def _raw_unsw_rows() -> list[list[object]]:
 
 def test_unsw_raw_headerless(tmp_path: Path) -> None:
     path = tmp_path / "UNSW-NB15_1.csv"
-    body = "\n".join(
-        ",".join("" if v is None else str(v) for v in row) for row in _raw_unsw_rows()
-    )
+    body = "\n".join(",".join("" if v is None else str(v) for v in row) for row in _raw_unsw_rows())
     path.write_text(body + "\n")
     df, report = read_file(path)
     assert report.dataset == "unsw-nb15"
@@ -372,7 +384,12 @@ def test_unsw_raw_headerless(tmp_path: Path) -> None:
     assert set(sc.UNSW_FEATURES) - {"rate"} <= set(df.columns)
     assert df["Family"].to_list() == ["BENIGN", "Fuzzers", "Backdoor", "Exploits"]
     col = sc.UNSW_RAW_COLUMNS.index("smeansz")
-    assert df["smean"].cast(pl.Float64).to_list() == [col + 1.0, col + 101.0, col + 201.0, col + 301.0]
+    assert df["smean"].cast(pl.Float64).to_list() == [
+        col + 1.0,
+        col + 101.0,
+        col + 201.0,
+        col + 301.0,
+    ]
 
 
 def test_unsw_raw_with_header(tmp_path: Path) -> None:
@@ -478,7 +495,8 @@ def test_truncated_parquet(tmp_path: Path) -> None:
 def test_empty_parquet(tmp_path: Path) -> None:
     path = tmp_path / "none.parquet"
     pl.DataFrame(
-        {f: pl.Series([], dtype=pl.Float64) for f in FEATURES} | {"Label": pl.Series([], dtype=pl.String)}
+        {f: pl.Series([], dtype=pl.Float64) for f in FEATURES}
+        | {"Label": pl.Series([], dtype=pl.String)}
     ).write_parquet(path)
     with pytest.raises(InputError) as exc:
         read_file(path)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from flowdata import CICFLOWMETER_V4_HEADER
 
+from flowdata import CICFLOWMETER_V4_HEADER
 from flowsentinel.datasets import schema as sc
 
 
@@ -128,7 +128,9 @@ def test_cicflowmeter_v4_short_names(short: str, canonical: str) -> None:
 
 def test_the_whole_cicflowmeter_v4_header_covers_every_feature() -> None:
     mapped = [sc.CIC_ALIASES.get(sc.name_key(n)) for n in CICFLOWMETER_V4_HEADER]
-    assert None not in mapped, [n for n, m in zip(CICFLOWMETER_V4_HEADER, mapped, strict=True) if m is None]
+    assert None not in mapped, [
+        n for n, m in zip(CICFLOWMETER_V4_HEADER, mapped, strict=True) if m is None
+    ]
     assert len(set(mapped)) == len(mapped)
     assert set(sc.CIC_FEATURES) <= set(mapped)
     assert set(sc.CIC_IDENTIFIERS) <= set(mapped)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from flowdata import write_cic_file, write_ten_feature_parquet, write_unsw_partition
 
+from flowdata import write_cic_file, write_ten_feature_parquet, write_unsw_partition
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets import sources as sources_mod

@@ -92,16 +92,26 @@ class ColumnarCache:
             return False
         out.mkdir(parents=True, exist_ok=True)
         for n in names:
-            shutil.copyfile(src / n, out / n)
+            _link_or_copy(src / n, out / n)
         return True
 
     def store_result(self, key: str, names: list[str], out: Path) -> None:
         dst = self.result_dir(key)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=_ensure(dst.parent)))
         for n in names:
-            shutil.copyfile(out / n, tmp / n)
+            _link_or_copy(out / n, tmp / n)
         shutil.rmtree(dst, ignore_errors=True)
         os.replace(tmp, dst)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard link (instant, no space) where possible, else copy. Writers of flowsentinel unlink
+    an output before writing it, so a linked cache entry is never modified through it."""
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _ensure(path: Path) -> Path:
