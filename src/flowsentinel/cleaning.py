@@ -266,7 +266,10 @@ def clean(
             f for f in families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
         ]
         target = pl.col(sc.FAMILY).is_in(positive).cast(pl.Int8).alias(sc.TARGET)
-    df = df.with_columns(target).select([*features, sc.LABEL, sc.FAMILY, sc.TARGET, sc.SOURCE])
+    kept_ids = [c for c in idents if c in df.columns]  # only when --keep-identifiers
+    df = df.with_columns(target).select(
+        [*kept_ids, *features, sc.LABEL, sc.FAMILY, sc.TARGET, sc.SOURCE]
+    )
 
     report = CleaningReport(
         dataset=dataset,
@@ -438,8 +441,9 @@ def clean_to_dir(
     if cache is not None:
         paths = expand_sources(sources)
         digests = [cache.file_hash(p) for p in paths]
+        names = [str(p) for p in paths]  # the rows carry their file names
         blob = json.dumps(
-            [digests, dataset, mixed, opts.model_dump(), CLEANING_VERSION, READER_VERSION]
+            [digests, names, dataset, mixed, opts.model_dump(), CLEANING_VERSION, READER_VERSION]
         )
         result_key = xxhash.xxh3_128_hexdigest(blob.encode())
         if cache.fetch_result(result_key, [CLEAN_FILE, REPORT_FILE], out):

@@ -142,7 +142,8 @@ def _dialect(dataset: str, canon: list[str | None], names: list[str]) -> str:
         return "unsw-partition" if "id" in present or "rate" in present else "unsw-raw-header"
     if any(sc.name_key(n) in {"totfwdpkts", "flowbytss"} for n in names):
         return "cicflowmeter-v4"
-    if "_" in "".join(names) and sc.name_key(names[0]) == names[0].lower():
+    snake = [n for n in names if n.strip() and n.strip() == sc.snake_case(n)]
+    if len(snake) > len(names) // 2:  # flow_duration, flow_bytes_s, ...
         return "snake-case"
     if "Flow ID" in present:
         return "trafficlabelling"
@@ -287,9 +288,16 @@ def _read_parquet_table(path: Path) -> pa.Table:
         raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
 
 
-def _decode_binary_labels(col: pl.Series) -> pl.Series:
-    uniques = col.unique().to_list()
-    mapping = {u: lab.normalize_label(lab.decode_label(u)) for u in uniques if u is not None}
+def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> pl.Series:
+    uniques = [u for u in col.unique().to_list() if u is not None]
+    if report is not None:
+        for u in uniques:
+            try:
+                u.decode("utf-8")
+            except UnicodeDecodeError:
+                report.encoding = "cp1252"
+                break
+    mapping = {u: lab.normalize_label(lab.decode_label(u)) for u in uniques}
     return col.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
@@ -338,7 +346,7 @@ def _cic_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl
         )
     col = df.get_column(sc.LABEL)
     if col.dtype == pl.Binary:
-        col = _decode_binary_labels(col)
+        col = _decode_binary_labels(col, report)
     else:
         col = col.cast(pl.String)
         uniques = col.unique().to_list()
@@ -366,7 +374,7 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
         )
     if has_cat:
         cat = df.get_column("attack_cat")
-        cat = _decode_binary_labels(cat) if cat.dtype == pl.Binary else cat.cast(pl.String)
+        cat = _decode_binary_labels(cat, report) if cat.dtype == pl.Binary else cat.cast(pl.String)
         if has_bin:  # blank attack_cat is "Normal" where label says 0
             binary = df.get_column("label")
             cat = (
@@ -479,7 +487,10 @@ def sniff(path: str | Path) -> dict[str, object]:
     """The data set and dialect of a file, from its header alone (cheap)."""
     path = Path(path)
     if path.name.lower().endswith(".parquet"):
-        names = pq.read_schema(path).names
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
         return {"dataset": detect_dataset(names), "dialect": "parquet"}
     names, encoding = _first_line(_head_bytes(path), path)
     found = detect_dataset(names)

@@ -41,13 +41,25 @@ class LoadedData:
         return sum(p.height for p in self.parts)
 
 
+# Files of the official downloads that describe the data rather than hold flows: skipped when
+# found in a folder (named directly, they are read and rejected like any other file).
+METADATA_FILES = frozenset(
+    {"nusw-nb15_features.csv", "unsw-nb15_list_events.csv", "nusw-nb15_gt.csv"}
+)
+
+
 def expand_sources(sources: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus every .csv / .csv.gz / .parquet below named folders."""
+    """Files named directly, plus every .csv / .csv.gz / .parquet below named folders
+    (the data sets' description files, :data:`METADATA_FILES`, are skipped there)."""
     files: list[Path] = []
     for src in sources:
         path = Path(src).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_supported(p))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and is_supported(p) and p.name.lower() not in METADATA_FILES
+            )
             if not found:
                 raise InputError("folder holds no .csv, .csv.gz or .parquet file", path=path)
             files.extend(found)
