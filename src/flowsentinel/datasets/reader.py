@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -170,14 +169,12 @@ def _column_types(dataset: str, canon: list[str | None]) -> dict[str, pa.DataTyp
     for name in canon:
         if name is None:
             continue
-        if dataset == "cicids2017" and name == sc.LABEL:
+        if name in (sc.LABEL, "attack_cat"):
             types[name] = pa.binary()  # decoded per distinct value (UTF-8 or CP1252)
         elif name in strings:
-            types[name] = pa.binary() if name == "attack_cat" else pa.string()
-        elif name == "label":
-            types[name] = pa.float64()
+            types[name] = pa.string()
         else:
-            types[name] = pa.float64()
+            types[name] = pa.float64()  # features, UNSW's 0/1 `label`
     return types
 
 
@@ -500,21 +497,4 @@ def sniff(path: str | Path) -> dict[str, object]:
     return {"dataset": found, "dialect": _dialect(found, canon, names), "encoding": encoding}
 
 
-def read_bytes_csv(
-    data: bytes,
-    dataset: str | None = None,
-    *,
-    require_label: bool = False,
-    name: str = "upload.csv",
-) -> tuple[pl.DataFrame, FileReport]:
-    """Read CSV content held in memory (uploads) through the same path as files."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / (name if name.endswith((".csv", ".gz")) else f"{name}.csv")
-        target.write_bytes(data)
-        return read_file(target, dataset, require_label=require_label)
-
-
-__all__ = ["FileReport", "detect_dataset", "is_supported", "read_bytes_csv", "read_file", "sniff"]
-_ = io  # keep import for type checkers of file-like helpers
+__all__ = ["FileReport", "detect_dataset", "is_supported", "read_file", "sniff"]
