@@ -9,6 +9,7 @@ import typer
 
 from flowsentinel.cleaning import CleaningOptions, clean_to_dir
 from flowsentinel.cli import data
+from flowsentinel.cli import models as models_cli
 from flowsentinel.cli._output import console, friendly_errors, is_tty
 from flowsentinel.core.settings import get_settings
 from flowsentinel.datasets.cache import ColumnarCache
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+models_cli.register(app)
 
 
 @app.command()

@@ -17,3 +17,9 @@ class InputError(FlowsentinelError):
     def __init__(self, message: str, *, path: object | None = None) -> None:
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class ModelError(FlowsentinelError):
+    """A model that cannot be found or loaded (wrong URI, empty store, broken artefact)."""
+
+    exit_code = 4

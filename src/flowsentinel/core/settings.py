@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     offline: bool = Field(
         default=False, description="Never try the network (downloads fail at once)."
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking store. Default: MLFLOW_TRACKING_URI when set, otherwise a "
+        "SQLite file HOME/mlflow.db with artefacts in HOME/mlartifacts (nothing leaves the "
+        "machine).",
+    )
+    n_jobs: int = Field(default=-1, description="Parallel jobs for tuning (-1: all cores).")
+    default_model: str | None = Field(
+        default=None,
+        description="Model used by scan/serve without --model (default: the champion of "
+        "flowsentinel-cicids2017-dos).",
+    )
 
     @property
     def resolved_cache_dir(self) -> Path:

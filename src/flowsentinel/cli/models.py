@@ -1,0 +1,194 @@
+"""``flowsentinel train``, ``evaluate`` and ``models list|promote``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from flowsentinel.cli._output import console, friendly_errors, stdout, table
+from flowsentinel.cli.data import Dataset, NearConstant, TaskName
+
+app = typer.Typer(help="Registered models: list and promote.", no_args_is_help=True)
+
+_COLUMNS = ["f1", "precision", "recall", "roc_auc", "pr_auc", "balanced_accuracy", "fpr"]
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def print_comparison(result: dict[str, Any]) -> None:
+    rows = []
+    champ = result["champion"]["name"]
+    for m in result["models"]:
+        mt = m["metrics"]
+        fit = mt.get("fit_seconds")
+        rows.append(
+            [m["name"] + (" *" if m["name"] == champ else "")]
+            + [_fmt(mt.get(c)) for c in _COLUMNS]
+            + ["" if fit is None else f"{fit:.1f}", f"{mt['predict_seconds']:.2f}"]
+        )
+    title = (
+        f"{result['dataset']} / {result['task']}, protocol {result['protocol']}: "
+        f"{result['n_train']:,} training rows, {result['n_test']:,} test rows"
+    )
+    heads = ["f1", "prec", "recall", "roc_auc", "pr_auc", "bal_acc", "fpr"]
+    console.print(table(title, ["model", *heads, "fit s", "pred s"], rows))
+    c = result["champion"]
+    if c.get("registered_model") and result["protocol"] != "evaluate":
+        console.print(
+            f"champion [bold]{c['name']}[/] registered as {c['registered_model']} "
+            f"version {c['version']} (alias champion)"
+        )
+
+
+def _parse_list(values: list[str] | None) -> list[str]:
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+def train_command(
+    sources: Annotated[list[str], typer.Argument(help="Files or folders of labelled flows.")],
+    dataset: Annotated[Dataset | None, typer.Option(help="Data set (default: detected).")] = None,
+    task: Annotated[TaskName, typer.Option(help="dos, attack or multiclass.")] = TaskName.dos,
+    models: Annotated[
+        str,
+        typer.Option(help="Comma-separated: lr,rf,knn,dt,xgb,seed-b,hgb,lgbm or all."),
+    ] = "lr,rf,knn,dt,xgb,seed-b,lgbm",
+    protocol: Annotated[
+        str, typer.Option(help="holdout (default), seed, files or official.")
+    ] = "holdout",
+    test: Annotated[
+        list[str] | None, typer.Option("--test", help="Test files (protocols files/official).")
+    ] = None,
+    features: Annotated[
+        str, typer.Option(help="all, seed-a, seed-b, or a file listing column names.")
+    ] = "all",
+    n_iter: Annotated[
+        int, typer.Option("--n-iter", min=0, help="Random-search candidates (0: defaults).")
+    ] = 10,
+    metric: Annotated[str, typer.Option(help="Metric that picks the champion.")] = "f1",
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.9, help="holdout test share.")] = 0.2,
+    n_jobs: Annotated[int | None, typer.Option(help="Parallel jobs (default: settings).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: settings).")] = None,
+    undersample: Annotated[
+        bool, typer.Option(help="Undersample the majority class of training folds.")
+    ] = True,
+    near_constant: Annotated[
+        NearConstant, typer.Option(help="Near-constant column rule of cleaning.")
+    ] = NearConstant.constant,
+    ddos_as_dos: Annotated[bool, typer.Option(help="Count DDoS as DoS (the seed).")] = False,
+    register: Annotated[bool, typer.Option(help="Register the champion in MLflow.")] = True,
+    name: Annotated[
+        str | None, typer.Option(help="Registered model name (default flowsentinel-DATASET-TASK).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train and compare models, track them in MLflow and register the best."""
+    from flowsentinel.models.training import TrainConfig, train
+    from flowsentinel.models.zoo import parse_models
+
+    cfg = TrainConfig(
+        sources=sources,
+        dataset=dataset.value if dataset else None,
+        task=task.value,
+        models=parse_models(models),
+        protocol=protocol,
+        test_sources=_parse_list(test) or None,
+        features=features,
+        n_iter=n_iter,
+        metric=metric,
+        test_size=test_size,
+        n_jobs=n_jobs,
+        seed=seed,
+        undersample=undersample,
+        near_constant=near_constant.value,
+        ddos_as_dos=ddos_as_dos,
+        register=register,
+        registered_name=name,
+    )
+    with console.status("training") as status, contextlib.redirect_stdout(sys.stderr):
+        result = train(cfg, progress=lambda text: status.update(text))
+    _emit(result, as_json)
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        stdout.print_json(json.dumps(result, default=str))
+    else:
+        print_comparison(result)
+
+
+def evaluate_command(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@champion, a name, or a folder.")],
+    sources: Annotated[list[str], typer.Argument(help="Labelled flows to score.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a registered model on new labelled data (data set and task come from the model)."""
+    from flowsentinel.evaluation import evaluate
+
+    with console.status("evaluating"), contextlib.redirect_stdout(sys.stderr):
+        result = evaluate(model_uri, sources)
+    _emit(result, as_json)
+
+
+@app.command("list")
+@friendly_errors
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Registered models, their versions, aliases and test metrics."""
+    from flowsentinel.models.registry import list_versions
+
+    rows = list_versions()
+    if as_json:
+        stdout.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        console.print("no registered model yet: run `flowsentinel train` or `flowsentinel demo`")
+        return
+    console.print(
+        table(
+            "Registered models",
+            ["name", "version", "aliases", "model", "features", "protocol", "f1", "fpr"],
+            [
+                [
+                    r["name"],
+                    str(r["version"]),
+                    ",".join(r["aliases"]),
+                    r["tags"].get("model", ""),
+                    r["tags"].get("feature_set", ""),
+                    r["tags"].get("protocol", ""),
+                    _fmt(r["metrics"].get("f1")),
+                    _fmt(r["metrics"].get("fpr")),
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@app.command("promote")
+@friendly_errors
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.")],
+    alias: Annotated[str, typer.Option(help="Alias to set.")] = "champion",
+) -> None:
+    """Point an alias (default ``champion``) at a version."""
+    from flowsentinel.models.registry import set_alias
+
+    set_alias(name, version, alias)
+    console.print(f"{name}@{alias} → version {version}")
+
+
+def register(main: typer.Typer) -> None:
+    main.command("train")(friendly_errors(train_command))
+    main.command("evaluate")(friendly_errors(evaluate_command))
+    main.add_typer(app, name="models")
+
+
+__all__ = ["register"]

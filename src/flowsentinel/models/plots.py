@@ -1,0 +1,113 @@
+"""Plots of a fitted detector: confusion matrix (as the seed's), ROC and PR curves, importance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_heatmap(cm: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
+    import seaborn as sns
+
+    plt = _plt()
+    size = max(4.5, 0.6 * len(classes) + 3)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(
+        np.asarray(cm),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+        xticklabels=classes,
+        yticklabels=classes,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def roc_pr_curves(
+    y_true: np.ndarray, proba: np.ndarray, classes: list[str], path: Path, title: str
+) -> Path:
+    """ROC (left) and precision-recall (right); one curve per class for multiclass."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.6))
+    targets = [1] if len(classes) == 2 else [i for i in range(len(classes)) if (y_true == i).any()]
+    for k in targets:
+        truth = (y_true == k).astype(int)
+        if truth.min() == truth.max():
+            continue
+        fpr, tpr, _ = roc_curve(truth, proba[:, k])
+        prec, rec, _ = precision_recall_curve(truth, proba[:, k])
+        a1.plot(fpr, tpr, label=f"{classes[k]} (AUC {auc(fpr, tpr):.4f})")
+        a2.plot(rec, prec, label=classes[k])
+    a1.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    a1.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
+    a2.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    for a in (a1, a2):
+        a.legend(fontsize=7, loc="lower right" if a is a1 else "lower left")
+        a.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def feature_importance(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> pd.Series:
+    """``X`` holds exactly the model's input columns.
+
+    The estimator's own importances (mapped to the columns it saw) or |coefficients|; for a
+    model with neither, permutation importance on the input columns (F1, ≤ 1,000 test rows)."""
+    model = pipeline[-1]
+    own = getattr(model, "feature_importances_", None)
+    if own is None and hasattr(model, "coef_") and "pca" not in pipeline.named_steps:
+        own = np.abs(np.asarray(model.coef_)).mean(axis=0)
+    if own is not None and "pca" not in pipeline.named_steps:
+        try:
+            names = pipeline[:-1].get_feature_names_out()
+        except (AttributeError, ValueError):
+            names = None
+        if names is not None and len(names) == len(own):
+            return pd.Series(np.asarray(own, dtype=float), index=names).sort_values(ascending=False)
+    from sklearn.inspection import permutation_importance
+
+    rng = np.random.default_rng(seed)
+    take = rng.choice(len(X), size=min(1000, len(X)), replace=False)
+    scoring = "f1" if len(np.unique(y)) == 2 and set(np.unique(y)) <= {0, 1} else "f1_macro"
+    result = permutation_importance(
+        pipeline, X.iloc[take], y[take], scoring=scoring, n_repeats=2, random_state=seed, n_jobs=1
+    )
+    return pd.Series(result.importances_mean, index=list(X.columns)).sort_values(ascending=False)
+
+
+def importance_bar(importance: pd.Series, path: Path, title: str, top: int = 20) -> Path:
+    plt = _plt()
+    head = importance.head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(head) + 1.5))
+    ax.barh([str(i) for i in head.index], head.to_numpy(), color="#3b75af")
+    ax.set_title(title)
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,393 @@
+"""``train``: clean → split by protocol → tune and fit each pipeline → metrics and plots →
+MLflow runs (a parent per command, a nested run per model) → register the champion."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
+from flowsentinel.core.errors import InputError
+from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.datasets import schema as sc
+from flowsentinel.datasets.cache import ColumnarCache
+from flowsentinel.models import protocols as pr
+from flowsentinel.models import tracking
+from flowsentinel.models.card import model_card
+from flowsentinel.models.feature_sets import resolve_features
+from flowsentinel.models.metrics import METRIC_NAMES, compute_metrics
+from flowsentinel.models.zoo import SPECS, build_pipeline, search_space
+
+POSITIVE_NAMES = {"dos": "DoS", "attack": "Attack"}
+LOWER_IS_BETTER = {"fpr", "fit_seconds", "predict_seconds"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a ``train`` command decides."""
+
+    sources: list[str]
+    task: str = "dos"
+    dataset: str | None = None
+    models: list[str] = field(default_factory=lambda: ["rf"])
+    protocol: str = "holdout"
+    test_sources: list[str] | None = None
+    features: str = "all"
+    n_iter: int = 10
+    cv: int = 3
+    test_size: float = 0.2
+    metric: str = "f1"
+    register: bool = True
+    registered_name: str | None = None
+    undersample: bool = True
+    near_constant: str = "constant"
+    ddos_as_dos: bool = False
+    seed: int | None = None
+    n_jobs: int | None = None
+
+
+@dataclass
+class LabelCoder:
+    """Classes of a task and the mapping of cleaned rows to their integer codes."""
+
+    classes: list[str]
+    task: str
+
+    @classmethod
+    def for_frame(cls, frame: pl.DataFrame, task: str) -> LabelCoder:
+        if task in POSITIVE_NAMES:
+            return cls([sc.BENIGN, POSITIVE_NAMES[task]], task)
+        fams = sorted(set(frame[sc.TARGET].cast(pl.String).to_list()) - {sc.BENIGN})
+        return cls([sc.BENIGN, *fams], task)
+
+    def __call__(self, frame: pl.DataFrame) -> np.ndarray:
+        if self.task in POSITIVE_NAMES:
+            return frame[sc.TARGET].cast(pl.Int64).to_numpy().astype(np.int64)
+        index = {c: i for i, c in enumerate(self.classes)}
+        values = frame[sc.TARGET].cast(pl.String).to_list()
+        return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+
+
+def _clean(
+    sources: list[str], out: Path, dataset: str | None, opts: CleaningOptions, settings: Settings
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
+    clean_to_dir(sources, out, dataset=dataset, options=opts, cache=cache)
+    frame = pl.read_parquet(out / CLEAN_FILE)
+    return frame, json.loads((out / REPORT_FILE).read_text())
+
+
+def _n_candidates(space: dict[str, Any]) -> int:
+    total = 1
+    for values in space.values():
+        total *= len(values)
+    return total
+
+
+def _fit(
+    name: str,
+    split: pr.Split,
+    numeric: list[str],
+    categorical: list[str],
+    n_classes: int,
+    cfg: TrainConfig,
+    seed: int,
+    n_jobs: int,
+) -> tuple[Any, dict[str, Any], float, float]:
+    """Tune (RandomizedSearchCV, sampler inside the folds) and fit; returns the fitted pipeline,
+    its best parameters, the final fit time and the whole tuning time."""
+    from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
+
+    spec = SPECS[name]
+    pipe = build_pipeline(
+        spec,
+        numeric,
+        categorical,
+        seed=seed,
+        n_classes=n_classes,
+        undersample=cfg.undersample and split.undersample_in_pipeline,
+    )
+    space = search_space(spec)
+    started = time.perf_counter()
+    if cfg.n_iter > 0 and space:
+        search = RandomizedSearchCV(
+            pipe,
+            space,
+            n_iter=min(cfg.n_iter, _n_candidates(space)),
+            scoring="f1" if n_classes == 2 else "f1_macro",
+            cv=StratifiedKFold(cfg.cv, shuffle=True, random_state=seed),
+            random_state=seed,
+            n_jobs=n_jobs,
+            refit=True,
+            error_score="raise",
+        )
+        search.fit(split.train, split.y_train)
+        best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
+        tuning = time.perf_counter() - started
+        return search.best_estimator_, best, float(search.refit_time_), tuning
+    pipe.fit(split.train, split.y_train)
+    elapsed = time.perf_counter() - started
+    return pipe, {}, elapsed, elapsed
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _pip_requirements(names: list[str]) -> list[str]:
+    from importlib.metadata import version
+
+    pkgs = ["scikit-learn", "imbalanced-learn", "pandas", "numpy", "polars", "pyarrow"]
+    if any(n in ("xgb", "seed-b") for n in names):
+        pkgs.append("xgboost")
+    if "lgbm" in names:
+        pkgs.append("lightgbm")
+    return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def train(
+    cfg: TrainConfig, settings: Settings | None = None, progress: Any = None
+) -> dict[str, Any]:
+    """Run a whole ``train`` command; returns the JSON result (see the CLI's ``--json``)."""
+    from flowsentinel.models.plots import (
+        confusion_heatmap,
+        feature_importance,
+        importance_bar,
+        roc_pr_curves,
+    )
+
+    settings = settings or get_settings()
+    seed = settings.seed if cfg.seed is None else cfg.seed
+    n_jobs = settings.n_jobs if cfg.n_jobs is None else cfg.n_jobs
+    if cfg.protocol not in pr.PROTOCOLS:
+        choices = ", ".join(pr.PROTOCOLS)
+        raise InputError(f"unknown protocol {cfg.protocol!r}; choose from {choices}")
+    if cfg.protocol in ("files", "official") and not cfg.test_sources:
+        raise InputError(f"--protocol {cfg.protocol} needs the test files: --test SOURCE")
+    if cfg.protocol not in ("files", "official") and cfg.test_sources:
+        raise InputError("--test is only used with --protocol files or official")
+    if cfg.metric not in (*METRIC_NAMES, "fit_seconds", "predict_seconds"):
+        raise InputError(f"unknown metric {cfg.metric!r}; choose from {', '.join(METRIC_NAMES)}")
+    say = progress or (lambda text: None)
+
+    with tempfile.TemporaryDirectory(prefix="flowsentinel-train-") as tmp:
+        work = Path(tmp)
+        keep_dups = cfg.protocol == "seed" and (cfg.dataset or "") == "unsw-nb15"
+        opts = CleaningOptions(
+            task=cfg.task,  # type: ignore[arg-type]
+            near_constant=cfg.near_constant,  # type: ignore[arg-type]
+            drop_duplicates=not keep_dups,
+            ddos_as_dos=cfg.ddos_as_dos,
+        )
+        say("cleaning the training sources")
+        frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings)
+        dataset = report["dataset"]
+        if cfg.protocol == "seed" and dataset == "unsw-nb15" and not keep_dups:
+            # the data set was detected from the files: clean again keeping duplicates
+            opts = opts.model_copy(update={"drop_duplicates": False})
+            frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings)
+        if cfg.protocol == "official" and dataset != "unsw-nb15":
+            raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
+        available = [c for c in sc.features_of(dataset) if c in frame.columns]
+        test_frame = None
+        if cfg.test_sources:
+            say("cleaning the test sources")
+            test_opts = opts.model_copy(update={"near_constant": "none"})
+            test_frame, _ = _clean(cfg.test_sources, work / "test", dataset, test_opts, settings)
+            available = [c for c in available if c in test_frame.columns]
+        features = resolve_features(cfg.features, dataset, available)
+        categorical = [c for c in features if c in sc.categorical_of(dataset)]
+        numeric = [c for c in features if c not in categorical]
+        coder = LabelCoder.for_frame(frame, cfg.task)
+        say(f"splitting ({cfg.protocol})")
+        if cfg.protocol == "holdout":
+            split = pr.holdout(frame, features, coder, test_size=cfg.test_size, seed=seed)
+        elif cfg.protocol == "seed":
+            split = pr.seed_protocol(frame, features, coder, dataset)
+        else:
+            assert test_frame is not None
+            split = pr.file_protocol(
+                frame, test_frame, features, coder, official=cfg.protocol == "official"
+            )
+        unseen = split.y_test < 0
+        if unseen.any():
+            split.details["test_rows_of_classes_unseen_in_training"] = int(unseen.sum())
+            split.test = split.test[~unseen].reset_index(drop=True)
+            split.y_test = split.y_test[~unseen]
+        del frame, test_frame
+        classes = coder.classes
+        context: dict[str, Any] = {
+            "dataset": dataset,
+            "task": cfg.task,
+            "protocol": cfg.protocol,
+            "protocol_description": split.description,
+            "sources": [str(s) for s in cfg.sources],
+            "n_train": len(split.y_train),
+            "n_test": len(split.y_test),
+            "metric": cfg.metric,
+        }
+        mlflow = tracking.configure(settings)
+        exp = tracking.experiment_id(tracking.experiment_name(dataset, cfg.task), settings)
+        reg_name = cfg.registered_name or tracking.registered_name(dataset, cfg.task)
+        context["registered_model"] = reg_name
+        results: list[dict[str, Any]] = []
+        X_test = split.test[features]
+        example = X_test.head(5).copy()
+        for c in numeric:
+            example[c] = example[c].astype("float64")
+        with mlflow.start_run(
+            experiment_id=exp, run_name=f"train {','.join(cfg.models)} ({cfg.protocol})"
+        ) as parent:
+            mlflow.log_params(
+                {
+                    "dataset": dataset,
+                    "task": cfg.task,
+                    "protocol": cfg.protocol,
+                    "feature_set": cfg.features,
+                    "n_features": len(features),
+                    "models": ",".join(cfg.models),
+                    "n_iter": cfg.n_iter,
+                    "seed": seed,
+                    "n_train": context["n_train"],
+                    "n_test": context["n_test"],
+                }
+            )
+            mlflow.log_dict(report, "cleaning_report.json")
+            mlflow.log_dict({"description": split.description, **split.details}, "protocol.json")
+            for name in cfg.models:
+                spec = SPECS[name]
+                say(f"{name}: tuning and fitting ({spec.title})")
+                pipe, best, fit_s, tune_s = _fit(
+                    name, split, numeric, categorical, len(classes), cfg, seed, n_jobs
+                )
+                say(f"{name}: scoring {len(X_test):,} test rows")
+                t0 = time.perf_counter()
+                proba = np.asarray(pipe.predict_proba(X_test))
+                predict_s = time.perf_counter() - t0
+                if proba.shape[1] < len(classes):  # a class absent from the training rows
+                    full = np.zeros((len(proba), len(classes)))
+                    full[:, pipe.classes_] = proba
+                    proba = full
+                y_pred = proba.argmax(axis=1)
+                m = compute_metrics(split.y_test, y_pred, proba, classes)
+                cm = m.pop("confusion_matrix")
+                per_class = m.pop("per_class", None)
+                m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
+                meta = {
+                    "dataset": dataset,
+                    "task": cfg.task,
+                    "classes": classes,
+                    "features": features,
+                    "numeric": numeric,
+                    "categorical": categorical,
+                    "feature_set": cfg.features,
+                    "protocol": cfg.protocol,
+                    "model": name,
+                    "metrics": {k: v for k, v in m.items() if v is not None},
+                }
+                entry: dict[str, Any] = {
+                    "name": name,
+                    "title": spec.title,
+                    "params": best,
+                    "metrics": m,
+                    "confusion_matrix": cm,
+                    "metadata": meta,
+                }
+                if per_class is not None:
+                    entry["per_class"] = per_class
+                say(f"{name}: plots and MLflow logging")
+                plots = work / "plots" / name
+                plots.mkdir(parents=True, exist_ok=True)
+                title = f"{spec.title}, {dataset} {cfg.task} ({cfg.protocol})"
+                confusion_heatmap(np.asarray(cm), classes, plots / "confusion_matrix.png", title)
+                roc_pr_curves(split.y_test, proba, classes, plots / "roc_pr.png", title)
+                imp = feature_importance(pipe, X_test, split.y_test, seed)
+                importance_bar(imp, plots / "feature_importance.png", f"importance: {title}")
+                with mlflow.start_run(experiment_id=exp, run_name=name, nested=True) as run:
+                    mlflow.log_params({"model": name, **{f"p_{k}": v for k, v in best.items()}})
+                    mlflow.log_metrics({k: float(v) for k, v in m.items() if v is not None})
+                    mlflow.log_artifacts(str(plots), "plots")
+                    mlflow.log_dict(imp.to_dict(), "feature_importance.json")
+                    mlflow.log_dict(report, "cleaning_report.json")
+                    mlflow.log_dict({"confusion_matrix": cm, "classes": classes}, "confusion.json")
+                    from mlflow.models import infer_signature
+
+                    signature = infer_signature(example, pipe.predict(example))
+                    info = mlflow.sklearn.log_model(
+                        pipe,
+                        name="model",
+                        signature=signature,
+                        input_example=example,
+                        metadata={"flowsentinel": meta},
+                        pip_requirements=_pip_requirements([name]),
+                        serialization_format="cloudpickle",
+                    )
+                    entry["run_id"] = run.info.run_id
+                    entry["model_uri"] = info.model_uri
+                results.append(entry)
+            champion = _pick(results, cfg.metric)
+            out: dict[str, Any] = {
+                **{k: context[k] for k in ("dataset", "task", "protocol", "n_train", "n_test")},
+                "feature_set": cfg.features,
+                "features": features,
+                "classes": classes,
+                "protocol_details": split.details,
+                "experiment_id": exp,
+                "parent_run_id": parent.info.run_id,
+                "tracking_uri": tracking.tracking_uri(settings),
+                "models": [
+                    {k: e[k] for k in ("name", "params", "metrics", "confusion_matrix")}
+                    | ({"per_class": e["per_class"]} if "per_class" in e else {})
+                    | {"run_id": e["run_id"]}
+                    for e in results
+                ],
+                "champion": {"name": champion["name"], "registered_model": None, "version": None},
+            }
+            mlflow.log_dict(out, "comparison.json")
+            mlflow.set_tag("champion", champion["name"])
+            card = model_card(champion, context, results)
+            with mlflow.start_run(run_id=champion["run_id"], nested=True):
+                mlflow.log_text(card, "model_card.md")
+            if cfg.register:
+                say(f"registering {champion['name']} as {reg_name}")
+                version = register(champion["model_uri"], reg_name, card, champion["metadata"])
+                out["champion"].update(registered_model=reg_name, version=int(version))
+        return out
+
+
+def _pick(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    def key(e: dict[str, Any]) -> float:
+        v = e["metrics"].get(metric)
+        if v is None:
+            return float("-inf")
+        return -v if metric in LOWER_IS_BETTER else v
+
+    return max(results, key=key)
+
+
+def register(model_uri: str, name: str, card: str, meta: dict[str, Any]) -> str:
+    """Register a logged model, describe it with its card and give it the ``champion`` alias."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    mv = mlflow.register_model(
+        model_uri,
+        name,
+        tags={
+            "dataset": meta["dataset"],
+            "task": meta["task"],
+            "model": meta["model"],
+            "feature_set": meta["feature_set"],
+            "protocol": meta["protocol"],
+        },
+    )
+    client.update_model_version(name, mv.version, description=card)
+    client.set_registered_model_alias(name, "champion", mv.version)
+    return str(mv.version)
