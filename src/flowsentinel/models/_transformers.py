@@ -29,7 +29,7 @@ class FrameSelector(TransformerMixin, BaseEstimator):
         missing = [c for c in [*self.numeric, *cats] if c not in X.columns]
         if missing:
             raise ValueError(f"missing feature columns: {', '.join(missing)}")
-        values = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         values[~np.isfinite(values)] = np.nan
         out = pd.DataFrame(values, columns=self.numeric, index=X.index)
         for c in cats:
