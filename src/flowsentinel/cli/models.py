@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from flowsentinel.cli._output import console, friendly_errors, stdout, table
-from flowsentinel.cli.data import Dataset, NearConstant, TaskName
+from flowsentinel.cli.data import Dataset, Mixed, NearConstant, TaskName
 
 app = typer.Typer(help="Registered models: list and promote.", no_args_is_help=True)
 
@@ -81,6 +81,12 @@ def train_command(
         NearConstant, typer.Option(help="Near-constant column rule of cleaning.")
     ] = NearConstant.constant,
     ddos_as_dos: Annotated[bool, typer.Option(help="Count DDoS as DoS (the seed).")] = False,
+    mixed: Annotated[
+        Mixed, typer.Option(help="Files of different dialects: error, or intersect columns.")
+    ] = Mixed.error,
+    decorrelate: Annotated[
+        str, typer.Option(help="Seed's |r|>0.9 feature drop: auto (lr/knn only), on, off.")
+    ] = "auto",
     register: Annotated[bool, typer.Option(help="Register the champion in MLflow.")] = True,
     name: Annotated[
         str | None, typer.Option(help="Registered model name (default flowsentinel-DATASET-TASK).")
@@ -107,6 +113,8 @@ def train_command(
         undersample=undersample,
         near_constant=near_constant.value,
         ddos_as_dos=ddos_as_dos,
+        mixed=mixed.value,
+        decorrelate={"auto": None, "on": True, "off": False}.get(decorrelate, None),
         register=register,
         registered_name=name,
     )

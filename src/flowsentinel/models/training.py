@@ -49,6 +49,8 @@ class TrainConfig:
     undersample: bool = True
     near_constant: str = "constant"
     ddos_as_dos: bool = False
+    mixed: str = "error"
+    decorrelate: bool | None = None  # None: per model (on for lr/knn, off for trees)
     seed: int | None = None
     n_jobs: int | None = None
 
@@ -76,10 +78,15 @@ class LabelCoder:
 
 
 def _clean(
-    sources: list[str], out: Path, dataset: str | None, opts: CleaningOptions, settings: Settings
+    sources: list[str],
+    out: Path,
+    dataset: str | None,
+    opts: CleaningOptions,
+    settings: Settings,
+    mixed: str = "error",
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    clean_to_dir(sources, out, dataset=dataset, options=opts, cache=cache)
+    clean_to_dir(sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed)
     frame = pl.read_parquet(out / CLEAN_FILE)
     return frame, json.loads((out / REPORT_FILE).read_text())
 
@@ -113,6 +120,7 @@ def _fit(
         seed=seed,
         n_classes=n_classes,
         undersample=cfg.undersample and split.undersample_in_pipeline,
+        decorrelate=cfg.decorrelate,
     )
     space = search_space(spec)
     started = time.perf_counter()
@@ -187,12 +195,12 @@ def train(
             ddos_as_dos=cfg.ddos_as_dos,
         )
         say("cleaning the training sources")
-        frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings)
+        frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed)
         dataset = report["dataset"]
         if cfg.protocol == "seed" and dataset == "unsw-nb15" and not keep_dups:
             # the data set was detected from the files: clean again keeping duplicates
             opts = opts.model_copy(update={"drop_duplicates": False})
-            frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings)
+            frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings, cfg.mixed)
         if cfg.protocol == "official" and dataset != "unsw-nb15":
             raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
         available = [c for c in sc.features_of(dataset) if c in frame.columns]
@@ -200,7 +208,9 @@ def train(
         if cfg.test_sources:
             say("cleaning the test sources")
             test_opts = opts.model_copy(update={"near_constant": "none"})
-            test_frame, _ = _clean(cfg.test_sources, work / "test", dataset, test_opts, settings)
+            test_frame, _ = _clean(
+                cfg.test_sources, work / "test", dataset, test_opts, settings, cfg.mixed
+            )
             available = [c for c in available if c in test_frame.columns]
         features = resolve_features(cfg.features, dataset, available)
         categorical = [c for c in features if c in sc.categorical_of(dataset)]
