@@ -23,6 +23,10 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 models_cli.register(app)
 
+from flowsentinel.cli import capture as capture_cli  # noqa: E402  (flows, lab)
+
+capture_cli.register(app)
+
 
 @app.command()
 @friendly_errors
