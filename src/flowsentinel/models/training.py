@@ -161,9 +161,16 @@ def _pip_requirements(names: list[str]) -> list[str]:
 
 
 def train(
-    cfg: TrainConfig, settings: Settings | None = None, progress: Any = None
+    cfg: TrainConfig,
+    settings: Settings | None = None,
+    progress: Any = None,
+    keep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run a whole ``train`` command; returns the JSON result (see the CLI's ``--json``)."""
+    """Run a whole ``train`` command; returns the JSON result (see the CLI's ``--json``).
+
+    ``keep``, when given, receives the fitted pipelines by model name and the test rows
+    (``"_test"``), for callers that compare them with what MLflow gives back.
+    """
     from flowsentinel.models.plots import (
         confusion_heatmap,
         feature_importance,
@@ -342,6 +349,10 @@ def train(
                     entry["run_id"] = run.info.run_id
                     entry["model_uri"] = info.model_uri
                 results.append(entry)
+                if keep is not None:
+                    keep[name] = pipe
+            if keep is not None:
+                keep["_test"] = X_test
             champion = _pick(results, cfg.metric)
             out: dict[str, Any] = {
                 **{k: context[k] for k in ("dataset", "task", "protocol", "n_train", "n_test")},

@@ -1,0 +1,161 @@
+"""train → MLflow (a real SQLite store in a temporary home) → registry → load back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flowsentinel.core.settings import get_settings
+
+pytestmark = pytest.mark.slow
+
+
+def _use_home(home: Path) -> None:
+    os.environ["FLOWSENTINEL_HOME"] = str(home)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, cic_csv: Path) -> dict[str, Any]:
+    from flowsentinel.models import TrainConfig, train
+
+    home = tmp_path_factory.mktemp("store")
+    saved = os.environ.get("FLOWSENTINEL_HOME")
+    _use_home(home)
+    try:
+        keep: dict[str, Any] = {}
+        result = train(
+            TrainConfig(sources=[str(cic_csv)], task="dos", models=["dt", "lr"], n_iter=2),
+            keep=keep,
+        )
+    finally:
+        if saved is not None:
+            os.environ["FLOWSENTINEL_HOME"] = saved
+        get_settings.cache_clear()
+    return {"home": home, "result": result, "keep": keep}
+
+
+@pytest.fixture
+def store(trained: dict[str, Any], flowsentinel_home: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FLOWSENTINEL_HOME", str(trained["home"]))
+    get_settings.cache_clear()
+    yield trained
+    get_settings.cache_clear()
+
+
+def test_result_has_the_documented_shape(store: dict[str, Any]) -> None:
+    r = store["result"]
+    assert {"dataset", "task", "protocol", "n_train", "n_test", "models", "champion"} <= set(r)
+    assert (r["dataset"], r["task"], r["protocol"]) == ("cicids2017", "dos", "holdout")
+    for m in r["models"]:
+        assert {"name", "params", "metrics", "confusion_matrix"} <= set(m)
+        assert set(m["metrics"]) >= {
+            "f1", "precision", "recall", "roc_auc", "pr_auc", "accuracy",
+            "balanced_accuracy", "fpr", "fit_seconds", "predict_seconds",
+        }
+        assert np.sum(m["confusion_matrix"]) == r["n_test"]
+    best = max(r["models"], key=lambda m: m["metrics"]["f1"])
+    assert r["champion"] == {
+        "name": best["name"],
+        "registered_model": "flowsentinel-cicids2017-dos",
+        "version": 1,
+    }
+    assert best["metrics"]["f1"] > 0.9  # the generated DoS flows are easy to separate
+
+
+def test_runs_alias_and_model_exist_in_the_store(store: dict[str, Any]) -> None:
+    from flowsentinel.models import tracking
+
+    mlflow = tracking.configure()
+    assert tracking.tracking_uri().startswith("sqlite:///")
+    assert Path(store["home"], "mlflow.db").is_file()
+    client = mlflow.MlflowClient()
+    r = store["result"]
+    parent = client.get_run(r["parent_run_id"])
+    assert parent.data.params["protocol"] == "holdout"
+    children = client.search_runs(
+        [r["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{r['parent_run_id']}'"
+    )
+    assert sorted(c.info.run_name for c in children) == ["dt", "lr"]
+    for child in children:
+        assert "f1" in child.data.metrics
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert {"plots/confusion_matrix.png", "plots/roc_pr.png"} <= files
+    mv = client.get_model_version_by_alias("flowsentinel-cicids2017-dos", "champion")
+    assert str(mv.version) == "1"
+    assert "Test metrics" in (mv.description or "")
+
+
+def test_model_loads_back_and_predicts_as_before_logging(store: dict[str, Any]) -> None:
+    import mlflow.pyfunc
+
+    from flowsentinel.models import tracking
+    from flowsentinel.scoring import Detector
+
+    tracking.configure()
+    champion = store["result"]["champion"]["name"]
+    before = store["keep"][champion]
+    X = store["keep"]["_test"]
+    loaded = mlflow.pyfunc.load_model("models:/flowsentinel-cicids2017-dos@champion")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(X)), before.predict(X))
+    det = Detector.load("flowsentinel-cicids2017-dos")
+    assert det.version == "1" and det.task == "dos" and det.classes == ["BENIGN", "DoS"]
+    verdicts = det.predict(X)
+    np.testing.assert_allclose(verdicts.proba, before.predict_proba(X))
+    assert set(verdicts.labels) <= {"BENIGN", "DoS"}
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FLOWSENTINEL_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "flowsentinel", *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+def test_cli_models_list_promote_and_evaluate(store: dict[str, Any], cic_csv: Path) -> None:
+    home = store["home"]
+    listed = _cli("models", "list", "--json", home=home)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows[0]["name"] == "flowsentinel-cicids2017-dos" and "champion" in rows[0]["aliases"]
+    bad = _cli("models", "promote", "flowsentinel-cicids2017-dos", "9", home=home)
+    assert bad.returncode == 4 and "no version 9" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    ev = _cli("evaluate", "flowsentinel-cicids2017-dos", str(cic_csv), "--json", home=home)
+    assert ev.returncode == 0, ev.stderr
+    out = json.loads(ev.stdout)
+    assert out["task"] == "dos" and len(out["models"]) == 1
+    assert out["models"][0]["metrics"]["f1"] > 0.9
+    missing = _cli("evaluate", "nosuch-model", str(cic_csv), home=home)
+    assert missing.returncode == 4 and "nosuch-model" in missing.stderr
+
+
+def test_cli_train_json_on_unsw_seed_b_features(unsw_csv: Path, tmp_path: Path) -> None:
+    res = _cli(
+        "train", str(unsw_csv), "--task", "attack", "--models", "dt,seed-b",
+        "--features", "seed-b", "--protocol", "seed", "--n-iter", "0", "--json",
+        home=tmp_path / "home",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)  # nothing but the JSON object on stdout
+    assert out["dataset"] == "unsw-nb15" and out["protocol"] == "seed"
+    assert "proto" not in out["features"] and len(out["features"]) == 41
+    assert out["champion"]["registered_model"] == "flowsentinel-unsw-nb15-attack"
+
+
+def test_cli_train_errors_are_one_line(cic_csv: Path, tmp_path: Path) -> None:
+    res = _cli("train", str(cic_csv), "--models", "rf,nope", home=tmp_path / "h")
+    assert res.returncode == 2 and "unknown model nope" in res.stderr
+    res = _cli("train", str(cic_csv), "--protocol", "files", home=tmp_path / "h")
+    assert res.returncode == 2 and "--test" in res.stderr
+    res = _cli("train", str(cic_csv), "--features", "seed-b", home=tmp_path / "h")
+    assert res.returncode == 2 and "seed-b" in res.stderr
+    assert all("Traceback" not in r for r in (res.stderr, res.stdout))
