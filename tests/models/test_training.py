@@ -57,8 +57,16 @@ def test_result_has_the_documented_shape(store: dict[str, Any]) -> None:
     for m in r["models"]:
         assert {"name", "params", "metrics", "confusion_matrix"} <= set(m)
         assert set(m["metrics"]) >= {
-            "f1", "precision", "recall", "roc_auc", "pr_auc", "accuracy",
-            "balanced_accuracy", "fpr", "fit_seconds", "predict_seconds",
+            "f1",
+            "precision",
+            "recall",
+            "roc_auc",
+            "pr_auc",
+            "accuracy",
+            "balanced_accuracy",
+            "fpr",
+            "fit_seconds",
+            "predict_seconds",
         }
         assert np.sum(m["confusion_matrix"]) == r["n_test"]
     best = max(r["models"], key=lambda m: m["metrics"]["f1"])
@@ -116,7 +124,10 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FLOWSENTINEL_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "flowsentinel", *args],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
@@ -140,8 +151,19 @@ def test_cli_models_list_promote_and_evaluate(store: dict[str, Any], cic_csv: Pa
 
 def test_cli_train_json_on_unsw_seed_b_features(unsw_csv: Path, tmp_path: Path) -> None:
     res = _cli(
-        "train", str(unsw_csv), "--task", "attack", "--models", "dt,seed-b",
-        "--features", "seed-b", "--protocol", "seed", "--n-iter", "0", "--json",
+        "train",
+        str(unsw_csv),
+        "--task",
+        "attack",
+        "--models",
+        "dt,seed-b",
+        "--features",
+        "seed-b",
+        "--protocol",
+        "seed",
+        "--n-iter",
+        "0",
+        "--json",
         home=tmp_path / "home",
     )
     assert res.returncode == 0, res.stderr

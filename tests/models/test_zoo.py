@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from modeldata import unsw_frame
 
-from conftest import unsw_frame
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
 from flowsentinel.models.zoo import SPECS, build_pipeline, parse_models, search_space
