@@ -1,0 +1,149 @@
+"""The FastAPI application, built by :func:`create_app` from settings.
+
+Models are loaded once, in the lifespan, before the server accepts requests: a missing or
+broken model stops start-up with a one-line message (``/readyz`` is therefore true whenever the
+server answers). ``uvicorn --factory flowsentinel.service.app:create_app_from_env`` builds it
+from the environment (what ``flowsentinel serve`` does in every worker).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from flowsentinel.core.errors import FlowsentinelError
+from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.scoring import DEFAULT_MODEL
+from flowsentinel.service import errors
+from flowsentinel.service.config import ServiceSettings
+from flowsentinel.service.engine import ModelSet
+from flowsentinel.service.metrics import MetricsMiddleware, ServiceMetrics
+from flowsentinel.service.middleware import BodyLimit
+from flowsentinel.service.routes import meta, page, predict, scan, seeds
+
+log = logging.getLogger("flowsentinel.service")
+
+DESCRIPTION = """Network-attack verdicts from flowsentinel models.
+
+- `POST /reports/` and `POST /classify`: the two request formats of the specification;
+- `POST /v1/predict`: a batch of JSON flows; `POST /v1/scan`: a CSV file or a packet capture;
+- `GET /v1/model`, `/healthz`, `/readyz`, `/metrics`; the web page at `/`.
+"""
+
+
+def model_refs(config: ServiceSettings, settings: Settings) -> list[str]:
+    """The models to serve: ``--model``/``FLOWSENTINEL_SERVE_MODELS``, else the default."""
+    return list(config.models) or [settings.default_model or DEFAULT_MODEL]
+
+
+def create_app(
+    config: ServiceSettings | None = None,
+    settings: Settings | None = None,
+    models: ModelSet | None = None,
+) -> FastAPI:
+    """The service app. ``models`` (already loaded) skips loading in the lifespan."""
+    config = config or ServiceSettings()
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.models is None:
+            refs = model_refs(config, settings)
+            try:
+                app.state.models = ModelSet.load(refs, settings)
+            except FlowsentinelError as exc:
+                log.error("cannot start: %s", exc)
+                raise RuntimeError(f"flowsentinel serve cannot start: {exc}") from None
+        for m in app.state.models.models:
+            d = m.detector
+            app.state.metrics.model_info.labels(m.key, d.version or "", d.dataset, d.task).set(1)
+        yield
+
+    app = FastAPI(
+        title="flowsentinel",
+        description=DESCRIPTION,
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.settings = settings
+    app.state.models = models
+    app.state.metrics = ServiceMetrics()
+    errors.install(app)
+    for router in (seeds.router, predict.router, scan.router, meta.router, page.router):
+        app.include_router(router)
+    static = resources.files("flowsentinel.service") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    def limit_for(path: str) -> int:
+        return config.max_upload_bytes if path.startswith("/v1/scan") else config.max_body_bytes
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: everything from ``FLOWSENTINEL_*`` variables."""
+    return create_app(ServiceSettings(), Settings())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("flowsentinel")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request bodies generated from the served models."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from flowsentinel.service.schemas import flow_model, predict_request_model
+
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    models: ModelSet | None = app.state.models
+    if models is None:  # not started: no model-specific bodies yet (do not cache)
+        return doc
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    typed = [(m, flow_model(m)) for m in models.models]
+
+    def add(model: Any) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def body(ref: dict[str, str]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": ref}}}
+
+    paths = doc.get("paths", {})
+    for path, dataset in (("/reports/", "cicids2017"), ("/classify", "unsw-nb15")):
+        served = models.for_dataset(dataset)
+        op = paths.get(path, {}).get("post")
+        if op is None:
+            continue
+        op.pop("x-flow-dataset", None)
+        if served is not None:
+            op["requestBody"] = body(add(next(t for m, t in typed if m is served)))
+        else:
+            op["description"] = op.get("description", "") + "\n\n(not served: no such model)"
+    op = paths.get("/v1/predict", {}).get("post")
+    if op is not None:
+        op.pop("x-flow-batch", None)
+        op["requestBody"] = body(add(predict_request_model(typed, app.state.config.max_batch)))
+    app.openapi_schema = doc
+    return doc

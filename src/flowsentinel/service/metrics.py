@@ -1,0 +1,108 @@
+"""Prometheus metrics of one app (its own registry, so several apps never share counters).
+
+- ``flowsentinel_http_requests_total{method,route,status}``
+- ``flowsentinel_http_request_duration_seconds{method,route}`` (histogram)
+- ``flowsentinel_flows_scored_total{model,verdict}``
+- ``flowsentinel_model_info{model,version,dataset,task}`` (1 per served model)
+
+With several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder (``flowsentinel
+serve --workers N`` does it for you): each scrape then adds up every worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "flowsentinel_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "flowsentinel_http_request_duration_seconds",
+            "Time to answer a request.",
+            ["method", "route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.flows = Counter(
+            "flowsentinel_flows_scored",
+            "Flows scored, by model and verdict.",
+            ["model", "verdict"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "flowsentinel_model_info",
+            "Served models (value 1).",
+            ["model", "version", "dataset", "task"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def count_verdicts(self, model: str, labels: np.ndarray) -> None:
+        if len(labels) == 0:
+            return
+        names, counts = np.unique(labels.astype(str), return_counts=True)
+        for name, count in zip(names, counts, strict=True):
+            self.flows.labels(model, str(name)).inc(int(count))
+
+    def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template (not raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None)
+            if path is None:
+                raw = scope.get("path", "")
+                path = "/static" if raw.startswith("/static/") else "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, path, str(status)).inc()
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)

@@ -1,0 +1,106 @@
+"""``POST /v1/predict``: a batch of JSON flows, one vectorised model call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from flowsentinel.scoring import Verdicts
+from flowsentinel.service.deps import (
+    Config,
+    Metrics,
+    Models,
+    json_body,
+    require_api_key,
+    require_object,
+)
+from flowsentinel.service.engine import ModelSet, ServedModel
+from flowsentinel.service.inputs import FlowInputError, error
+from flowsentinel.service.routes.seeds import ERRORS
+from flowsentinel.service.schemas import PredictResponse
+
+router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
+
+INLINE_FLOWS = 64  # bigger batches are parsed and scored off the event loop
+
+
+def verdict_rows(verdicts: Verdicts) -> list[dict[str, Any]]:
+    labels = [str(x) for x in verdicts.labels.tolist()]
+    probability = verdicts.probability.tolist()
+    attack = verdicts.attack_probability.tolist()
+    return [
+        {"label": lab, "probability": p, "attack_probability": a}
+        for lab, p, a in zip(labels, probability, attack, strict=True)
+    ]
+
+
+def _pick(models: ModelSet, name: Any, flows: list[Any]) -> ServedModel:
+    if name is not None:
+        served = models.get(name) if isinstance(name, str) else None
+        if served is None:
+            names = ", ".join(m.key for m in models.models)
+            raise FlowInputError(
+                [error(["body", "model"], f"unknown model; this server serves: {names}", "enum")]
+            )
+        return served
+    if len(models.models) > 1 and flows and type(flows[0]) is dict:
+        keys = list(flows[0])
+        for served in models.models:  # the first model the flows fit
+            if not served.detector.missing(keys):
+                return served
+    return models.default
+
+
+def _score(served: ServedModel, flows: list[Any]) -> Verdicts:
+    return served.score(served.parser.parse(flows, ["body", "flows"]))
+
+
+@router.post(
+    "/predict",
+    summary="Score a batch of flows",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra={"x-flow-batch": True},
+)
+async def predict(
+    request: Request, models: Models, metrics: Metrics, config: Config
+) -> JSONResponse:
+    """``{"flows": [...], "model": optional name}`` → per flow its label, the probability of
+    that label and the attack probability, with the model's name and version. Up to
+    ``FLOWSENTINEL_SERVE_MAX_BATCH`` flows (413 beyond); any known feature spelling."""
+    body = require_object(await json_body(request), ["body"])
+    extra = [k for k in body if k not in ("flows", "model")]
+    problems = [error(["body", k], "unknown field", "extra_forbidden") for k in extra]
+    flows = body.get("flows")
+    if flows is None:
+        problems.append(error(["body", "flows"], "field required", "missing"))
+    elif type(flows) is not list:
+        problems.append(error(["body", "flows"], "must be a list of flows", "list_type"))
+    if problems:
+        raise FlowInputError(problems)
+    assert isinstance(flows, list)
+    if len(flows) > config.max_batch:
+        raise HTTPException(
+            413, f"{len(flows):,} flows in one batch; the limit is {config.max_batch:,}"
+        )
+    served = _pick(models, body.get("model"), flows)
+    if len(flows) <= INLINE_FLOWS:
+        verdicts = _score(served, flows)
+    else:
+        verdicts = await run_in_threadpool(_score, served, flows)
+    metrics.count_verdicts(served.key, verdicts.labels)
+    d = served.detector
+    return JSONResponse(
+        {
+            "model": served.key,
+            "version": d.version,
+            "dataset": d.dataset,
+            "task": d.task,
+            "n_flows": len(verdicts.labels),
+            "summary": verdicts.summary(),
+            "predictions": verdict_rows(verdicts),
+        }
+    )

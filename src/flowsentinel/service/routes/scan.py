@@ -1,0 +1,211 @@
+"""``POST /v1/scan``: a file of flows (CSV of any dialect the data layer reads, gzip or parquet)
+or a packet capture (pcap / pcapng, metered into CIC-IDS2017 flows) → per-flow verdicts and a
+summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from flowsentinel.core.errors import InputError
+from flowsentinel.datasets import schema as sc
+from flowsentinel.service.deps import Config, Metrics, Models, media_type, require_api_key
+from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
+from flowsentinel.service.routes.predict import verdict_rows
+from flowsentinel.service.routes.seeds import ERRORS
+from flowsentinel.service.schemas import ScanResponse
+
+router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
+
+_PCAP_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+)
+_RAW_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream"}
+_CHUNK = 1 << 20
+
+
+def _kind(head: bytes, filename: str) -> str:
+    name = filename.lower()
+    if head[:4] in _PCAP_MAGICS or name.endswith((".pcap", ".pcapng", ".cap")):
+        return "pcap"
+    if head[:4] == b"PAR1" or name.endswith(".parquet"):
+        return "parquet"
+    if head[:2] == b"\x1f\x8b" or name.endswith(".gz"):
+        return "csv.gz"
+    return "csv"
+
+
+def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedModel:
+    if name:
+        served = models.get(name)
+        if served is None:
+            names = ", ".join(m.key for m in models.models)
+            raise HTTPException(422, f"unknown model {name!r}; this server serves: {names}")
+        return served
+    if dataset is not None:
+        served = models.for_dataset(dataset)
+        if served is None:
+            title = DATASET_TITLES.get(dataset, dataset)
+            raise HTTPException(422, f"the file holds {title} flows and no such model is served")
+        return served
+    return models.default
+
+
+def _scan_file(
+    path: Path, kind: str, models: ModelSet, name: str | None, max_flows: int
+) -> tuple[ServedModel, pd.DataFrame | Any, dict[str, Any]]:
+    """Read the upload into flows and choose the model (runs in a worker thread)."""
+    from flowsentinel.datasets.reader import read_file, sniff
+
+    if kind == "pcap":
+        try:
+            from flowsentinel.capture import extract_flows
+        except ImportError:  # pragma: no cover - the capture package ships with the service
+            raise HTTPException(415, "packet captures are not supported by this server") from None
+        served = _pick(models, name, "cicids2017")
+        if served.detector.dataset != "cicids2017":
+            raise HTTPException(
+                422, "a packet capture gives CIC-IDS2017 flows; choose a CIC-IDS2017 model"
+            )
+        frame, stats = extract_flows(path)
+        return served, frame, {"source": "pcap", "capture": stats.to_dict()}
+    found = sniff(path).get("dataset")
+    served = _pick(models, name, found if isinstance(found, str) else None)
+    frame, report = read_file(path, dataset=served.detector.dataset, require_label=False)
+    if frame.height > max_flows:
+        raise HTTPException(413, f"{frame.height:,} flows in the file; the limit is {max_flows:,}")
+    return served, frame, {"source": f"csv ({report.dialect})"}
+
+
+async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str | None, str | None]:
+    """The uploaded bytes in a file of ``folder``: (path, kind, filename, model form field)."""
+    kind = media_type(request)
+    target = folder / "upload"
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            raise HTTPException(400, f"cannot read the multipart body: {exc}") from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(422, "upload the flows as the form field 'file'")
+        model = form.get("model")
+        filename = upload.filename or "upload"
+        with target.open("wb") as out:
+            while chunk := await upload.read(_CHUNK):
+                out.write(chunk)
+        await form.close()
+        return target, filename, filename, model if isinstance(model, str) and model else None
+    if kind in _RAW_TYPES:
+        with target.open("wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        name = request.query_params.get("filename") or "upload"
+        return target, name, None, None
+    raise HTTPException(
+        415,
+        "upload a file as multipart/form-data (field 'file') or send it raw as text/csv or "
+        f"application/octet-stream (got {kind or 'no content type'})",
+    )
+
+
+@router.post(
+    "/scan",
+    summary="Score every flow of an uploaded file or packet capture",
+    response_model=ScanResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "model": {"type": "string"},
+                        },
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def scan(request: Request, models: Models, metrics: Metrics, config: Config) -> JSONResponse:
+    """A CSV of flows (any CIC-IDS2017 or UNSW-NB15 dialect; .csv.gz and parquet too) or a
+    pcap / pcapng capture. The model is the ``model`` form field, else the first served model
+    of the file's data set. Answers per-flow verdicts (with the file's own label when it has
+    one) and a summary."""
+    folder = Path(tempfile.mkdtemp(prefix="flowsentinel-scan-"))
+    try:
+        path, filename, original, model_name = await _save_upload(request, folder)
+        model_name = model_name or request.query_params.get("model") or None
+        if path.stat().st_size == 0:
+            raise HTTPException(422, "the upload is empty")
+        with path.open("rb") as fh:
+            head = fh.read(8)
+        kind = _kind(head, filename)
+        if kind != "pcap":
+            suffixed = path.with_name("upload." + kind)
+            os.replace(path, suffixed)
+            path = suffixed
+        served, frame, source = await run_in_threadpool(
+            _scan_file, path, kind, models, model_name, config.max_scan_flows
+        )
+        verdicts = await run_in_threadpool(served.score_frame, frame)
+    except InputError as exc:  # one line without the temporary path
+        text = str(exc).replace(str(folder) + os.sep, "")
+        raise HTTPException(422, text) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    metrics.count_verdicts(served.key, verdicts.labels)
+    rows = verdict_rows(verdicts)
+    truth = _labels(frame)
+    for i, row in enumerate(rows):
+        row["row"] = i
+        if truth is not None:
+            row["true_label"] = truth[i]
+    d = served.detector
+    benign = d.classes[0]
+    return JSONResponse(
+        {
+            "model": served.key,
+            "version": d.version,
+            "dataset": d.dataset,
+            "task": d.task,
+            **source,
+            "filename": original,
+            "n_flows": len(rows),
+            "summary": verdicts.summary(),
+            "attack_flows": int(np.count_nonzero(verdicts.labels != benign)),
+            "predictions": rows,
+        }
+    )
+
+
+def _labels(frame: Any) -> list[str | None] | None:
+    if sc.LABEL not in getattr(frame, "columns", ()):
+        return None
+    values = frame[sc.LABEL]
+    values = values.to_list() if hasattr(values, "to_list") else list(values)
+    if all(v is None for v in values):
+        return None
+    return [None if v is None else str(v) for v in values]
