@@ -539,7 +539,7 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
                     _delete(TI, TK, TF, s, mask)
                     used[0] -= 1
         else:
-            if (used[0] + 1) * 2 > cap:
+            if (used[0] + 1) * 4 > cap * 3:  # load factor 3/4
                 return i, o, 1
             TI[s, USED] = 1
             TI[s, HOME] = home
@@ -700,10 +700,15 @@ class FlowMeter:
                 self._alloc(new_cap)
                 _rehash(TI, TK, TF, self.TI, self.TK, self.TF)
 
-    def take(self) -> FlowArrays:
-        """The flows finished since the last call, in the order they ended."""
+    def take_parts(self) -> list[FlowArrays]:
+        """The flows finished since the last call, in chunks (bounded memory at flush)."""
         self._drain()
         parts, self._done = self._done, []
+        return parts
+
+    def take(self) -> FlowArrays:
+        """The flows finished since the last call, in the order they ended."""
+        parts = self.take_parts()
         if not parts:
             return FlowArrays(
                 np.empty((0, N_FEATURES)),

@@ -117,10 +117,10 @@ def iter_flow_arrays(
             yield out
     meter.flush()
     sync()
-    out = meter.take()
-    if len(out):
-        stats.flows += len(out)
-        yield out
+    for out in meter.take_parts():
+        if len(out):
+            stats.flows += len(out)
+            yield out
 
 
 def iter_flow_batches(
