@@ -1,0 +1,286 @@
+"""In-process tests of the service app (TestClient, models trained once per session)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, UNSW_NAME, cic_record
+from flowsentinel.datasets import schema as sc
+from flowsentinel.datasets.reader import read_file
+from flowsentinel.service.app import create_app
+from flowsentinel.service.config import ServiceSettings
+from flowsentinel.service.fastpath import compile_pipeline
+
+
+@pytest.fixture(scope="module")
+def client(model_set, store) -> Iterator[TestClient]:
+    config = ServiceSettings(max_batch=50, max_body_bytes=64 << 10, max_upload_bytes=4 << 20)
+    app = create_app(config, store.settings, models=model_set)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cic_frame(store) -> pd.DataFrame:
+    frame, _ = read_file(store.cic_csv)
+    return frame.to_pandas()
+
+
+def test_reports_answers_like_the_first_seed(client, cic_frame) -> None:
+    for row, expected in ((0, None), (1, None)):
+        r = client.post("/reports/", json=cic_record(cic_frame, row))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"predictions"}
+        assert body["predictions"][0] in ("BENIGN", "DoS")
+        del expected
+
+
+def test_reports_accepts_other_spellings(client, cic_frame, model_set) -> None:
+    canonical = {f: float(cic_frame[f].iloc[5]) for f in sc.SEED_A_FEATURES}
+    snake = cic_record(cic_frame, 5)
+    a = client.post("/reports/", json=canonical).json()
+    b = client.post("/reports/", json=snake).json()
+    assert a == b
+    served = model_set.get(CIC_NAME)
+    expected = served.detector.predict(pd.DataFrame([canonical]))
+    assert a["predictions"] == [str(expected.labels[0])]
+
+
+def test_classify_seed_samples(client) -> None:
+    normal = client.post("/classify", json=SEED_B_NORMAL)
+    attack = client.post("/classify", json=SEED_B_ATTACK)
+    assert normal.status_code == attack.status_code == 200
+    assert normal.json()["status"] == "Not attack"
+    assert attack.json()["status"] == "Attack"
+    for r in (normal, attack):
+        assert set(r.json()) == {"status", "attack_prob"}
+        assert 0.0 <= r.json()["attack_prob"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "kind"),
+    [
+        (lambda r: r.pop("flow_duration"), "flow_duration", "missing"),
+        (lambda r: r.update(not_a_feature=1.0), "not_a_feature", "extra_forbidden"),
+        (lambda r: r.update(flow_bytes_s="fast"), "flow_bytes_s", "float_type"),
+        (lambda r: r.update(flow_bytes_s=None), "flow_bytes_s", "float_type"),
+        (lambda r: r.update(flow_bytes_s=True), "flow_bytes_s", "float_type"),
+        (lambda r: r.update(idle_std=float("nan")), "idle_std", "finite_number"),
+        (lambda r: r.update(idle_std=float("inf")), "idle_std", "finite_number"),
+        (lambda r: r.update(idle_std=10**400), "idle_std", "finite_number"),
+        (lambda r: r.update(idle_std=1e35), "idle_std", "out_of_range"),
+    ],
+)
+def test_bad_fields_are_named(client, change, field, kind) -> None:
+    record = cic_record()
+    change(record)
+    body = json.dumps(record)  # NaN / Infinity literals as Python writes them
+    r = client.post("/reports/", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert {"loc": ["body", field], "type": kind} in [
+        {"loc": d["loc"], "type": d["type"]} for d in detail
+    ]
+
+
+def test_every_bad_field_named_at_once(client) -> None:
+    record = cic_record()
+    del record["idle_min"], record["idle_max"]
+    record["flow_iat_std"] = "x"
+    record["bogus"] = 3
+    r = client.post("/reports/", json=record)
+    named = {d["loc"][-1] for d in r.json()["detail"]}
+    assert r.status_code == 422
+    assert named == {"idle_min", "idle_max", "flow_iat_std", "bogus"}
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype", "status"),
+    [
+        ("{}", "text/plain", 415),
+        ("{}", None, 415),
+        ("{not json", "application/json", 422),
+        ("[1, 2]", "application/json", 422),
+        ("", "application/json", 422),
+        (b"\xff\xfe", "application/json", 422),
+    ],
+)
+def test_body_errors(client, content, ctype, status) -> None:
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/reports/", content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert "detail" in r.json()
+    assert "Traceback" not in r.text
+
+
+def test_body_too_large(client) -> None:
+    big = {"flows": [cic_record()] * 40, "padding": "x" * (70 << 10)}
+    r = client.post("/v1/predict", json=big)
+    assert r.status_code == 413
+
+
+def test_chunked_body_too_large_is_counted(client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"flows": ['
+        for _ in range(2000):
+            yield json.dumps(cic_record()).encode() + b","
+        yield b"{}]}"
+
+    r = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_batch_agrees_with_detector(client, cic_frame, model_set) -> None:
+    rows = [cic_record(cic_frame, i) for i in range(40)]
+    r = client.post("/v1/predict", json={"flows": rows})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    served = model_set.get(CIC_NAME)
+    expected = served.detector.predict(cic_frame.iloc[:40])
+    assert [p["label"] for p in body["predictions"]] == [str(x) for x in expected.labels]
+    got = [p["probability"] for p in body["predictions"]]
+    np.testing.assert_allclose(got, expected.probability)
+    assert body["version"] == served.detector.version and body["model"] == CIC_NAME
+    assert sum(body["summary"].values()) == 40
+
+
+def test_batch_limit_and_shape(client) -> None:
+    assert client.post("/v1/predict", json={"flows": [cic_record()] * 51}).status_code == 413
+    r = client.post("/v1/predict", json={"flows": [cic_record(), {"x": 1}], "extra": 1})
+    assert r.status_code == 422
+    r = client.post("/v1/predict", json={"flows": [cic_record(), {**cic_record(), "x": 1}]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "flows", 1, "x"]
+    assert client.post("/v1/predict", json={"flows": "no"}).status_code == 422
+    assert client.post("/v1/predict", json={"flows": []}).json()["n_flows"] == 0
+    r = client.post("/v1/predict", json={"flows": [cic_record()], "model": "nope"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "model"]
+
+
+def test_batch_picks_the_model_by_fields(client) -> None:
+    r = client.post("/v1/predict", json={"flows": [SEED_B_NORMAL, SEED_B_ATTACK]})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == UNSW_NAME
+    assert [p["label"] for p in r.json()["predictions"]] == ["BENIGN", "Attack"]
+
+
+def test_scan_csv_agrees_with_detector(client, store, cic_frame, model_set) -> None:
+    with store.cic_csv.open("rb") as fh:
+        r = client.post("/v1/scan", files={"file": ("flows.csv", fh, "text/csv")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = model_set.get(CIC_NAME).detector.predict(cic_frame)
+    assert body["n_flows"] == len(cic_frame)
+    assert [p["label"] for p in body["predictions"]] == [str(x) for x in expected.labels]
+    assert body["summary"] == expected.summary()
+    assert body["predictions"][0]["true_label"] is not None
+
+
+def test_scan_unsw_csv_picks_the_unsw_model(client, store) -> None:
+    r = client.post(
+        "/v1/scan", content=store.unsw_csv.read_bytes(), headers={"content-type": "text/csv"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == UNSW_NAME
+    assert r.json()["summary"].get("Attack", 0) > 0
+
+
+def test_scan_errors(client) -> None:
+    r = client.post("/v1/scan", files={"file": ("x.csv", b"a,b\n1,2\n", "text/csv")})
+    assert r.status_code == 422 and "Traceback" not in r.text
+    assert client.post("/v1/scan", json={"a": 1}).status_code == 415
+    assert client.post("/v1/scan", files={"other": ("x.csv", b"1", "text/csv")}).status_code == 422
+    r = client.post("/v1/scan", files={"file": ("x.pcap", b"\xd4\xc3\xb2\xa1garbage", "x")})
+    assert r.status_code in (200, 422), r.text
+
+
+def test_model_info_and_health(client) -> None:
+    info = client.get("/v1/model").json()
+    assert info["name"] == CIC_NAME and info["dataset"] == "cicids2017"
+    assert info["request_fields"][0] == "flow_duration" and "metrics" in info
+    assert client.get("/v1/model", params={"name": UNSW_NAME}).json()["task"] == "attack"
+    assert client.get("/v1/model", params={"name": "x"}).status_code == 404
+    assert len(client.get("/v1/models").json()["models"]) == 2
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["ready"] is True
+
+
+def test_metrics_count_requests_and_verdicts(client) -> None:
+    client.post("/reports/", json=cic_record())
+    text = client.get("/metrics").text
+    assert 'flowsentinel_http_requests_total{method="POST",route="/reports/",status="200"}' in text
+    assert "flowsentinel_http_request_duration_seconds_bucket" in text
+    assert "flowsentinel_flows_scored_total{model=" in text
+
+
+def test_openapi_shows_the_model_fields(client) -> None:
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/reports/"]["post"]["requestBody"]["content"]["application/json"]
+    ref = body["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = doc["components"]["schemas"][ref]
+    assert "flow_bytes_s" in schema["properties"] and schema["additionalProperties"] is False
+    assert len(schema["required"]) == 32
+    assert "/v1/scan" in doc["paths"] and client.get("/docs").status_code == 200
+
+
+def test_page_and_static_files(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert "http://" not in page.text.replace("http://www.w3.org", "")
+
+
+def test_api_key(model_set, store) -> None:
+    app = create_app(ServiceSettings(api_key="k1"), store.settings, models=model_set)
+    with TestClient(app) as c:
+        for headers, status in (
+            ({}, 401),
+            ({"X-API-Key": "k2"}, 401),
+            ({"X-API-Key": "k1"}, 200),
+            ({"Authorization": "Bearer k1"}, 200),
+        ):
+            assert c.post("/reports/", json=cic_record(), headers=headers).status_code == status
+        assert c.get("/healthz").status_code == 200
+
+
+def test_unexpected_errors_are_not_500(model_set, store, monkeypatch) -> None:
+    app = create_app(ServiceSettings(), store.settings, models=model_set)
+    served = model_set.get(CIC_NAME)
+
+    def boom(parsed):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(served, "score", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/reports/", json=cic_record())
+        assert r.status_code == 503 and "kaboom" not in r.text and "Traceback" not in r.text
+        assert c.get("/healthz").status_code == 200
+
+
+def test_fast_path_equals_pipeline(model_set) -> None:
+    served = model_set.get(CIC_NAME)
+    assert served.fast is not None
+    rng = np.random.default_rng(1)
+    X = rng.lognormal(5, 3, size=(300, len(served.detector.features)))
+    X[::7, 3] = np.nan
+    X[::11, 5] = np.inf
+    frame = pd.DataFrame(X, columns=served.detector.features)
+    np.testing.assert_allclose(
+        served.fast.proba(X), served.detector.pipeline.predict_proba(frame), rtol=0, atol=1e-12
+    )
+    assert compile_pipeline(model_set.get(UNSW_NAME).detector.pipeline, []) is None
+
+
+def test_settings_from_environment(monkeypatch) -> None:
+    monkeypatch.setenv("FLOWSENTINEL_SERVE_MODELS", "a, models:/b@c")
+    monkeypatch.setenv("FLOWSENTINEL_SERVE_API_KEY", "s3cret")
+    config = ServiceSettings()
+    assert config.models == ["a", "models:/b@c"] and config.key == "s3cret"
+    assert "s3cret" not in repr(config)
