@@ -22,6 +22,7 @@ from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.datasets import schema as sc
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
+DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
 
 
 def resolve_uri(model: str | None, settings: Settings | None = None) -> str:
@@ -37,6 +38,15 @@ def resolve_uri(model: str | None, settings: Settings | None = None) -> str:
     if "/" in ref and ref.rsplit("/", 1)[1].isdigit():
         return f"models:/{ref}"
     return f"models:/{ref}@champion"
+
+
+def _registered(mlflow: Any, uri: str) -> bool:
+    name, alias = uri.removeprefix("models:/").split("@", 1)
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except Exception:
+        return False
+    return True
 
 
 @dataclass
@@ -78,6 +88,8 @@ class Detector:
         settings = settings or get_settings()
         uri = resolve_uri(model, settings)
         mlflow = tracking.configure(settings)
+        if model is None and not settings.default_model and not _registered(mlflow, uri):
+            uri = DEMO_MODEL  # no real CIC-IDS2017 champion yet: the demo's model
         name, version = uri, None
         try:
             if uri.startswith("models:/"):

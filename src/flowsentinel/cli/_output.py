@@ -14,8 +14,9 @@ from rich.table import Table
 
 from flowsentinel.core.errors import FlowsentinelError
 
-console = Console(stderr=True)
-stdout = Console()
+# tables stay readable in logs and CI (a non-terminal gets 80 columns by default otherwise)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+stdout = Console(width=None if sys.stdout.isatty() else 140)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

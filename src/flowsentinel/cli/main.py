@@ -7,13 +7,10 @@ from typing import Annotated
 
 import typer
 
-from flowsentinel.cleaning import CleaningOptions, clean_to_dir
 from flowsentinel.cli import data
 from flowsentinel.cli import models as models_cli
-from flowsentinel.cli._output import console, friendly_errors, is_tty
-from flowsentinel.core.settings import get_settings
-from flowsentinel.datasets.cache import ColumnarCache
-from flowsentinel.datasets.synthetic import write_demo_dataset
+from flowsentinel.cli import scan as scan_cli
+from flowsentinel.cli._output import console, friendly_errors
 
 app = typer.Typer(
     help="flowsentinel: find attacks in network flows with machine learning.",
@@ -30,6 +27,7 @@ serve_cli.register(app)
 from flowsentinel.cli import capture as capture_cli  # noqa: E402  (flows, lab)
 
 capture_cli.register(app)
+scan_cli.register(app)
 
 
 @app.command()
@@ -38,29 +36,38 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "flowsentinel-demo"
     ),
-    rows: Annotated[int, typer.Option(min=200, help="Flows to generate.")] = 20_000,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: settings).")] = None,
+    scale: Annotated[
+        float, typer.Option(min=0.05, max=20, help="Lab size multiplier (1: a few thousand flows).")
+    ] = 1.0,
+    n_iter: Annotated[int, typer.Option("--n-iter", min=0, help="Tuning candidates.")] = 3,
 ) -> None:
-    """Run the whole path on built-in generated flows: generate → clean → prepare."""
-    from flowsentinel.preparation import prepare  # sklearn is slow to import: only here
+    """The whole path on built-in lab traffic: lab → flows → clean → train → register → scan."""
+    import contextlib
+    import sys
 
-    settings = get_settings()
-    seed = settings.seed if seed is None else seed
-    csv_path = write_demo_dataset(out / "data", rows=rows, seed=seed)
-    console.print(f"generated {csv_path} (seed {seed}; a demonstration set, not real traffic)")
-    cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    report, _ = clean_to_dir(
-        [str(csv_path)],
-        out / "clean",
-        options=CleaningOptions(task="dos"),
-        cache=cache,
-        progress=is_tty(),
-    )
-    data.print_cleaning_summary(report, out / "clean", False)
-    summary = prepare(out / "clean", seed=seed)
+    from flowsentinel.cli.models import print_comparison
+    from flowsentinel.demo import DEMO_NAME, run_demo
+
+    with console.status("demo") as status, contextlib.redirect_stdout(sys.stderr):
+        result = run_demo(out, seed=seed, scale=scale, n_iter=n_iter, say=status.update)
+    lab = result["lab"]
     console.print(
-        f"prepared: {summary['rows']['train']:,} training rows, {summary['rows']['test']:,} test "
-        f"rows, {len(summary['features'])} features; heatmaps in {out / 'clean'}"
+        f"lab capture {lab['pcap']}: {lab['packets']:,} packets, flows per label {lab['flows']}"
+    )
+    c = result["cleaning"]
+    console.print(f"cleaning kept {c['rows_out']:,} of {c['rows_in']:,} flows; heatmaps in "
+                  f"{out / 'clean'}")  # fmt: skip
+    print_comparison(result["train"])
+    s = result["scan"]
+    console.print(
+        f"scanned the unseen capture {s['pcap']}: {s['flows']:,} flows, verdicts {s['by_label']}; "
+        f"attacks detected {s['detection_rate']:.1%}, benign flows flagged "
+        f"{s['false_positive_rate']:.1%} (verdicts in {s['verdicts']})"
+    )
+    console.print(
+        f"[bold]A model trained on lab traffic is a demonstration.[/] Train on the real data sets "
+        f"with `flowsentinel train ...` (see README). Model: models:/{DEMO_NAME}@champion"
     )
 
 

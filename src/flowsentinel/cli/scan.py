@@ -1,0 +1,137 @@
+"""``flowsentinel scan`` and ``flowsentinel watch``: verdicts on captures and live traffic."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flowsentinel.cli._output import console, friendly_errors, stdout, table
+from flowsentinel.core.errors import InputError
+
+
+def print_scan_summary(summary: Any, title: str, top: int = 10) -> None:
+    console.print(
+        table(title, ["verdict", "flows"], [[k, v] for k, v in sorted(summary.by_label.items())])
+    )
+    if summary.flows_by_source:
+        ranked = sorted(
+            summary.flows_by_source,
+            key=lambda s: (-summary.attacks_by_source.get(s, 0), -summary.flows_by_source[s]),
+        )[:top]
+        rows = [
+            [s, summary.flows_by_source[s], summary.attacks_by_source.get(s, 0)] for s in ranked
+        ]
+        console.print(table("By source address", ["source", "flows", "attack verdicts"], rows))
+
+
+def scan_cmd(
+    capture: Annotated[
+        Path, typer.Argument(help="A pcap/pcapng capture, or a CSV/parquet of flows.")
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="Model URI or registered name (default: settings).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write one JSON line per flow here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Score every flow of a capture with a registered model; one verdict per flow."""
+    from flowsentinel.scanning import (
+        check_capture_model,
+        is_flow_file,
+        iter_capture_frames,
+        read_flow_file,
+        scan_frames,
+    )
+    from flowsentinel.scoring import Detector
+
+    if not capture.is_file():
+        raise InputError("no such file", path=capture)
+    with contextlib.redirect_stdout(sys.stderr):
+        det = Detector.load(model)
+    started = time.perf_counter()
+    stats = None
+    sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
+    with sink as fh, console.status(f"scanning {capture.name} with {det.name}"):
+        if is_flow_file(capture):
+            frames = [read_flow_file(capture, det)]
+        else:
+            from flowsentinel.capture import CaptureStats
+
+            stats = CaptureStats()
+            frames = iter_capture_frames(capture, stats)
+        if not is_flow_file(capture):
+            check_capture_model(det)
+        summary = scan_frames(frames, det, fh)
+    seconds = time.perf_counter() - started
+    result = {
+        "source": str(capture),
+        "model": det.describe() | {"features": len(det.features)},
+        "flows": summary.flows,
+        "by_label": summary.by_label,
+        "attacks_by_source": summary.attacks_by_source,
+        "capture": stats.to_dict() if stats is not None else None,
+        "seconds": round(seconds, 3),
+        "verdicts": str(out) if out else None,
+    }
+    if as_json:
+        stdout.print_json(json.dumps(result, default=str))
+        return
+    version = f" v{det.version}" if det.version else ""
+    print_scan_summary(summary, f"{capture.name}: {summary.flows:,} flows, {det.name}{version}")
+    if stats is not None and stats.problems:
+        console.print(f"packets skipped: {stats.problems}")
+    if out:
+        console.print(f"verdicts written to {out}")
+
+
+def watch_cmd(
+    interface: Annotated[str, typer.Option("--interface", "-i", help="Network interface.")],
+    model: Annotated[str | None, typer.Option(help="Model URI or registered name.")] = None,
+    all_flows: Annotated[
+        bool, typer.Option("--all", help="Print every flow, not only alerts.")
+    ] = False,
+    max_packets: Annotated[
+        int | None, typer.Option(help="Stop after this many packets (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Live capture: one JSON line per alert (a flow not judged BENIGN) on stdout."""
+    from flowsentinel.capture import CaptureStats, iter_live_flow_batches
+    from flowsentinel.scanning import ScanSummary, check_capture_model, verdict_records
+    from flowsentinel.scoring import Detector
+
+    with contextlib.redirect_stdout(sys.stderr):
+        det = Detector.load(model)
+    check_capture_model(det)
+    stats = CaptureStats()
+    summary = ScanSummary()
+    console.print(f"watching {interface} with {det.name} (Ctrl-C to stop)")
+    try:
+        for frame in iter_live_flow_batches(interface, stats=stats, max_packets=max_packets):
+            if len(frame) == 0:
+                continue
+            records, labels = verdict_records(frame, det)
+            summary.add(labels, None)
+            for rec in records:
+                if all_flows or rec["label"] != "BENIGN":
+                    sys.stdout.write(json.dumps(rec, default=str) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    except PermissionError:
+        raise InputError(f"capturing on {interface} needs root (or CAP_NET_RAW)") from None
+    except OSError as exc:
+        raise InputError(f"cannot capture on {interface}: {exc.strerror or exc}") from None
+    console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(friendly_errors(scan_cmd))
+    app.command("watch")(friendly_errors(watch_cmd))
