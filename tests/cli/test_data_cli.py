@@ -302,20 +302,6 @@ def test_download_uses_the_registry(
     assert result.stdout.strip() == str(folder)
 
 
-@pytest.mark.slow
-def test_demo(runner: CliRunner, tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--rows", "600", "--seed", "3"])
-    assert result.exit_code == 0, result.output
-    assert (out / "data" / "flowsentinel-demo-flows.csv").is_file()
-    for name in ("clean.parquet", "cleaning_report.json", "train.parquet", "test.parquet"):
-        assert (out / "clean" / name).is_file(), name
-    assert len(list((out / "clean").glob("*.png"))) == 3
-    report = json.loads((out / "clean" / "cleaning_report.json").read_text())
-    assert report["task"] == "dos"
-    assert report["rows_in"] == 600 + 600 // 50
-
-
 def test_unknown_task_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
     path = write_cic_file(tmp_path / "f.csv", ["BENIGN"])
     result = runner.invoke(app, ["data", "clean", str(path), "--out", "o", "--task", "ddos"])

@@ -34,6 +34,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_demo_registers_a_model_and_scans_an_unseen_capture(demo: tuple[Path, Path]) -> None:
     home, out = demo
+    for name in ("clean.parquet", "cleaning_report.json", "train.parquet", "test.parquet"):
+        assert (out / "clean" / name).is_file(), name
+    assert len(list((out / "clean").glob("*.png"))) == 3  # the seed's three heatmaps
     verdicts = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
     truth = pd.read_csv(out / "lab-unseen" / "lab_flows.csv", usecols=["Label"])["Label"]
     assert len(verdicts) == len(truth)  # one verdict per flow
