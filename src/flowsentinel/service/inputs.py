@@ -10,13 +10,13 @@ strings. Errors use FastAPI's shape: ``{"loc": [...], "msg": ..., "type": ...}``
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import pydantic_core
 
 from flowsentinel.datasets import schema as sc
 
@@ -43,26 +43,20 @@ def error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-def _constant(name: str) -> float:
-    return float(name)  # NaN, Infinity, -Infinity: accepted by the parser, refused per field
-
-
 def parse_json(body: bytes) -> Any:
-    """The JSON document of a request body (422 naming the position when it is not JSON)."""
+    """The JSON document of a request body (422 when it is not JSON).
+
+    Parsed by pydantic-core (Rust, about twice as fast as the standard library on large
+    batches). ``NaN`` and ``Infinity`` literals are read so that the field holding them can be
+    named in the answer, rather than failing the whole document.
+    """
     if not body.strip():
         raise FlowInputError([error(["body"], "a JSON body is required", "missing")])
     try:
-        return json.loads(body, parse_constant=_constant)
-    except UnicodeDecodeError:
-        raise FlowInputError(
-            [error(["body"], "the body is not UTF-8 text", "json_invalid")]
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise FlowInputError(
-            [error(["body", exc.pos], f"invalid JSON: {exc.msg}", "json_invalid")]
-        ) from None
-    except RecursionError:
-        raise FlowInputError([error(["body"], "JSON nested too deeply", "json_invalid")]) from None
+        return pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError as exc:
+        text = str(exc).splitlines()[0] if str(exc) else "not JSON"
+        raise FlowInputError([error(["body"], f"invalid JSON: {text}", "json_invalid")]) from None
 
 
 def display_name(feature: str, dataset: str) -> str:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from flowsentinel.scoring import Verdicts
 from flowsentinel.service.deps import (
     Config,
+    FastJSONResponse,
     Metrics,
     Models,
     json_body,
@@ -93,7 +94,7 @@ async def predict(
         verdicts = await run_in_threadpool(_score, served, flows)
     metrics.count_verdicts(served.key, verdicts.labels)
     d = served.detector
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "model": served.key,
             "version": d.version,

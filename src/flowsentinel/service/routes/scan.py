@@ -19,7 +19,14 @@ from starlette.datastructures import UploadFile
 
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
-from flowsentinel.service.deps import Config, Metrics, Models, media_type, require_api_key
+from flowsentinel.service.deps import (
+    Config,
+    FastJSONResponse,
+    Metrics,
+    Models,
+    media_type,
+    require_api_key,
+)
 from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
 from flowsentinel.service.routes.predict import verdict_rows
 from flowsentinel.service.routes.seeds import ERRORS
@@ -185,7 +192,7 @@ async def scan(request: Request, models: Models, metrics: Metrics, config: Confi
             row["true_label"] = truth[i]
     d = served.detector
     benign = d.classes[0]
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "model": served.key,
             "version": d.version,
