@@ -18,8 +18,14 @@ Then ``Target`` is set for the task. All of it is vectorised polars; nothing loo
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +38,7 @@ from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
 from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import READER_VERSION, ColumnarCache
+from flowsentinel.datasets.reader import RowFacts, complete_rows
 from flowsentinel.datasets.sources import LoadedData, expand_sources, load_sources
 
 NearConstantRule = Literal["constant", "seed", "none"]
@@ -96,18 +103,92 @@ def _numeric(frame: pl.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if frame.schema[c].is_numeric()]
 
 
+@dataclass
+class _Plan:
+    """What cleaning decided, before any output row is built: which rows of each part stay
+    (``keep``, one mask per part, None for all), which columns, and the report's counts."""
+
+    opts: CleaningOptions
+    dataset: str
+    rows_in: int
+    steps: list[StepReport]
+    dropped_cols: list[ColumnDrop]
+    features: list[str]
+    kept_ids: list[str]
+    keep: list[np.ndarray | None]
+    positive: list[str]
+    conflicting: int
+    started: float
+    first_rows: np.ndarray | None  # over all rows of all parts: first of identical rows
+    all_features: list[str]
+
+    def output(self, part: pl.DataFrame, index: int) -> pl.DataFrame:
+        """The cleaned rows of one part, in the output columns."""
+        columns = [*self.kept_ids, *self.features, sc.LABEL, sc.FAMILY, sc.SOURCE]
+        frame = part.select(columns)
+        mask = self.keep[index]
+        if mask is not None:
+            frame = frame.filter(pl.Series(mask))
+        if self.opts.task == "multiclass":
+            target = pl.col(sc.FAMILY).alias(sc.TARGET)
+        else:
+            target = pl.col(sc.FAMILY).is_in(self.positive).cast(pl.Int8).alias(sc.TARGET)
+        return frame.with_columns(target).select(
+            [*self.kept_ids, *self.features, sc.LABEL, sc.FAMILY, sc.TARGET, sc.SOURCE]
+        )
+
+    def report(self, data: LoadedData, counts: dict[str, dict[str, int]]) -> CleaningReport:
+        return CleaningReport(
+            dataset=self.dataset,
+            task=self.opts.task,
+            options=self.opts,
+            files=[r.to_dict() for r in data.files],
+            rows_in=self.rows_in,
+            rows_out=sum(counts[sc.TARGET].values()),
+            steps=self.steps,
+            columns_dropped=self.dropped_cols,
+            features=self.features,
+            label_counts=counts[sc.LABEL],
+            family_counts=counts[sc.FAMILY],
+            target_counts=counts[sc.TARGET],
+            conflicting_feature_rows=self.conflicting,
+            seconds=round(time.perf_counter() - self.started, 3),
+        )
+
+
 def clean(
     data: LoadedData, options: CleaningOptions | None = None, *, consume: bool = False
 ) -> tuple[pl.DataFrame, CleaningReport]:
     """Clean loaded flows for a task; returns the frame and its report.
 
-    With ``consume=True`` the rows of ``data`` are released as soon as they are filtered (lower
+    With ``consume=True`` the rows of ``data`` are released as soon as they are output (lower
     peak memory); ``data.frame`` is then empty.
     """
-    opts = options or CleaningOptions()
+    plan = _plan(data, options or CleaningOptions())
+    outputs: list[pl.DataFrame] = []
+    tally: dict[str, dict[str, int]] = {sc.LABEL: {}, sc.FAMILY: {}, sc.TARGET: {}}
+    for i in range(len(data.parts)):
+        out = plan.output(data.parts[i], i)
+        if consume:
+            data.parts[i] = data.parts[i].clear()
+        _tally(tally, out)
+        outputs.append(out)
+    frame = outputs[0] if len(outputs) == 1 else pl.concat(outputs, how="vertical", rechunk=False)
+    return frame, plan.report(data, _sorted_counts(tally))
+
+
+def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None = None) -> _Plan:
+    """Every decision of the cleaning steps, computed file by file on the loaded parts (no
+    concatenation of the rows): row masks, dropped columns, duplicates, counts.
+
+    ``first_rows`` (over all rows of all parts, in order): which rows are the first of their
+    identical rows (all features and label), when known from an earlier run on the same files.
+    """
     started = time.perf_counter()
-    df = data.parts[0]  # the columns; rows are filtered file by file below
+    parts = data.parts
+    first = parts[0]  # the columns (all parts share them)
     dataset = data.dataset
+    facts: list[RowFacts | None] = list(data.facts) or [None] * len(parts)
     steps: list[StepReport] = []
     dropped_cols: list[ColumnDrop] = []
 
@@ -122,13 +203,14 @@ def clean(
                     f"({rep.duplicate_column_mismatches} rows differ) in {rep.path}",
                 )
             )
+    rows_in = data.height
     malformed = sum(r.malformed_rows_skipped for r in data.files)
     steps.append(
         StepReport(
             step="read (malformed CSV rows)",
             enabled=True,
-            rows_in=data.height + malformed,
-            rows_out=data.height,
+            rows_in=rows_in + malformed,
+            rows_out=rows_in,
             dropped=malformed,
             detail={
                 r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped
@@ -136,30 +218,24 @@ def clean(
         )
     )
     # 1. identifiers
-    idents = [c for c in sc.identifiers_of(dataset) if c in df.columns]
+    idents = [c for c in sc.identifiers_of(dataset) if c in first.columns]
     if opts.drop_identifiers and idents:
         dropped_cols += [ColumnDrop(column=c, reason="identifier (leaks)") for c in idents]
+    features = feature_columns(first, dataset)
+    numeric = _numeric(first, features)
 
-    # Steps 2-4 only choose rows: they run file by file (a file's rows are released as soon as
-    # they are filtered when ``consume``), in one filter per file; counts follow the step order.
-    rows_in = data.height
-    counts = np.zeros(4, dtype=np.int64)  # rows alive before step 2, after 2, after 3, after 4
-    by_family: dict[str, int] = {}
-    finite_detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
-    features = feature_columns(df, dataset)
-    numeric = _numeric(df, features)
-    cats = [c for c in features if c not in numeric]
-    all_families = df.get_column(sc.FAMILY).unique().drop_nulls().to_list()
+    # Steps 2-4 only choose rows: one mask per part, counts in the step order.
+    all_families = sorted(
+        {f for part in parts for f in part.get_column(sc.FAMILY).unique().drop_nulls().to_list()}
+    )
     keep_families = [
         f for f in all_families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
     ]
-    del df
-    parts = data.parts if consume else list(data.parts)
-    kept_parts: list[pl.DataFrame] = []
-    while parts:
-        part = parts.pop(0)
-        if opts.drop_identifiers and idents:
-            part = part.drop(idents)
+    counts = np.zeros(4, dtype=np.int64)  # rows alive before step 2, after 2, after 3, after 4
+    by_family: dict[str, int] = {}
+    finite_detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
+    alive_parts: list[np.ndarray] = []
+    for index, (part, fact) in enumerate(zip(parts, facts, strict=True)):
         family = part.get_column(sc.FAMILY)
         alive = np.ones(part.height, dtype=bool)
         counts[0] += part.height
@@ -174,18 +250,19 @@ def clean(
             alive &= in_task
         counts[2] += int(np.count_nonzero(alive))
         if opts.drop_nonfinite and features:
-            finite, found = _finite_rows(part, numeric, alive)
-            if cats:
-                finite &= (
-                    part.select(pl.all_horizontal(pl.col(cats).is_not_null()))
-                    .to_series()
-                    .to_numpy()
-                )
-            _merge_counts(finite_detail, found)
-            alive &= finite
+            if fact is not None and fact.features == tuple(features):
+                complete = fact.complete
+            else:
+                complete = complete_rows(part, features)
+            bad = np.flatnonzero(alive & ~complete)
+            if bad.size:  # what is wrong in the rows dropped here (few rows: gathered)
+                rows = part.select(numeric)[bad]
+                data.release(index)
+                _, found = _finite_rows(rows, numeric, np.ones(rows.height, dtype=bool))
+                _merge_counts(finite_detail, found)
+                alive &= complete
         counts[3] += int(np.count_nonzero(alive))
-        kept_parts.append(part if alive.all() else part.filter(pl.Series(alive)))
-        del part, family, alive
+        alive_parts.append(alive)
     steps.append(_count_step("unlabelled", opts.drop_unlabelled, counts[0], counts[1]))
     steps.append(
         _count_step(
@@ -205,31 +282,48 @@ def clean(
             finite_detail if opts.drop_nonfinite else {},
         )
     )
-    df = (
-        kept_parts[0]
-        if len(kept_parts) == 1
-        else pl.concat(kept_parts, how="vertical", rechunk=False)
-    )
-    del kept_parts
+    height = int(counts[3])
 
-    # 5. near-constant columns
-    if opts.near_constant != "none" and features and df.height:
+    # Rows identical (all features and label) to an earlier row: whatever the options, such a
+    # row shares its label, hence its fate in steps 2-3, and its values, hence its fate in
+    # step 4 and its distinct values, with the earlier one; it goes with any duplicate rule.
+    # The mask is option-free, so it is kept beside the parsed files (``first_rows``).
+    all_features = list(features)
+    hashes = _stored_hashes(facts, all_features)
+    if first_rows is None and opts.drop_duplicates and height and all_features:
+        hashes = hashes or _row_hashes(parts, all_features, data.release)
+        every = [np.ones(part.height, dtype=bool) for part in parts]
+        first_rows, _ = _first_occurrences(parts, every, all_features, hashes, data.release)
+    first_parts = _split(first_rows, parts) if first_rows is not None else None
+    # alive rows that are the first of their identical rows: same distinct values as all alive
+    candidates = (
+        [a & f for a, f in zip(alive_parts, first_parts, strict=True)]
+        if first_parts is not None
+        else alive_parts
+    )
+
+    # 5. near-constant columns, judged on the rows left
+    same_key = True  # duplicates on the features left are duplicates on all features
+    if opts.near_constant != "none" and features and height:
         if opts.near_constant == "constant":
-            drop = {
-                c: f"constant (1 distinct value in {df.height} rows)"
-                for c in _constant_columns(df, features)
-            }
+            constant, neutral = _constant_columns(parts, candidates, features)
+            data.release()
+            drop = {c: f"constant (1 distinct value in {height} rows)" for c in constant}
+            same_key = neutral
         else:
-            nunique = df.select(pl.col(features).n_unique()).row(0, named=True)
+            nunique = _distinct_counts(
+                parts, candidates, features, height, opts.similarity_threshold
+            )
+            data.release()
             drop = {}
             for c in features:
-                similarity = (1 - nunique[c] / df.height) * 100
+                similarity = (1 - nunique[c] / height) * 100
                 if similarity > opts.similarity_threshold:
                     drop[c] = (
                         f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
                         f"({nunique[c]} distinct values)"
                     )
-        df = df.drop(list(drop))
+            same_key = not drop
         dropped_cols += [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
         features = [c for c in features if c not in drop]
 
@@ -240,54 +334,58 @@ def clean(
         )
 
     # 6. duplicates
-    n = df.height
+    keep: list[np.ndarray | None] = [None if a.all() else a for a in alive_parts]
     conflicting = 0
-    if opts.drop_duplicates and df.height:
-        keep, feature_hash = _first_occurrences(df, features, sc.LABEL)
-        df = df.filter(pl.Series(keep))
-        conflicting = int(feature_hash.filter(pl.Series(keep)).is_duplicated().sum())
+    if opts.drop_duplicates and height:
+        assert first_parts is not None
+        if same_key:
+            kept = candidates
+            hashes = hashes or _row_hashes(parts, all_features, data.release)
+            feature_hash = np.concatenate([h[m] for h, m in zip(hashes, kept, strict=True)])
+        else:  # rows distinct on all features may be equal on the features left
+            sub_hashes = _row_hashes(parts, features, data.release)
+            firsts, feature_hash = _first_occurrences(
+                parts, candidates, features, sub_hashes, data.release
+            )
+            kept = [c.copy() for c in candidates]
+            for mask, sub in zip(kept, _split_over(firsts, candidates), strict=True):
+                mask[mask] = sub
+            feature_hash = feature_hash[firsts]
+        keep = [None if m.all() else m for m in kept]
+        conflicting = int(pl.Series(feature_hash).is_duplicated().sum())
+    rows_out = sum(
+        part.height if mask is None else int(np.count_nonzero(mask))
+        for part, mask in zip(parts, keep, strict=True)
+    )
     steps.append(
         StepReport(
             step="duplicates",
             enabled=opts.drop_duplicates,
-            rows_in=n,
-            rows_out=df.height,
-            dropped=n - df.height,
+            rows_in=height,
+            rows_out=rows_out,
+            dropped=height - rows_out,
             detail={"rows_sharing_features_with_another_label": conflicting},
         )
     )
-
-    # Target for the task
-    families = df.get_column(sc.FAMILY).unique().drop_nulls().to_list()
-    if opts.task == "multiclass":
-        target = pl.col(sc.FAMILY).alias(sc.TARGET)
-    else:
-        positive = [
-            f for f in families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
-        ]
-        target = pl.col(sc.FAMILY).is_in(positive).cast(pl.Int8).alias(sc.TARGET)
-    kept_ids = [c for c in idents if c in df.columns]  # only when --keep-identifiers
-    df = df.with_columns(target).select(
-        [*kept_ids, *features, sc.LABEL, sc.FAMILY, sc.TARGET, sc.SOURCE]
-    )
-
-    report = CleaningReport(
+    positive = [
+        f for f in all_families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
+    ]
+    kept_ids = [] if opts.drop_identifiers else idents
+    return _Plan(
+        opts=opts,
         dataset=dataset,
-        task=opts.task,
-        options=opts,
-        files=[r.to_dict() for r in data.files],
         rows_in=rows_in,
-        rows_out=df.height,
         steps=steps,
-        columns_dropped=dropped_cols,
+        dropped_cols=dropped_cols,
         features=features,
-        label_counts=_counts(df, sc.LABEL),
-        family_counts=_counts(df, sc.FAMILY),
-        target_counts=_counts(df, sc.TARGET),
-        conflicting_feature_rows=conflicting,
-        seconds=round(time.perf_counter() - started, 3),
+        kept_ids=kept_ids,
+        keep=keep,
+        positive=positive,
+        conflicting=conflicting,
+        started=started,
+        first_rows=first_rows,
+        all_features=all_features,
     )
-    return df, report
 
 
 def _count_step(
@@ -338,84 +436,330 @@ def _finite_rows(
     return keep, detail
 
 
-def _first_occurrences(
-    df: pl.DataFrame, features: list[str], label: str
-) -> tuple[np.ndarray, pl.Series]:
-    """Mask keeping the first of each group of identical rows (features and label), in order,
-    and the hash of each row's features.
+def _stored_hashes(facts: list[RowFacts | None], features: list[str]) -> list[np.ndarray] | None:
+    """The row hashes stored with the parts, when every part has them for these features."""
+    out = []
+    for f in facts:
+        if (
+            f is None
+            or f.row_hash is None
+            or f.hash_version != pl.__version__
+            or f.features != tuple(features)
+        ):
+            return None
+        out.append(f.row_hash)
+    return out
 
-    Rows are hashed (8 bytes each, instead of a row encoding of the whole frame, which costs as
-    much memory as the data); a row whose (hash, label) was seen before is dropped only after its
-    values are compared with the first row of that key, so a hash collision can never drop a
-    distinct row: the result is exactly pandas' ``drop_duplicates``.
+
+def _row_hashes(
+    parts: list[pl.DataFrame], features: list[str], release: Callable[[int], None]
+) -> list[np.ndarray]:
+    out = []
+    for i, part in enumerate(parts):
+        out.append(part.select(features).hash_rows().to_numpy())
+        release(i)
+    return out
+
+
+def _split(mask: np.ndarray, parts: list[pl.DataFrame]) -> list[np.ndarray]:
+    """A mask over all rows of all parts, cut into one mask per part."""
+    bounds = np.cumsum([0, *(p.height for p in parts)])
+    return [mask[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _split_over(values: np.ndarray, masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Values over the selected rows of all parts, cut into one array per part."""
+    bounds = np.cumsum([0, *(int(np.count_nonzero(m)) for m in masks)])
+    return [values[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+# ------------------------------------------------------------------------------------------
+# near-constant columns
+
+_PREFIX = 256  # alive values looked at first: most columns show two values among them
+
+
+def _constant_columns(
+    parts: list[pl.DataFrame], alive: list[np.ndarray], features: list[str]
+) -> tuple[list[str], bool]:
+    """Columns holding one distinct value over the alive rows of all parts (missing values,
+    null or NaN, count as one value, as pandas' ``nunique(dropna=False)``), and whether each of
+    them holds it in one form only (then row hashes that include it still tell rows apart
+    exactly as hashes without it would)."""
+    out: list[str] = []
+    neutral = True
+    for c in features:
+        kinds: set[object] = set()  # a value, "null" or "nan"
+        for part, mask in zip(parts, alive, strict=True):
+            n_alive = int(np.count_nonzero(mask))
+            if n_alive:
+                kinds |= _value_kinds(part, c, mask, n_alive)
+            if not _single(kinds):
+                break
+        if _single(kinds):
+            out.append(c)
+            neutral = neutral and len(kinds) <= 1
+    return out, neutral
+
+
+def _single(kinds: set[object]) -> bool:
+    """One distinct value: one number, or missing values only."""
+    values = kinds - {"null", "nan"}
+    return len(values) <= 1 and not (values and len(values) < len(kinds))
+
+
+def _value_kinds(part: pl.DataFrame, column: str, mask: np.ndarray, n_alive: int) -> set[object]:
+    """The distinct values of a column over a part's alive rows, as far as the constant test
+    needs them (it stops at two; missing values as "null" / "nan"). Looks at the first alive
+    rows, then at all rows, and filters the alive ones only when the column varies there."""
+    series = part.get_column(column)
+    if not series.dtype.is_numeric():
+        values = series.filter(pl.Series(mask)).unique().head(3).to_list()
+        return {("null" if v is None else v) for v in values}
+    head = np.flatnonzero(mask[: _PREFIX * 4])[:_PREFIX]
+    if head.size < n_alive:
+        kinds = _numeric_kinds(series.gather(head))
+        if not _single(kinds):
+            return kinds
+        kinds = _numeric_kinds(series)  # all rows (no copy): often one value throughout
+        if _single(kinds):
+            return kinds
+    return _numeric_kinds(series.filter(pl.Series(mask)))
+
+
+def _numeric_kinds(values: pl.Series) -> set[object]:
+    kinds: set[object] = set()
+    nulls = values.null_count()
+    if nulls:
+        kinds.add("null")
+    if values.dtype.is_float():
+        nans = int(values.is_nan().sum())
+        if nans:
+            kinds.add("nan")
+    else:
+        nans = 0
+    if nulls + nans < values.len():
+        lo, hi = values.min(), values.max()
+        kinds.add(float(lo))  # type: ignore[arg-type]
+        if hi != lo:
+            kinds.add(float(hi))  # type: ignore[arg-type]
+    return kinds
+
+
+def _distinct_counts(
+    parts: list[pl.DataFrame],
+    alive: list[np.ndarray],
+    features: list[str],
+    height: int,
+    threshold: float,
+) -> dict[str, int]:
+    """Distinct values (polars ``n_unique``: null and NaN each count as a value) of each column
+    over the alive rows, exact where the seed rule drops the column; for a column it keeps, the
+    count may stop early at the first value that already proves it informative (the distinct
+    values are gathered part by part). Columns run in parallel threads."""
+    masks = [pl.Series(m) for m in alive]
+
+    def count(column: str) -> int:
+        seen: pl.Series | None = None
+        for part, mask in zip(parts, masks, strict=True):
+            values = part.get_column(column).filter(mask).unique()
+            seen = values if seen is None else pl.concat([seen, values]).unique()
+            if (1 - seen.len() / height) * 100 <= threshold:
+                break  # enough distinct values: kept whatever the other parts hold
+        return 0 if seen is None else seen.len()
+
+    workers = max(1, min(len(features), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(features, pool.map(count, features), strict=True))
+
+
+# ------------------------------------------------------------------------------------------
+# duplicates
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_VERIFY_BATCH = 1 << 16
+
+
+def _first_occurrences(
+    parts: list[pl.DataFrame],
+    alive: list[np.ndarray],
+    features: list[str],
+    row_hashes: list[np.ndarray | None],
+    release: Callable[[], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Over the alive rows of all parts in order: the mask keeping the first of each group of
+    identical rows (features and label), and the hash of each row's features.
+
+    Rows are keyed by a 64-bit hash of their features (stored with the parsed file, or computed
+    here) mixed with a hash of their label; a row whose key was seen before is dropped only
+    after its values are compared with the first row of that key, so a hash collision can never
+    drop a distinct row (the rows of a colliding key are then deduplicated by value): the result
+    is exactly pandas' ``drop_duplicates``.
     """
-    keys = pl.DataFrame({"h": df.select(features).hash_rows(), "y": df.get_column(label)})
-    keep = keys.select(pl.struct("h", "y").is_first_distinct()).to_series().to_numpy()
+    feature_hash: list[np.ndarray] = []
+    label_hash: list[np.ndarray] = []
+    for part, mask, stored in zip(parts, alive, row_hashes, strict=True):
+        every = bool(mask.all())
+        h = stored if stored is not None else part.select(features).hash_rows().to_numpy()
+        feature_hash.append(h if every else h[mask])
+        y = part.get_column(sc.LABEL).hash(seed=7).to_numpy()
+        label_hash.append(y if every else y[mask])
+    fh = np.concatenate(feature_hash) if len(feature_hash) > 1 else feature_hash[0]
+    keys = fh ^ (np.concatenate(label_hash) * _MIX)
+    key_series = pl.Series("k", keys)
+    keep = key_series.is_first_distinct().to_numpy().copy()
     repeats = np.flatnonzero(~keep)
     if repeats.size == 0:
-        return keep, keys.get_column("h")
-    index = keys.with_columns(pl.int_range(df.height, dtype=pl.UInt32).alias("i"))
+        return keep, fh
+    repeated = pl.Series("k", keys[repeats])
+    firsts = pl.DataFrame({"k": keys, "i": np.arange(keys.size, dtype=np.int64)}).filter(
+        pl.Series(keep) & pl.col("k").is_in(repeated.unique().implode())
+    )
     partner = (
-        index[repeats]
-        .join(index.filter(pl.Series(keep)), on=["h", "y"], how="left", suffix="_first")
-        .get_column("i_first")
+        repeated.to_frame()
+        .join(firsts, on="k", how="left", maintain_order="left")
+        .get_column("i")
         .to_numpy()
     )
+    # where each alive row lives: part number and row within the part
+    sizes = [int(np.count_nonzero(m)) for m in alive]
+    part_of = np.repeat(np.arange(len(parts), dtype=np.int32), sizes)
+    row_of = np.concatenate([np.flatnonzero(m) for m in alive])
+    columns = [*features, sc.LABEL]
+    first_of = _Rows(part_of[partner], row_of[partner], len(parts))
+    repeat_of = _Rows(part_of[repeats], row_of[repeats], len(parts))
     same = np.ones(repeats.size, dtype=bool)
-    for name in features:  # one column at a time, with numpy fancy indexing
-        col = df.get_column(name)
-        if col.dtype.is_numeric():
-            values = col.to_numpy()
-            a, b = values[repeats], values[partner]
-            equal = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
+    for column in columns:  # column by column: one column of each part in memory at a time
+        a, b = repeat_of.gather(parts, column), first_of.gather(parts, column)
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            same &= (a == b) | ((a != a) & (b != b))  # NaN equals NaN
         else:
-            equal = col.gather(repeats).eq_missing(col.gather(partner)).fill_null(False).to_numpy()
-        same &= equal
-    keep[repeats[~same]] = True  # hash collisions: distinct rows, kept
-    return keep, keys.get_column("h")
+            same &= pl.Series(a).eq_missing(pl.Series(b)).to_numpy()
+        release()
+    if not same.all():  # hash collisions: settle the rows of those keys by their values
+        colliding = np.unique(keys[repeats[~same]])
+        rows = np.flatnonzero(np.isin(keys, colliding))
+        values = _gather_rows(parts, columns, part_of[rows], row_of[rows])
+        exact = values.select(pl.struct(columns).is_first_distinct()).to_series().to_numpy()
+        keep[rows] = exact
+    return keep, fh
 
 
-def _constant_columns(df: pl.DataFrame, features: list[str]) -> list[str]:
-    """Columns holding one distinct value (min == max and no missing, or all missing)."""
-    numeric = [c for c in features if df.schema[c].is_numeric()]
-    others = [c for c in features if c not in numeric]
-    out: list[str] = []
-    if numeric:
-        row = df.select(
-            *[pl.col(c).min().alias(f"{c}\x00min") for c in numeric],
-            *[pl.col(c).max().alias(f"{c}\x00max") for c in numeric],
-            *[pl.col(c).null_count().alias(f"{c}\x00nulls") for c in numeric],
-        ).row(0, named=True)
-        for c in numeric:
-            nulls = row[f"{c}\x00nulls"]
-            if nulls == df.height or (nulls == 0 and row[f"{c}\x00min"] == row[f"{c}\x00max"]):
-                out.append(c)
-    if others:
-        nunique = df.select(pl.col(others).n_unique()).row(0, named=True)
-        out += [c for c in others if nunique[c] <= 1]
-    return [c for c in features if c in out]
+class _Rows:
+    """Rows given as (part number, row in part), gathered one column at a time."""
+
+    def __init__(self, part_of: np.ndarray, row_of: np.ndarray, n_parts: int) -> None:
+        self.order = np.argsort(part_of, kind="stable")
+        self.rows = row_of[self.order]
+        self.bounds = np.concatenate([[0], np.cumsum(np.bincount(part_of, minlength=n_parts))])
+
+    def gather(self, parts: list[pl.DataFrame], column: str) -> np.ndarray | pl.Series:
+        """The column's values at the rows, in the given order (numpy for numbers)."""
+        dtype = parts[0].schema[column]
+        pieces = []
+        for j, (a, b) in enumerate(itertools.pairwise(self.bounds)):
+            if a == b:
+                continue
+            series = parts[j].get_column(column)
+            if dtype.is_numeric():
+                pieces.append(series.to_numpy()[self.rows[a:b]])
+            else:
+                pieces.append(series.gather(self.rows[a:b]))
+        if dtype.is_numeric():
+            out = np.empty(self.rows.size, dtype=pieces[0].dtype)
+            out[self.order] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            return out
+        joined = pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=True)
+        inverse = np.empty(self.order.size, dtype=np.int64)
+        inverse[self.order] = np.arange(self.order.size)
+        return joined.gather(inverse)
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Plain-encoded parquet (fast to write and read; dictionaries only for text columns).
+def _gather_rows(
+    parts: list[pl.DataFrame], columns: list[str], part_of: np.ndarray, row_of: np.ndarray
+) -> pl.DataFrame:
+    """The given rows (part number, row in part), in the given order."""
+    pieces: list[pl.DataFrame] = []
+    order: list[np.ndarray] = []
+    for j in np.unique(part_of):
+        sel = np.flatnonzero(part_of == j)
+        pieces.append(parts[int(j)].select(columns)[row_of[sel]])
+        order.append(sel)
+    frame = pieces[0] if len(pieces) == 1 else pl.concat(pieces, how="vertical", rechunk=False)
+    if len(pieces) > 1:
+        position = np.empty(part_of.size, dtype=np.int64)
+        position[np.concatenate(order)] = np.arange(part_of.size)
+        frame = frame[position]
+    return frame
+
+
+def _rows_equal(a: pl.DataFrame, b: pl.DataFrame) -> np.ndarray:
+    """Row by row, whether all values are equal (null equals null, NaN equals NaN)."""
+    both = pl.concat([a, b.rename({c: f"{c}\x00b" for c in b.columns})], how="horizontal")
+    test = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}\x00b")) for c in a.columns)
+    return both.select(test).to_series().to_numpy()
+
+
+def _tally(total: dict[str, dict[str, int]], frame: pl.DataFrame) -> None:
+    """Add a frame's counts of labels, families and targets (one group-by: the three go
+    together)."""
+    groups = frame.group_by(sc.LABEL, sc.FAMILY, sc.TARGET).len()
+    for *keys, n in groups.iter_rows():
+        for column, key in zip((sc.LABEL, sc.FAMILY, sc.TARGET), keys, strict=True):
+            name = str(key)
+            total[column][name] = total[column].get(name, 0) + int(n)
+
+
+def _sorted_counts(total: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {
+        column: dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        for column, counts in total.items()
+    }
+
+
+class _ParquetParts:
+    """``clean.parquet`` written part by part (one row group or more per input file): plain
+    encoding, no compression, no statistics, dictionaries for text columns only; columns that
+    cannot hold a missing value after cleaning are declared required (no definition levels to
+    write or read).
 
     The old file is unlinked first: the result cache may hold a hard link to it.
     """
-    import pyarrow.parquet as pq
 
-    path.unlink(missing_ok=True)
-    text = [c for c, t in frame.schema.items() if not t.is_numeric()]
-    pq.write_table(
-        frame.to_arrow(), path, compression="none", use_dictionary=text, write_statistics=False
-    )
+    def __init__(self, path: Path, required: set[str]) -> None:
+        self.path = path
+        self.required = required
+        self.writer: Any = None
+        self.schema: Any = None
+        path.unlink(missing_ok=True)
+
+    def write(self, frame: pl.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = frame.to_arrow()
+        if self.writer is None:
+            self.schema = pa.schema(
+                [f.with_nullable(f.name not in self.required) for f in table.schema],
+                metadata=table.schema.metadata,
+            )
+            text = [c for c, t in frame.schema.items() if not t.is_numeric()]
+            self.writer = pq.ParquetWriter(
+                self.path,
+                self.schema,
+                compression="none",
+                use_dictionary=text,
+                write_statistics=False,
+            )
+        if frame.height:
+            self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
-def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:
-    counts = df.get_column(column).value_counts(sort=True)
-    return {str(k): int(v) for k, v in counts.iter_rows()}
-
-
-CLEANING_VERSION = "1"
+CLEANING_VERSION = "2"
 CLEAN_FILE = "clean.parquet"
 REPORT_FILE = "cleaning_report.json"
 
@@ -450,12 +794,45 @@ def clean_to_dir(
             report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())
             return report, True
     data = load_sources(sources, dataset, cache=cache, mixed=mixed, progress=progress)
-    frame, report = clean(data, opts, consume=True)
-    del data
-    if frame.height == 0:
+    first_rows, rows_key = None, None
+    if cache is not None:
+        blob = json.dumps(
+            [
+                data.hashes,
+                data.dataset,
+                mixed,
+                feature_columns(data.parts[0], data.dataset),
+                CLEANING_VERSION,
+                READER_VERSION,
+            ]
+        )
+        rows_key = "first-rows-" + xxhash.xxh3_128_hexdigest(blob.encode())
+        first_rows = cache.get_mask(rows_key)
+        if first_rows is not None and first_rows.size != data.height:
+            first_rows = None
+    plan = _plan(data, opts, first_rows)
+    if cache is not None and rows_key and first_rows is None and plan.first_rows is not None:
+        with contextlib.suppress(OSError):
+            cache.put_mask(rows_key, plan.first_rows)
+    if plan.steps[-1].rows_out == 0:
         raise InputError("no rows left after cleaning; see the step counts with --json")
     out.mkdir(parents=True, exist_ok=True)
-    _write_parquet(frame, out / CLEAN_FILE)
+    # a feature of a row kept by the non-finite step is never missing
+    required = {sc.SOURCE, *(plan.features if opts.drop_nonfinite else [])}
+    tally: dict[str, dict[str, int]] = {sc.LABEL: {}, sc.FAMILY: {}, sc.TARGET: {}}
+    writer = _ParquetParts(out / CLEAN_FILE, required)
+    try:
+        for i in range(len(data.parts)):
+            frame = plan.output(data.parts[i], i)
+            data.parts[i] = data.parts[i].clear()
+            data.release(i)
+            _tally(tally, frame)
+            writer.write(frame)
+            del frame
+    finally:
+        writer.close()
+    report = plan.report(data, _sorted_counts(tally))
+    del data
     (out / REPORT_FILE).unlink(missing_ok=True)  # may be a hard link into the cache
     (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
     if cache is not None and result_key is not None:

@@ -119,13 +119,13 @@ def test_cache_hashes_and_reuse(
     assert first.hashes == [content_hash(p) for p in paths]
 
     calls: list[Path] = []
-    real = sources_mod.read_file
+    real = sources_mod.read_file_with_facts
 
     def counting(path: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         calls.append(path)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(sources_mod, "read_file", counting)
+    monkeypatch.setattr(sources_mod, "read_file_with_facts", counting)
     second = load_sources([folder], cache=ColumnarCache(tmp_path / "cache"))
     assert calls == []  # every file came from the cache
     assert second.frame.equals(first.frame)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -194,7 +196,7 @@ def _read_csv_table(
     include = [n for n in canon if n is not None]
     types = dict(types)
     malformed: list[int] = []
-    source: Path | pa.BufferReader = path
+    cleaned: pa.Buffer | None = None  # the text without repeated header lines, once found
     lenient: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -214,7 +216,7 @@ def _read_csv_table(
         )
         try:
             table = pacsv.read_csv(
-                source,
+                _csv_source(path) if cleaned is None else pa.BufferReader(cleaned),
                 read_options=read_opts,
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=conv,
@@ -231,7 +233,7 @@ def _read_csv_table(
                     ) from None
                 raise InputError(f"malformed CSV ({message.splitlines()[0]})", path=path) from None
             if has_header and value is not None and value.strip() in {n.strip() for n in raw_names}:
-                source = _without_repeated_headers(path, report)  # concatenated CSV files
+                cleaned = _without_repeated_headers(path, report)  # concatenated CSV files
                 continue
             # a column with text in it: parse it leniently below and count the failures; after
             # a few such columns, every numeric column is read that way (one more pass only)
@@ -247,7 +249,15 @@ def _read_csv_table(
     raise InputError("malformed CSV: too many unreadable columns", path=path)
 
 
-def _without_repeated_headers(path: Path, report: FileReport) -> pa.BufferReader:
+def _csv_source(path: Path) -> Path | pa.NativeFile:
+    """A plain file is parsed where the OS page cache holds it (memory-mapped: no copy into
+    the process); a gzip file goes through pyarrow's decompressing reader."""
+    if path.name.lower().endswith(".gz"):
+        return path
+    return pa.memory_map(str(path))
+
+
+def _without_repeated_headers(path: Path, report: FileReport) -> pa.Buffer:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as fh:
         data = fh.read()
@@ -258,7 +268,7 @@ def _without_repeated_headers(path: Path, report: FileReport) -> pa.BufferReader
     cleaned = rest.replace(header + b"\r\n", b"").replace(header + b"\n", b"")
     if cleaned.endswith(header):
         cleaned = cleaned[: -len(header)]
-    return pa.BufferReader(first + b"\n" + cleaned)
+    return pa.py_buffer(first + b"\n" + cleaned)
 
 
 def _bad_column(message: str, names: list[str]) -> tuple[str | None, str | None]:
@@ -298,8 +308,8 @@ def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> p
     return col.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
-def _numeric_fix(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataFrame:
-    """Cast lenient string columns to numbers (counting failures) and shrink exact floats."""
+def _numeric_parse(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataFrame:
+    """Cast lenient string columns to numbers (counting failures); every number to float64."""
     strings = _string_columns(dataset) | set(_label_columns(dataset))
     exprs: list[pl.Expr] = []
     for name, dtype in df.schema.items():
@@ -316,19 +326,104 @@ def _numeric_fix(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataF
             exprs.append(pl.col(name).cast(pl.Float64))
     if exprs:
         df = df.with_columns(exprs)
-    # Store a column as float32 only when every value survives the round trip exactly.
+    return df
+
+
+def _shrink_floats(df: pl.DataFrame, dataset: str) -> pl.DataFrame:
+    """Store a float64 column as float32 when every value survives the round trip exactly.
+
+    The first rows are tried first: most columns that need float64 show it there, and are not
+    cast in full for nothing."""
+    strings = _string_columns(dataset) | set(_label_columns(dataset))
     floats = [n for n, t in df.schema.items() if t == pl.Float64 and n not in strings]
-    if floats and df.height:
-        exact = df.select(
+    if not floats or not df.height:
+        return df
+
+    def exact(frame: pl.DataFrame, names: list[str]) -> list[str]:
+        row = frame.select(
             (pl.col(n).cast(pl.Float32).cast(pl.Float64).eq_missing(pl.col(n)) | pl.col(n).is_nan())
             .all()
             .alias(n)
-            for n in floats
+            for n in names
         ).row(0)
-        shrink = [n for n, ok in zip(floats, exact, strict=True) if ok]
-        if shrink:
-            df = df.with_columns(pl.col(shrink).cast(pl.Float32))
+        return [n for n, ok in zip(names, row, strict=True) if ok]
+
+    shrink = exact(df, exact(df.head(4096), floats))
+    if shrink:
+        df = df.with_columns(pl.col(shrink).cast(pl.Float32))
     return df
+
+
+# ------------------------------------------------------------------------------------------
+# row facts
+
+
+@dataclass
+class RowFacts:
+    """What the cleaning steps need to know of every row, computed once from the float64
+    values while a file is read (and kept in the columnar cache beside its rows).
+
+    ``complete``: every numeric feature finite and every categorical feature present (the
+    non-finite step keeps these rows). ``row_hash``: ``hash_rows`` of the feature columns (as
+    float64 / text, so that a column stored as float32 in one file and float64 in another
+    hashes alike), valid for polars ``hash_version``.
+    """
+
+    features: tuple[str, ...]
+    complete: np.ndarray
+    row_hash: np.ndarray | None
+    hash_version: str
+
+    def meta(self) -> dict[str, object]:
+        """The JSON-able part (the per-row arrays are stored as columns)."""
+        return {"features": list(self.features), "hash_version": self.hash_version}
+
+
+FACT_COMPLETE = "__complete"
+FACT_HASH = "__row_hash"
+
+
+def complete_rows(df: pl.DataFrame, features: list[str]) -> np.ndarray:
+    """Rows whose numeric features are all finite and categorical features all present.
+
+    A numeric column without nulls whose sum is finite holds no inf or NaN (one reduction, no
+    mask); only the other columns are tested value by value."""
+    if not df.height:
+        return np.zeros(0, dtype=bool)
+    schema = df.schema
+    numeric = [c for c in features if schema[c].is_numeric()]
+    others = [c for c in features if c not in numeric]
+    suspects = list(others)
+    if numeric:
+        sums = df.select(pl.col(numeric).cast(pl.Float64).sum()).row(0)
+        for c, total in zip(numeric, sums, strict=True):
+            if df.get_column(c).null_count() or total is None or not math.isfinite(total):
+                suspects.append(c)
+    if not suspects:
+        return np.ones(df.height, dtype=bool)
+    checks = [
+        pl.col(c).is_finite() if schema[c].is_numeric() else pl.col(c).is_not_null()
+        for c in suspects
+    ]
+    mask = df.select(pl.all_horizontal(checks).fill_null(False)).to_series()
+    return mask.to_numpy()
+
+
+def row_facts(df: pl.DataFrame, dataset: str) -> RowFacts:
+    """Facts of every row of a canonical frame (see :class:`RowFacts`)."""
+    features = [c for c in sc.features_of(dataset) if c in df.columns]
+    numeric = [c for c in features if df.schema[c].is_numeric()]
+    wide = [
+        pl.col(c).cast(pl.Float64) if c in numeric and df.schema[c] != pl.Float64 else pl.col(c)
+        for c in features
+    ]
+    row_hash = df.select(wide).hash_rows().to_numpy() if features and df.height else None
+    return RowFacts(
+        features=tuple(features),
+        complete=complete_rows(df, features),
+        row_hash=row_hash,
+        hash_version=pl.__version__,
+    )
 
 
 def _cic_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl.DataFrame:
@@ -403,8 +498,8 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
 
 
 def _finish(
-    df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool
-) -> pl.DataFrame:
+    df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool, with_facts: bool
+) -> tuple[pl.DataFrame, RowFacts | None]:
     if dataset == "cicids2017" and sc.CIC_DUPLICATE_COLUMN in df.columns:
         if sc.CIC_DUPLICATE_OF in df.columns:
             a, b = df.get_column(sc.CIC_DUPLICATE_COLUMN), df.get_column(sc.CIC_DUPLICATE_OF)
@@ -420,13 +515,15 @@ def _finish(
                 if n:
                     report.blank_as_zero[c] = int(n)
             df = df.with_columns(pl.col(fills).fill_null(0))
-    df = _numeric_fix(df, dataset, report)
+    df = _numeric_parse(df, dataset, report)
     df = (_cic_labels if dataset == "cicids2017" else _unsw_labels)(df, report, require_label)
     features = sc.features_of(dataset)
     report.missing_features = [f for f in features if f not in df.columns]
     report.rows = df.height
     ordered = [c for c in (*sc.identifiers_of(dataset), *features) if c in df.columns]
-    return df.select([*ordered, sc.LABEL, sc.FAMILY])
+    df = df.select([*ordered, sc.LABEL, sc.FAMILY])
+    facts = row_facts(df, dataset) if with_facts else None
+    return _shrink_floats(df, dataset), facts
 
 
 def read_file(
@@ -436,6 +533,18 @@ def read_file(
 
     Raises :class:`InputError` with a one-line message on anything it cannot read.
     """
+    df, report, _ = read_file_with_facts(path, dataset, require_label=require_label, facts=False)
+    return df, report
+
+
+def read_file_with_facts(
+    path: str | Path,
+    dataset: str | None = None,
+    *,
+    require_label: bool = True,
+    facts: bool = True,
+) -> tuple[pl.DataFrame, FileReport, RowFacts | None]:
+    """:func:`read_file`, plus the :class:`RowFacts` of the rows (when ``facts``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
@@ -457,7 +566,8 @@ def read_file(
         )
         if df.height == 0:
             raise InputError("the file holds no rows", path=path)
-        return _finish(df, found, report, require_label), report
+        frame, row = _finish(df, found, report, require_label, facts)
+        return frame, report, row
 
     head = _head_bytes(path)
     names, encoding = _first_line(head, path)
@@ -475,9 +585,10 @@ def read_file(
     table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report, names)
     if table.num_rows == 0:
         raise InputError("the file holds a header but no rows", path=path)
-    df = pl.from_arrow(table)
+    df = pl.from_arrow(table, rechunk=False)  # no copy: the row blocks of the parser stay
     assert isinstance(df, pl.DataFrame)
-    return _finish(df, found, report, require_label), report
+    frame, row = _finish(df, found, report, require_label, facts)
+    return frame, report, row
 
 
 def sniff(path: str | Path) -> dict[str, object]:
@@ -497,4 +608,14 @@ def sniff(path: str | Path) -> dict[str, object]:
     return {"dataset": found, "dialect": _dialect(found, canon, names), "encoding": encoding}
 
 
-__all__ = ["FileReport", "detect_dataset", "is_supported", "read_file", "sniff"]
+__all__ = [
+    "FileReport",
+    "RowFacts",
+    "complete_rows",
+    "detect_dataset",
+    "is_supported",
+    "read_file",
+    "read_file_with_facts",
+    "row_facts",
+    "sniff",
+]

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
-from flowsentinel.datasets.cache import ColumnarCache
-from flowsentinel.datasets.reader import FileReport, is_supported, read_file
+from flowsentinel.datasets.cache import ColumnarCache, Mapping
+from flowsentinel.datasets.reader import (
+    FACT_COMPLETE,
+    FACT_HASH,
+    FileReport,
+    RowFacts,
+    is_supported,
+    read_file_with_facts,
+)
 
 
 @dataclass
@@ -21,7 +28,8 @@ class LoadedData:
     """The rows of every source file, in canonical columns, and what reading found.
 
     ``parts`` holds one frame per file (same columns and types), so that row filters can run
-    file by file; ``frame`` is all of them as one frame.
+    file by file; ``frame`` is all of them as one frame. Frames loaded from the columnar cache
+    are memory-mapped. ``facts`` holds the :class:`RowFacts` of each part (None where unknown).
     """
 
     parts: list[pl.DataFrame]
@@ -29,6 +37,17 @@ class LoadedData:
     files: list[FileReport]
     hashes: list[str]
     columns_not_in_all_files: list[str] = field(default_factory=list)
+    facts: list[RowFacts | None] = field(default_factory=list)
+    mappings: list[Mapping | None] = field(default_factory=list)
+
+    def release(self, index: int | None = None) -> None:
+        """Drop the pages of memory-mapped parts (all, or one) from the process: they are read
+        again from the page cache when next needed. Bounds the resident memory of passes that
+        read every part."""
+        chosen = self.mappings if index is None else self.mappings[index : index + 1]
+        for mapping in chosen:
+            if mapping is not None:
+                mapping.release()
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -103,12 +122,12 @@ def load_sources(
     frames: list[pl.DataFrame] = []
     reports: list[FileReport] = []
     hashes: list[str] = []
-    # cache files are written by a background thread while the next file is parsed
-    with _progress(progress) as bar, ThreadPoolExecutor(max_workers=1) as writer:
+    facts: list[RowFacts | None] = []
+    mappings: list[Mapping | None] = []
+    with _progress(progress) as bar:
         task = bar.add_task("reading", total=len(paths))
-        pending = []
         for path in paths:
-            frame, report, digest = _read_one(path, dataset, require_label, cache, writer, pending)
+            frame, report, digest, fact, mapping = _read_one(path, dataset, require_label, cache)
             if dataset is None:
                 dataset = report.dataset
             elif report.dataset != dataset:
@@ -116,9 +135,9 @@ def load_sources(
             frames.append(frame)
             reports.append(report)
             hashes.append(digest)
+            facts.append(fact)
+            mappings.append(mapping)
             bar.advance(task)
-        for job in pending:
-            job.result()
     assert dataset is not None
     not_in_all = _check_columns(frames, reports, mixed)
     names = [str(p) for p in paths]
@@ -143,7 +162,7 @@ def load_sources(
             *casts, *missing, pl.lit(name, dtype=source_type).alias(sc.SOURCE)
         )
         tagged.append(frame.select([*order, sc.SOURCE]))
-    return LoadedData(tagged, dataset, reports, hashes, not_in_all)
+    return LoadedData(tagged, dataset, reports, hashes, not_in_all, facts, mappings)
 
 
 def _wider(a: pl.DataType, b: pl.DataType) -> pl.DataType:
@@ -157,22 +176,57 @@ def _read_one(
     dataset: str | None,
     require_label: bool,
     cache: ColumnarCache | None,
-    writer: ThreadPoolExecutor,
-    pending: list[Future[None]],
-) -> tuple[pl.DataFrame, FileReport, str]:
+) -> tuple[pl.DataFrame, FileReport, str, RowFacts | None, Mapping | None]:
+    """One file's frame, report, content hash and row facts: from the cache when it holds the
+    file, else read (and stored, then memory-mapped back so that its rows leave the heap)."""
     digest = cache.file_hash(path) if cache is not None else ""
     key = f"{digest}-{dataset or 'auto'}-{int(require_label)}"
     if cache is not None:
-        hit = cache.get(key)
+        hit = _from_cache(cache, key, path)
         if hit is not None:
-            frame, meta = hit
-            meta = dict(meta)
-            meta["path"] = str(path)
-            return frame, FileReport(**meta), digest  # type: ignore[arg-type]
-    frame, report = read_file(path, dataset, require_label=require_label)
-    if cache is not None:
-        pending.append(writer.submit(cache.put, key, frame, report.to_dict()))
-    return frame, report, digest
+            return hit[0], hit[1], digest, hit[2], hit[3]
+    frame, report, fact = read_file_with_facts(path, dataset, require_label=require_label)
+    if cache is not None and fact is not None:
+        stored = frame.with_columns(pl.Series(FACT_COMPLETE, fact.complete))
+        if fact.row_hash is not None:
+            stored = stored.with_columns(pl.Series(FACT_HASH, fact.row_hash, dtype=pl.UInt64))
+        meta = {"report": report.to_dict(), "facts": fact.meta()}
+        try:
+            cache.put(key, stored, meta)
+        except OSError:
+            return frame, report, digest, fact, None  # a full or read-only disk: uncached
+        del stored
+        hit = _from_cache(cache, key, path)
+        if hit is not None:
+            return hit[0], report, digest, hit[2], hit[3]
+    return frame, report, digest, fact, None
+
+
+def _from_cache(
+    cache: ColumnarCache, key: str, path: Path
+) -> tuple[pl.DataFrame, FileReport, RowFacts | None, Mapping] | None:
+    hit = cache.get_mapped(key)
+    if hit is None:
+        return None
+    stored, meta, mapping = hit
+    try:
+        info = dict(meta["report"])  # type: ignore[call-overload]
+        info["path"] = str(path)
+        report = FileReport(**info)
+        fact_meta = meta["facts"]
+        assert isinstance(fact_meta, dict)
+        complete = stored.get_column(FACT_COMPLETE).to_numpy()
+        row_hash = stored.get_column(FACT_HASH).to_numpy() if FACT_HASH in stored.columns else None
+        fact = RowFacts(
+            features=tuple(fact_meta["features"]),
+            complete=np.asarray(complete, dtype=bool),
+            row_hash=row_hash,
+            hash_version=str(fact_meta["hash_version"]),
+        )
+    except (KeyError, TypeError, AssertionError, pl.exceptions.PolarsError):
+        return None  # an entry of another layout: read the file again
+    frame = stored.drop([c for c in (FACT_COMPLETE, FACT_HASH) if c in stored.columns])
+    return frame, report, fact, mapping
 
 
 def _check_columns(frames: list[pl.DataFrame], reports: list[FileReport], mixed: str) -> list[str]:
