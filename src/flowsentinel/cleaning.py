@@ -100,7 +100,8 @@ def feature_columns(frame: pl.DataFrame, dataset: str) -> list[str]:
 
 
 def _numeric(frame: pl.DataFrame, columns: list[str]) -> list[str]:
-    return [c for c in columns if frame.schema[c].is_numeric()]
+    schema = frame.schema
+    return [c for c in columns if schema[c].is_numeric()]
 
 
 @dataclass
@@ -628,14 +629,23 @@ def _first_occurrences(
     columns = [*features, sc.LABEL]
     first_of = _Rows(part_of[partner], row_of[partner], len(parts))
     repeat_of = _Rows(part_of[repeats], row_of[repeats], len(parts))
-    same = np.ones(repeats.size, dtype=bool)
-    for column in columns:  # column by column: one column of each part in memory at a time
-        a, b = repeat_of.gather(parts, column), first_of.gather(parts, column)
+    dtypes = parts[0].schema
+
+    def compare(column: str) -> np.ndarray:
+        numeric = dtypes[column].is_numeric()
+        a, b = repeat_of.gather(parts, column, numeric), first_of.gather(parts, column, numeric)
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-            same &= (a == b) | ((a != a) & (b != b))  # NaN equals NaN
-        else:
-            same &= pl.Series(a).eq_missing(pl.Series(b)).to_numpy()
-        release()
+            return (a == b) | ((a != a) & (b != b))  # NaN equals NaN
+        return pl.Series(a).eq_missing(pl.Series(b)).to_numpy()
+
+    same = np.ones(repeats.size, dtype=bool)
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # a few columns at a time, then their pages are dropped (bounded resident memory)
+        for start in range(0, len(columns), 2 * workers):
+            for equal in pool.map(compare, columns[start : start + 2 * workers]):
+                same &= equal
+            release()
     if not same.all():  # hash collisions: settle the rows of those keys by their values
         colliding = np.unique(keys[repeats[~same]])
         rows = np.flatnonzero(np.isin(keys, colliding))
@@ -646,26 +656,28 @@ def _first_occurrences(
 
 
 class _Rows:
-    """Rows given as (part number, row in part), gathered one column at a time."""
+    """Rows given as (part number, row in part), gathered one column at a time (part by part,
+    in row order within a part: the reads go forward through each column)."""
 
     def __init__(self, part_of: np.ndarray, row_of: np.ndarray, n_parts: int) -> None:
-        self.order = np.argsort(part_of, kind="stable")
+        self.order = np.lexsort((row_of, part_of))
         self.rows = row_of[self.order]
         self.bounds = np.concatenate([[0], np.cumsum(np.bincount(part_of, minlength=n_parts))])
 
-    def gather(self, parts: list[pl.DataFrame], column: str) -> np.ndarray | pl.Series:
+    def gather(
+        self, parts: list[pl.DataFrame], column: str, numeric: bool
+    ) -> np.ndarray | pl.Series:
         """The column's values at the rows, in the given order (numpy for numbers)."""
-        dtype = parts[0].schema[column]
         pieces = []
         for j, (a, b) in enumerate(itertools.pairwise(self.bounds)):
             if a == b:
                 continue
             series = parts[j].get_column(column)
-            if dtype.is_numeric():
+            if numeric:
                 pieces.append(series.to_numpy()[self.rows[a:b]])
             else:
                 pieces.append(series.gather(self.rows[a:b]))
-        if dtype.is_numeric():
+        if numeric:
             out = np.empty(self.rows.size, dtype=pieces[0].dtype)
             out[self.order] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
             return out
@@ -751,8 +763,8 @@ class _ParquetParts:
                 use_dictionary=text,
                 write_statistics=False,
             )
-        if frame.height:
-            self.writer.write_table(table.cast(self.schema))
+        if frame.height:  # same columns, fields marked required (no conversion, no copy)
+            self.writer.write_table(pa.Table.from_arrays(table.columns, schema=self.schema))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -86,6 +86,10 @@ class ColumnarCache:
     def _entry(self, key: str) -> Path:
         return self.root / "parsed" / f"{key}-v{READER_VERSION}"
 
+    def has(self, key: str) -> bool:
+        entry = self._entry(key)
+        return entry.with_suffix(".arrow").is_file() and entry.with_suffix(".json").is_file()
+
     def get(self, key: str) -> tuple[pl.DataFrame, dict[str, object]] | None:
         """The stored frame (memory-mapped, zero-copy) and its metadata; None on a miss."""
         hit = self.get_mapped(key)

@@ -206,7 +206,9 @@ def _read_csv_table(
     for _attempt in range(8):
         malformed.clear()
         read_opts = pacsv.ReadOptions(
-            column_names=column_names, skip_rows=1 if has_header else 0, block_size=1 << 24
+            column_names=column_names,
+            skip_rows=1 if has_header else 0,
+            block_size=1 << 20,  # blocks that stay in the CPU caches while parsed
         )
         conv = pacsv.ConvertOptions(
             column_types=types,
@@ -295,8 +297,8 @@ def _read_parquet_table(path: Path) -> pa.Table:
         raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
 
 
-def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> pl.Series:
-    uniques = [u for u in col.unique().to_list() if u is not None]
+def _decode_labels(uniques: list[bytes], report: FileReport | None = None) -> dict[bytes, str]:
+    """Distinct raw label values → normalised text (UTF-8, else CP1252: then reported)."""
     if report is not None:
         for u in uniques:
             try:
@@ -304,7 +306,11 @@ def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> p
             except UnicodeDecodeError:
                 report.encoding = "cp1252"
                 break
-    mapping = {u: lab.normalize_label(lab.decode_label(u)) for u in uniques}
+    return {u: lab.normalize_label(lab.decode_label(u)) for u in uniques}
+
+
+def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> pl.Series:
+    mapping = _decode_labels([u for u in col.unique().to_list() if u is not None], report)
     return col.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
@@ -333,25 +339,26 @@ def _shrink_floats(df: pl.DataFrame, dataset: str) -> pl.DataFrame:
     """Store a float64 column as float32 when every value survives the round trip exactly.
 
     The first rows are tried first: most columns that need float64 show it there, and are not
-    cast in full for nothing."""
+    tested in full for nothing."""
     strings = _string_columns(dataset) | set(_label_columns(dataset))
     floats = [n for n, t in df.schema.items() if t == pl.Float64 and n not in strings]
-    if not floats or not df.height:
-        return df
-
-    def exact(frame: pl.DataFrame, names: list[str]) -> list[str]:
-        row = frame.select(
-            (pl.col(n).cast(pl.Float32).cast(pl.Float64).eq_missing(pl.col(n)) | pl.col(n).is_nan())
-            .all()
-            .alias(n)
-            for n in names
-        ).row(0)
-        return [n for n, ok in zip(names, row, strict=True) if ok]
-
-    shrink = exact(df, exact(df.head(4096), floats))
-    if shrink:
-        df = df.with_columns(pl.col(shrink).cast(pl.Float32))
+    if floats and df.height:
+        shrink = _exact_in_float32(df, _exact_in_float32(df.head(4096), floats))
+        if shrink:
+            df = df.with_columns(pl.col(shrink).cast(pl.Float32))
     return df
+
+
+def _exact_in_float32(df: pl.DataFrame, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    row = df.select(
+        (pl.col(n).cast(pl.Float32).cast(pl.Float64).eq_missing(pl.col(n)) | pl.col(n).is_nan())
+        .all()
+        .alias(n)
+        for n in names
+    ).row(0)
+    return [n for n, ok in zip(names, row, strict=True) if ok]
 
 
 # ------------------------------------------------------------------------------------------
@@ -411,10 +418,11 @@ def complete_rows(df: pl.DataFrame, features: list[str]) -> np.ndarray:
 
 def row_facts(df: pl.DataFrame, dataset: str) -> RowFacts:
     """Facts of every row of a canonical frame (see :class:`RowFacts`)."""
-    features = [c for c in sc.features_of(dataset) if c in df.columns]
-    numeric = [c for c in features if df.schema[c].is_numeric()]
+    schema = df.schema
+    features = [c for c in sc.features_of(dataset) if c in schema]
+    numeric = [c for c in features if schema[c].is_numeric()]
     wide = [
-        pl.col(c).cast(pl.Float64) if c in numeric and df.schema[c] != pl.Float64 else pl.col(c)
+        pl.col(c).cast(pl.Float64) if c in numeric and schema[c] != pl.Float64 else pl.col(c)
         for c in features
     ]
     row_hash = df.select(wide).hash_rows().to_numpy() if features and df.height else None
@@ -437,8 +445,14 @@ def _cic_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl
             pl.lit(None, pl.String).alias(sc.LABEL), pl.lit(None, pl.String).alias(sc.FAMILY)
         )
     col = df.get_column(sc.LABEL)
-    if col.dtype == pl.Binary:
-        col = _decode_binary_labels(col, report)
+    if col.dtype == pl.Binary:  # label and family straight from the distinct raw values
+        raw = [u for u in col.unique().to_list() if u is not None]
+        text = _decode_labels(raw, report)
+        family = col.replace_strict(
+            {u: lab.cic_family(t) for u, t in text.items()}, default=None, return_dtype=pl.String
+        )
+        col = col.replace_strict(text, default=None, return_dtype=pl.String)
+        return df.with_columns(col.alias(sc.LABEL), family.alias(sc.FAMILY))
     else:
         col = col.cast(pl.String)
         uniques = col.unique().to_list()

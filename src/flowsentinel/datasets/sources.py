@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,10 +125,25 @@ def load_sources(
     hashes: list[str] = []
     facts: list[RowFacts | None] = []
     mappings: list[Mapping | None] = []
-    with _progress(progress) as bar:
+    # While a file is finished (facts, cache entry), the next one is parsed in a second thread
+    # (once the data set is known): the two cores stay busy through the single-threaded steps.
+    ahead: dict[int, Future[tuple[pl.DataFrame, FileReport, RowFacts | None]]] = {}
+    with _progress(progress) as bar, ThreadPoolExecutor(max_workers=1) as pool:
         task = bar.add_task("reading", total=len(paths))
-        for path in paths:
-            frame, report, digest, fact, mapping = _read_one(path, dataset, require_label, cache)
+        for i, path in enumerate(paths):
+            nxt = i + 1
+            if (
+                dataset is not None
+                and nxt < len(paths)
+                and nxt not in ahead
+                and _needs_reading(paths[nxt], dataset, require_label, cache)
+            ):
+                ahead[nxt] = pool.submit(
+                    read_file_with_facts, paths[nxt], dataset, require_label=require_label
+                )
+            frame, report, digest, fact, mapping = _read_one(
+                path, dataset, require_label, cache, ahead.pop(i, None)
+            )
             if dataset is None:
                 dataset = report.dataset
             elif report.dataset != dataset:
@@ -171,21 +187,36 @@ def _wider(a: pl.DataType, b: pl.DataType) -> pl.DataType:
     return pl.String
 
 
+def _needs_reading(
+    path: Path, dataset: str, require_label: bool, cache: ColumnarCache | None
+) -> bool:
+    return cache is None or not cache.has(_key(cache.file_hash(path), dataset, require_label))
+
+
+def _key(digest: str, dataset: str | None, require_label: bool) -> str:
+    return f"{digest}-{dataset or 'auto'}-{int(require_label)}"
+
+
 def _read_one(
     path: Path,
     dataset: str | None,
     require_label: bool,
     cache: ColumnarCache | None,
+    parsing: Future[tuple[pl.DataFrame, FileReport, RowFacts | None]] | None = None,
 ) -> tuple[pl.DataFrame, FileReport, str, RowFacts | None, Mapping | None]:
     """One file's frame, report, content hash and row facts: from the cache when it holds the
-    file, else read (and stored, then memory-mapped back so that its rows leave the heap)."""
+    file, else read (and stored, then memory-mapped back so that its rows leave the heap).
+    ``parsing``: the file already being read in another thread."""
     digest = cache.file_hash(path) if cache is not None else ""
-    key = f"{digest}-{dataset or 'auto'}-{int(require_label)}"
-    if cache is not None:
+    key = _key(digest, dataset, require_label)
+    if cache is not None and parsing is None:
         hit = _from_cache(cache, key, path)
         if hit is not None:
             return hit[0], hit[1], digest, hit[2], hit[3]
-    frame, report, fact = read_file_with_facts(path, dataset, require_label=require_label)
+    if parsing is not None:
+        frame, report, fact = parsing.result()
+    else:
+        frame, report, fact = read_file_with_facts(path, dataset, require_label=require_label)
     if cache is not None and fact is not None:
         stored = frame.with_columns(pl.Series(FACT_COMPLETE, fact.complete))
         if fact.row_hash is not None:
