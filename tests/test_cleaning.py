@@ -415,3 +415,95 @@ def test_source_file_column_for_several_files(tmp_path: Path) -> None:
         str(a.resolve()): 2,
         str(b.resolve()): 3,
     }
+
+
+# ------------------------------------------------------------------------------------------
+# several files, the columnar cache, duplicates across files
+
+
+def _split_flows(folder: Path) -> list[dict[str, object]]:
+    """The hand-made flows cut into three files (duplicates fall across files), the last one
+    holding the only DDoS rows: a family met in a later file only. Returns the records in
+    file order."""
+    records = flow_records()
+    ddos = [r for r in records if r["Label"] == "DDoS"]
+    others = [r for r in records if r["Label"] != "DDoS"]
+    cut = len(others) // 2
+    chunks = [others[:cut], others[cut:], ddos + others[:5]]
+    for i, chunk in enumerate(chunks):
+        write_csv(folder / f"part{i}.csv", HEADER, [[r[c] for c in HEADER] for r in chunk])
+    return [dict(r) for chunk in chunks for r in chunk]
+
+
+@pytest.mark.parametrize(
+    ("task", "rule", "ddos_as_dos"),
+    [("dos", "constant", True), ("dos", "seed", True), ("multiclass", "none", False)],
+)
+def test_several_files_match_pandas(
+    tmp_path: Path, task: str, rule: str, ddos_as_dos: bool
+) -> None:
+    exp = expected(_split_flows(tmp_path / "in"), task, rule, ddos_as_dos)
+    opts = CleaningOptions(task=task, near_constant=rule, ddos_as_dos=ddos_as_dos)
+    frame, report = clean(load_sources([tmp_path / "in"]), opts)
+    assert step(report, "duplicates").dropped == exp["duplicates"]
+    assert report.features == exp["features"]
+    want = exp["frame"]
+    assert frame["Label"].to_list() == want["Label"].tolist()
+    for column in exp["features"]:
+        assert frame[column].cast(pl.Float64).to_list() == want[column].tolist(), column
+    if ddos_as_dos:  # DDoS rows live in the last file only, and are kept
+        assert "DDoS" in frame["Family"].to_list()
+
+
+def test_cached_runs_equal_uncached_runs(tmp_path: Path) -> None:
+    """Every option set gives the same files with the cache (parsed files, stored row facts
+    and duplicate mask) as without it, in whichever order the runs come."""
+    _split_flows(tmp_path / "in")
+    cache = ColumnarCache(tmp_path / "cache")
+    option_sets = [
+        CleaningOptions(task="dos"),
+        CleaningOptions(task="dos", near_constant="seed", drop_identifiers=False),
+        CleaningOptions(task="attack", drop_duplicates=False),
+        CleaningOptions(task="multiclass", near_constant="none", drop_nonfinite=False),
+        CleaningOptions(task="attack", near_constant="seed", filter_labels=False),
+    ]
+    for i, opts in enumerate(option_sets):
+        cached, _ = clean_to_dir(
+            [str(tmp_path / "in")], tmp_path / f"c{i}", options=opts, cache=cache
+        )
+        plain, _ = clean_to_dir([str(tmp_path / "in")], tmp_path / f"p{i}", options=opts)
+        a = pl.read_parquet(tmp_path / f"c{i}" / "clean.parquet")
+        b = pl.read_parquet(tmp_path / f"p{i}" / "clean.parquet")
+        assert a.equals(b), opts
+        assert cached.model_dump(exclude={"seconds"}) == plain.model_dump(exclude={"seconds"})
+
+
+def test_duplicates_are_exact_even_when_every_hash_collides(
+    flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are only keyed by their hash: with a hash that is the same for every row, the
+    values decide, and the result is still pandas' drop_duplicates."""
+    import flowsentinel.cleaning as cleaning_mod
+
+    def colliding(parts, features, release):  # type: ignore[no-untyped-def]
+        return [np.zeros(part.height, dtype=np.uint64) for part in parts]
+
+    monkeypatch.setattr(cleaning_mod, "_row_hashes", colliding)
+    data = load_sources([flows])
+    data.facts = [None] * len(data.parts)  # no stored hashes either
+    for rule in ("constant", "seed"):
+        exp = expected(flow_records(), "dos", rule)
+        frame, report = clean(data, CleaningOptions(task="dos", near_constant=rule))
+        assert step(report, "duplicates").dropped == exp["duplicates"]
+        assert frame["Label"].to_list() == exp["frame"]["Label"].tolist()
+        for column in exp["features"]:
+            assert frame[column].cast(pl.Float64).to_list() == exp["frame"][column].tolist()
+
+
+def test_parquet_output_reads_back_with_pandas_and_polars(flows: Path, tmp_path: Path) -> None:
+    report, _ = clean_to_dir([str(flows)], tmp_path / "out", options=CleaningOptions(task="dos"))
+    frame = pl.read_parquet(tmp_path / "out" / "clean.parquet")
+    pdf = pd.read_parquet(tmp_path / "out" / "clean.parquet")
+    assert list(pdf.columns) == frame.columns == [*report.features, *sc.META_COLUMNS]
+    assert frame["Target"].dtype == pl.Int8
+    assert frame["Label"].dtype == pl.String

@@ -313,9 +313,8 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
             same_key = neutral
         else:
             nunique = _distinct_counts(
-                parts, candidates, features, height, opts.similarity_threshold
+                parts, candidates, features, height, opts.similarity_threshold, data.release
             )
-            data.release()
             drop = {}
             for c in features:
                 similarity = (1 - nunique[c] / height) * 100
@@ -343,6 +342,7 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
             kept = candidates
             hashes = hashes or _row_hashes(parts, all_features, data.release)
             feature_hash = np.concatenate([h[m] for h, m in zip(hashes, kept, strict=True)])
+            conflicting = int(pl.Series(feature_hash).is_duplicated().sum())
         else:  # rows distinct on all features may be equal on the features left
             sub_hashes = _row_hashes(parts, features, data.release)
             firsts, feature_hash = _first_occurrences(
@@ -351,9 +351,8 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
             kept = [c.copy() for c in candidates]
             for mask, sub in zip(kept, _split_over(firsts, candidates), strict=True):
                 mask[mask] = sub
-            feature_hash = feature_hash[firsts]
+            conflicting = int(pl.Series(feature_hash[firsts]).is_duplicated().sum())
         keep = [None if m.all() else m for m in kept]
-        conflicting = int(pl.Series(feature_hash).is_duplicated().sum())
     rows_out = sum(
         part.height if mask is None else int(np.count_nonzero(mask))
         for part, mask in zip(parts, keep, strict=True)
@@ -553,6 +552,7 @@ def _distinct_counts(
     features: list[str],
     height: int,
     threshold: float,
+    release: Callable[[], None],
 ) -> dict[str, int]:
     """Distinct values (polars ``n_unique``: null and NaN each count as a value) of each column
     over the alive rows, exact where the seed rule drops the column; for a column it keeps, the
@@ -570,8 +570,13 @@ def _distinct_counts(
         return 0 if seen is None else seen.len()
 
     workers = max(1, min(len(features), os.cpu_count() or 1))
+    counts: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(features, pool.map(count, features), strict=True))
+        for start in range(0, len(features), 4 * workers):  # then their pages are dropped
+            batch = features[start : start + 4 * workers]
+            counts.update(zip(batch, pool.map(count, batch), strict=True))
+            release()
+    return counts
 
 
 # ------------------------------------------------------------------------------------------
@@ -833,14 +838,20 @@ def clean_to_dir(
     required = {sc.SOURCE, *(plan.features if opts.drop_nonfinite else [])}
     tally: dict[str, dict[str, int]] = {sc.LABEL: {}, sc.FAMILY: {}, sc.TARGET: {}}
     writer = _ParquetParts(out / CLEAN_FILE, required)
-    try:
-        for i in range(len(data.parts)):
-            frame = plan.output(data.parts[i], i)
-            data.parts[i] = data.parts[i].clear()
-            data.release(i)
-            _tally(tally, frame)
-            writer.write(frame)
-            del frame
+    try:  # a part is written (one thread) while the next one is filtered (the other)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            writing = None
+            for i in range(len(data.parts)):
+                frame = plan.output(data.parts[i], i)
+                data.parts[i] = data.parts[i].clear()
+                data.release(i)
+                _tally(tally, frame)
+                if writing is not None:
+                    writing.result()
+                writing = pool.submit(writer.write, frame)
+                del frame
+            if writing is not None:
+                writing.result()
     finally:
         writer.close()
     report = plan.report(data, _sorted_counts(tally))
