@@ -507,3 +507,18 @@ def test_parquet_output_reads_back_with_pandas_and_polars(flows: Path, tmp_path:
     assert list(pdf.columns) == frame.columns == [*report.features, *sc.META_COLUMNS]
     assert frame["Target"].dtype == pl.Int8
     assert frame["Label"].dtype == pl.String
+
+
+def test_duplicates_across_files_whose_columns_differ_in_type(tmp_path: Path) -> None:
+    """A column exact in float32 in one file and not in another: rows of the first repeated
+    in the second are still found (row hashes of the two files are not compared as stored)."""
+    rows = [[float(i), float(i % 3), 1.5 * i, "BENIGN"] for i in range(6)]
+    header = ["Flow Duration", "Total Fwd Packets", "Flow Bytes/s", "Label"]
+    write_csv(tmp_path / "in" / "a.csv", header, rows)
+    write_csv(tmp_path / "in" / "b.csv", header, [*rows[:3], [0.1, 1.0, 2.0, "DoS Hulk"]])
+    data = load_sources([tmp_path / "in"])
+    dtypes = {f.hash_dtypes for f in data.facts if f is not None}
+    assert len(dtypes) == 2  # Flow Duration: float32 in a.csv, float64 in b.csv
+    frame, report = clean(data, CleaningOptions(task="dos", near_constant="none"))
+    assert step(report, "duplicates").dropped == 3
+    assert frame.height == 7

@@ -437,7 +437,8 @@ def _finite_rows(
 
 
 def _stored_hashes(facts: list[RowFacts | None], features: list[str]) -> list[np.ndarray] | None:
-    """The row hashes stored with the parts, when every part has them for these features."""
+    """The row hashes stored with the parts, when every part has them for these features,
+    hashed from columns of the same types (else they cannot be compared across parts)."""
     out = []
     for f in facts:
         if (
@@ -445,6 +446,7 @@ def _stored_hashes(facts: list[RowFacts | None], features: list[str]) -> list[np
             or f.row_hash is None
             or f.hash_version != pl.__version__
             or f.features != tuple(features)
+            or f.hash_dtypes != facts[0].hash_dtypes  # type: ignore[union-attr]
         ):
             return None
         out.append(f.row_hash)

@@ -371,19 +371,24 @@ class RowFacts:
     values while a file is read (and kept in the columnar cache beside its rows).
 
     ``complete``: every numeric feature finite and every categorical feature present (the
-    non-finite step keeps these rows). ``row_hash``: ``hash_rows`` of the feature columns (as
-    float64 / text, so that a column stored as float32 in one file and float64 in another
-    hashes alike), valid for polars ``hash_version``.
+    non-finite step keeps these rows). ``row_hash``: ``hash_rows`` of the feature columns as
+    stored (``hash_dtypes``), valid for polars ``hash_version``: the hashes of two files can be
+    compared when their columns have the same types (else they are computed again).
     """
 
     features: tuple[str, ...]
     complete: np.ndarray
     row_hash: np.ndarray | None
     hash_version: str
+    hash_dtypes: tuple[str, ...] = ()
 
     def meta(self) -> dict[str, object]:
         """The JSON-able part (the per-row arrays are stored as columns)."""
-        return {"features": list(self.features), "hash_version": self.hash_version}
+        return {
+            "features": list(self.features),
+            "hash_version": self.hash_version,
+            "hash_dtypes": list(self.hash_dtypes),
+        }
 
 
 FACT_COMPLETE = "__complete"
@@ -420,17 +425,13 @@ def row_facts(df: pl.DataFrame, dataset: str) -> RowFacts:
     """Facts of every row of a canonical frame (see :class:`RowFacts`)."""
     schema = df.schema
     features = [c for c in sc.features_of(dataset) if c in schema]
-    numeric = [c for c in features if schema[c].is_numeric()]
-    wide = [
-        pl.col(c).cast(pl.Float64) if c in numeric and schema[c] != pl.Float64 else pl.col(c)
-        for c in features
-    ]
-    row_hash = df.select(wide).hash_rows().to_numpy() if features and df.height else None
+    row_hash = df.select(features).hash_rows().to_numpy() if features and df.height else None
     return RowFacts(
         features=tuple(features),
         complete=complete_rows(df, features),
         row_hash=row_hash,
         hash_version=pl.__version__,
+        hash_dtypes=tuple(str(schema[c]) for c in features),
     )
 
 
@@ -535,9 +536,8 @@ def _finish(
     report.missing_features = [f for f in features if f not in df.columns]
     report.rows = df.height
     ordered = [c for c in (*sc.identifiers_of(dataset), *features) if c in df.columns]
-    df = df.select([*ordered, sc.LABEL, sc.FAMILY])
-    facts = row_facts(df, dataset) if with_facts else None
-    return _shrink_floats(df, dataset), facts
+    df = _shrink_floats(df.select([*ordered, sc.LABEL, sc.FAMILY]), dataset)
+    return df, (row_facts(df, dataset) if with_facts else None)
 
 
 def read_file(

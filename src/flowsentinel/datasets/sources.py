@@ -253,6 +253,7 @@ def _from_cache(
             complete=np.asarray(complete, dtype=bool),
             row_hash=row_hash,
             hash_version=str(fact_meta["hash_version"]),
+            hash_dtypes=tuple(fact_meta["hash_dtypes"]),
         )
     except (KeyError, TypeError, AssertionError, pl.exceptions.PolarsError):
         return None  # an entry of another layout: read the file again
