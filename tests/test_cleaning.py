@@ -522,3 +522,37 @@ def test_duplicates_across_files_whose_columns_differ_in_type(tmp_path: Path) ->
     frame, report = clean(data, CleaningOptions(task="dos", near_constant="none"))
     assert step(report, "duplicates").dropped == 3
     assert frame.height == 7
+
+
+def test_seed_rule_duplicates_on_the_columns_left_match_pandas(tmp_path: Path) -> None:
+    """Many columns left by the seed rule: rows are keyed by a few of them and compared on all
+    of them. Rows equal on the key columns but not on another column left stay; rows equal on
+    every column left but not on a dropped one go; rows equal with another label conflict."""
+    high = sc.CIC_FEATURES[1:13]  # 12 columns with a value per row
+    low = sc.CIC_FEATURES[13:20]  # 7 columns with two values: dropped by the seed rule
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(200):
+        values = [float(1000 * i + j) for j in range(len(high))]
+        values += [float(rng.integers(0, 2)) for _ in low]
+        rows.append([*values, "BENIGN" if i % 3 else "DoS Hulk"])
+    for i in range(10):  # equal on the first 11 columns left, not on the 12th
+        rows[100 + i][:11] = rows[i][:11]
+    for i in range(10, 20):  # equal on every column left, not on the dropped ones
+        rows[120 + i][: len(high)] = rows[i][: len(high)]
+        rows[120 + i][-1] = rows[i][-1]
+        rows[120 + i][len(high)] = 1.0 - rows[i][len(high)]
+    for i in range(20, 25):  # equal on every column left, another label
+        rows[150 + i][: len(high)] = rows[i][: len(high)]
+        rows[150 + i][-1] = "DoS Hulk" if rows[i][-1] == "BENIGN" else "BENIGN"
+    header = [*high, *low, "Label"]
+    path = write_csv(tmp_path / "f.csv", header, rows)
+    frame, report = clean(load_sources([path]), CleaningOptions(task="dos", near_constant="seed"))
+    assert report.features == list(high)
+    want = pd.DataFrame(rows, columns=header).drop_duplicates(subset=[*high, "Label"])
+    assert step(report, "duplicates").dropped == len(rows) - len(want) == 10
+    assert frame["Label"].to_list() == want["Label"].tolist()
+    for column in high:
+        assert frame[column].cast(pl.Float64).to_list() == want[column].tolist()
+    assert report.conflicting_feature_rows == int(want.duplicated(subset=high, keep=False).sum())
+    assert report.conflicting_feature_rows == 10
