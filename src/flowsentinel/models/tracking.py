@@ -23,8 +23,10 @@ def tracking_uri(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI itself: a value we set is not the user's
+    if env and env != _configured:
+        return env
     home = Path(settings.home).expanduser().resolve()
     return f"sqlite:///{home / 'mlflow.db'}"
 
