@@ -19,15 +19,7 @@ from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
 from flowsentinel.scoring import Detector
 
-IDENTIFIERS: tuple[str, ...] = (
-    "Flow ID",
-    "Source IP",
-    "Source Port",
-    "Destination IP",
-    "Destination Port",
-    "Protocol",
-    "Timestamp",
-)
+IDENTIFIERS: tuple[str, ...] = sc.CIC_IDENTIFIERS
 FLOW_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
@@ -46,18 +38,18 @@ class ScanSummary:
 
     def add(self, labels: np.ndarray, sources: np.ndarray | None) -> None:
         self.flows += len(labels)
-        for name, count in zip(*np.unique(labels.astype(str), return_counts=True), strict=True):
-            self.by_label[str(name)] = self.by_label.get(str(name), 0) + int(count)
+        labels = labels.astype(str)
+        _count_into(self.by_label, labels)
         if sources is None:
             return
         sources = sources.astype(str)
-        for name, count in zip(*np.unique(sources, return_counts=True), strict=True):
-            self.flows_by_source[str(name)] = self.flows_by_source.get(str(name), 0) + int(count)
-        bad = sources[labels.astype(str) != sc.BENIGN]
-        for name, count in zip(*np.unique(bad, return_counts=True), strict=True):
-            self.attacks_by_source[str(name)] = self.attacks_by_source.get(str(name), 0) + int(
-                count
-            )
+        _count_into(self.flows_by_source, sources)
+        _count_into(self.attacks_by_source, sources[labels != sc.BENIGN])
+
+
+def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
+    for name, count in zip(*np.unique(values, return_counts=True), strict=True):
+        counts[str(name)] = counts.get(str(name), 0) + int(count)
 
 
 def verdict_records(frame: pd.DataFrame, det: Detector) -> tuple[list[dict[str, Any]], np.ndarray]:

@@ -19,7 +19,6 @@ import polars as pl
 
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
-from flowsentinel.datasets import schema as sc
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
 DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
@@ -132,12 +131,13 @@ class Detector:
     # --- inputs -------------------------------------------------------------------------------
     def canonical_columns(self, columns: list[str]) -> tuple[dict[str, str], list[str]]:
         """Map input column names to the model's names; returns (mapping, unknown columns)."""
-        aliases = sc.CIC_ALIASES if self.dataset == "cicids2017" else sc.UNSW_ALIASES
+        from flowsentinel.models.feature_sets import canonical_name
+
         wanted = set(self.features)
         mapping: dict[str, str] = {}
         unknown: list[str] = []
         for col in columns:
-            canonical = col if col in wanted else aliases.get(sc.name_key(str(col)))
+            canonical = col if col in wanted else canonical_name(str(col), self.dataset)
             if canonical in wanted and canonical not in mapping.values():
                 mapping[col] = canonical
             elif canonical is None:
@@ -146,14 +146,18 @@ class Detector:
 
     def missing(self, columns: list[str]) -> list[str]:
         mapping, _ = self.canonical_columns(columns)
-        return [f for f in self.features if f not in set(mapping.values())]
+        return self._absent(mapping)
+
+    def _absent(self, mapping: dict[str, str]) -> list[str]:
+        present = set(mapping.values())
+        return [f for f in self.features if f not in present]
 
     def align(self, frame: pd.DataFrame | pl.DataFrame) -> pd.DataFrame:
         """The model's input columns, renamed from any known spelling; missing ones are an error."""
         if isinstance(frame, pl.DataFrame):
             frame = frame.to_pandas()
         mapping, _ = self.canonical_columns(list(frame.columns))
-        absent = [f for f in self.features if f not in set(mapping.values())]
+        absent = self._absent(mapping)
         if absent:
             raise InputError(
                 f"the flows lack {len(absent)} feature(s) the model "

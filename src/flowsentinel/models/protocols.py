@@ -50,6 +50,29 @@ def _dedupe_features(frame: pl.DataFrame, features: list[str]) -> tuple[pl.DataF
     return out, frame.height - out.height
 
 
+def _split_rows(
+    frame: pl.DataFrame,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    protocol: str,
+    undersample_in_pipeline: bool,
+    description: str,
+    details: dict[str, Any],
+) -> Split:
+    pdf = frame.to_pandas()
+    return Split(
+        protocol,
+        pdf.iloc[train_idx].reset_index(drop=True),
+        pdf.iloc[test_idx].reset_index(drop=True),
+        y[train_idx],
+        y[test_idx],
+        undersample_in_pipeline,
+        description,
+        details,
+    )
+
+
 def _check_classes(y: np.ndarray, where: str) -> None:
     if len(np.unique(y)) < 2:
         raise InputError(f"the {where} rows hold a single class; a detector needs both")
@@ -71,13 +94,12 @@ def holdout(
         raise InputError("a class has a single row: too few rows for a stratified split")
     idx = np.arange(deduped.height)
     tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
-    pdf = deduped.to_pandas()
-    return Split(
+    return _split_rows(
+        deduped,
+        y,
+        np.sort(tr),
+        np.sort(te),
         "holdout",
-        pdf.iloc[np.sort(tr)].reset_index(drop=True),
-        pdf.iloc[np.sort(te)].reset_index(drop=True),
-        y[np.sort(tr)],
-        y[np.sort(te)],
         True,
         f"duplicate feature rows dropped, stratified {1 - test_size:.0%}/{test_size:.0%} split "
         f"(seed {seed}), undersampling and feature selection fitted on training rows only",
@@ -93,13 +115,12 @@ def seed_protocol(frame: pl.DataFrame, features: list[str], encode: Any, dataset
         idx, _ = sampler.fit_resample(np.arange(frame.height).reshape(-1, 1), y)
         idx = np.sort(idx.ravel())
         tr, te = train_test_split(idx, test_size=0.3, random_state=25)
-        pdf = frame.to_pandas()
-        return Split(
+        return _split_rows(
+            frame,
+            y,
+            tr,
+            te,
             "seed",
-            pdf.iloc[tr].reset_index(drop=True),
-            pdf.iloc[te].reset_index(drop=True),
-            y[tr],
-            y[te],
             False,
             "first seed: whole frame undersampled (random_state 17) before a 70/30 split "
             "(random_state 25); the test part is balanced, not at the natural ratio",
@@ -112,14 +133,13 @@ def seed_protocol(frame: pl.DataFrame, features: list[str], encode: Any, dataset
         dropped = before - frame.height
     y = encode(frame)
     _check_classes(y, "cleaned")
-    pdf = frame.to_pandas()
-    tr, te = train_test_split(np.arange(len(pdf)), test_size=0.2, random_state=1)
-    return Split(
+    tr, te = train_test_split(np.arange(frame.height), test_size=0.2, random_state=1)
+    return _split_rows(
+        frame,
+        y,
+        tr,
+        te,
         "seed",
-        pdf.iloc[tr].reset_index(drop=True),
-        pdf.iloc[te].reset_index(drop=True),
-        y[tr],
-        y[te],
         False,
         "second seed: rows with is_ftp_login = 2 dropped, duplicates kept, 80/20 split "
         "(random_state 1), no resampling",

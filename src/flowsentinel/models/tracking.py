@@ -76,9 +76,6 @@ def experiment_id(name: str, settings: Settings | None = None) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def experiment_name(dataset: str, task: str) -> str:
-    return f"flowsentinel-{dataset}-{task}"
-
-
-def registered_name(dataset: str, task: str) -> str:
+def model_name(dataset: str, task: str) -> str:
+    """The name of both the experiment and the registered model of a data set and task."""
     return f"flowsentinel-{dataset}-{task}"

@@ -73,8 +73,8 @@ class LabelCoder:
         if self.task in POSITIVE_NAMES:
             return frame[sc.TARGET].cast(pl.Int64).to_numpy().astype(np.int64)
         index = {c: i for i, c in enumerate(self.classes)}
-        values = frame[sc.TARGET].cast(pl.String).to_list()
-        return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        codes = frame[sc.TARGET].cast(pl.String).replace_strict(index, default=-1)
+        return codes.cast(pl.Int64).to_numpy()
 
 
 def _clean(
@@ -251,8 +251,8 @@ def train(
             "metric": cfg.metric,
         }
         mlflow = tracking.configure(settings)
-        exp = tracking.experiment_id(tracking.experiment_name(dataset, cfg.task), settings)
-        reg_name = cfg.registered_name or tracking.registered_name(dataset, cfg.task)
+        exp = tracking.experiment_id(tracking.model_name(dataset, cfg.task), settings)
+        reg_name = cfg.registered_name or tracking.model_name(dataset, cfg.task)
         context["registered_model"] = reg_name
         results: list[dict[str, Any]] = []
         X_test = split.test[features]
