@@ -5,12 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from flowsentinel.cli._output import console, friendly_errors, stdout, table
 from flowsentinel.cli.data import Dataset, Mixed, NearConstant, TaskName
+
+
+class Decorrelate(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
 
 app = typer.Typer(help="Registered models: list and promote.", no_args_is_help=True)
 
@@ -85,8 +93,8 @@ def train_command(
         Mixed, typer.Option(help="Files of different dialects: error, or intersect columns.")
     ] = Mixed.error,
     decorrelate: Annotated[
-        str, typer.Option(help="Seed's |r|>0.9 feature drop: auto (lr/knn only), on, off.")
-    ] = "auto",
+        Decorrelate, typer.Option(help="Seed's |r|>0.9 feature drop: auto (lr/knn only), on, off.")
+    ] = Decorrelate.auto,
     register: Annotated[bool, typer.Option(help="Register the champion in MLflow.")] = True,
     name: Annotated[
         str | None, typer.Option(help="Registered model name (default flowsentinel-DATASET-TASK).")
@@ -114,7 +122,7 @@ def train_command(
         near_constant=near_constant.value,
         ddos_as_dos=ddos_as_dos,
         mixed=mixed.value,
-        decorrelate={"auto": None, "on": True, "off": False}.get(decorrelate, None),
+        decorrelate={"auto": None, "on": True, "off": False}[decorrelate.value],
         register=register,
         registered_name=name,
     )
