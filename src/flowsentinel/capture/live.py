@@ -46,6 +46,17 @@ def _open_socket(interface: str) -> socket.socket:
     return sock
 
 
+def _batch(frames: list[bytes], stamps: list[int], links: list[int]) -> RecordBatch:
+    lengths = np.fromiter((len(f) for f in frames), np.int64, len(frames))
+    offsets = np.zeros(len(frames), np.int64)
+    if len(frames):
+        np.cumsum(lengths[:-1], out=offsets[1:])
+    buf = np.frombuffer(b"".join(frames), np.uint8) if frames else np.empty(0, np.uint8)
+    size = lengths.astype(np.int32)
+    return RecordBatch(buf, offsets, size, size.copy(), np.array(stamps, np.int64),
+                       np.array(links, np.int32))  # fmt: skip
+
+
 def iter_live_records(
     interface: str,
     *,
@@ -55,21 +66,30 @@ def iter_live_records(
     max_packets: int | None = None,
     snaplen: int = 65_535,
 ) -> Iterator[RecordBatch]:
-    """Yield record batches captured live on ``interface`` until ``stop`` is set."""
+    """Yield record batches captured live on ``interface`` until ``stop`` is set (the packets
+    the kernel had already queued when it was set are still read and yielded)."""
     sock = _open_socket(interface)
     total = 0
+    limit = max_packets if max_packets is not None else -1
     try:
-        while not (stop is not None and stop.is_set()):
+        while True:
+            stopping = stop is not None and stop.is_set()
+            if stopping:
+                sock.setblocking(False)  # drain what arrived before the stop, then end
             frames: list[bytes] = []
             stamps: list[int] = []
             links: list[int] = []
             deadline = time.monotonic() + flush_interval_s
-            while len(frames) < batch_packets and time.monotonic() < deadline:
-                if stop is not None and stop.is_set():
+            while len(frames) < batch_packets and (stopping or time.monotonic() < deadline):
+                if not stopping and stop is not None and stop.is_set():
+                    break
+                if limit >= 0 and total + len(frames) >= limit:
                     break
                 try:
                     data, addr = sock.recvfrom(snaplen)
-                except TimeoutError:
+                except (TimeoutError, BlockingIOError):
+                    if stopping:
+                        break
                     continue
                 hatype, pkttype = addr[3], addr[2]
                 if hatype == 772 and pkttype == _PACKET_OUTGOING:
@@ -77,24 +97,10 @@ def iter_live_records(
                 frames.append(data)
                 stamps.append(time.time_ns() // 1000)
                 links.append(_ARPHRD_LINK.get(hatype, -1))
-                if max_packets is not None and total + len(frames) >= max_packets:
-                    break
             total += len(frames)
-            if frames:
-                lengths = np.fromiter((len(f) for f in frames), np.int64, len(frames))
-                offsets = np.zeros(len(frames), np.int64)
-                np.cumsum(lengths[:-1], out=offsets[1:])
-                buf = np.frombuffer(b"".join(frames), np.uint8)
-                yield RecordBatch(
-                    buf, offsets, lengths.astype(np.int32), lengths.astype(np.int32),
-                    np.array(stamps, np.int64), np.array(links, np.int32),
-                )  # fmt: skip
-            else:
-                yield RecordBatch(
-                    np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int32),
-                    np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int32),
-                )  # fmt: skip
-            if max_packets is not None and total >= max_packets:
+            yield _batch(frames, stamps, links)
+            done = limit >= 0 and total >= limit
+            if done or (stopping and len(frames) < batch_packets):
                 return
     finally:
         sock.close()

@@ -101,8 +101,14 @@ def watch_cmd(
     max_packets: Annotated[
         int | None, typer.Option(help="Stop after this many packets (default: run until Ctrl-C).")
     ] = None,
+    seconds: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).", min=0.0),
+    ] = None,
 ) -> None:
     """Live capture: one JSON line per alert (a flow not judged BENIGN) on stdout."""
+    import threading
+
     from flowsentinel.capture import CaptureStats, iter_live_flow_batches
     from flowsentinel.scanning import ScanSummary, check_capture_model, verdict_records
     from flowsentinel.scoring import Detector
@@ -113,8 +119,14 @@ def watch_cmd(
     stats = CaptureStats()
     summary = ScanSummary()
     console.print(f"watching {interface} with {det.name} (Ctrl-C to stop)")
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set) if seconds is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    live = iter_live_flow_batches(interface, stats=stats, max_packets=max_packets, stop=stop)
     try:
-        for frame in iter_live_flow_batches(interface, stats=stats, max_packets=max_packets):
+        for frame in live:
             if len(frame) == 0:
                 continue
             records, labels = verdict_records(frame, det)
@@ -129,6 +141,9 @@ def watch_cmd(
         raise InputError(f"capturing on {interface} needs root (or CAP_NET_RAW)") from None
     except OSError as exc:
         raise InputError(f"cannot capture on {interface}: {exc.strerror or exc}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
     console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
 
 
