@@ -237,6 +237,26 @@ def test_page_and_static_files(client) -> None:
     assert "http://" not in page.text.replace("http://www.w3.org", "")
 
 
+@pytest.mark.parametrize("path", ["/reports/", "/classify"])
+def test_seed_shortcut_answers_as_the_routes(client, path) -> None:
+    """A valid single flow is answered by the shortcut (:mod:`flowsentinel.service.hot`); a
+    streamed body of the same flow goes through the FastAPI route: same answer, same headers,
+    same metrics route label."""
+    body = json.dumps(cic_record() if path == "/reports/" else SEED_B_ATTACK).encode()
+    headers = {"content-type": "application/json"}
+    short = client.post(path, content=body, headers=headers)
+    routed = client.post(path, content=iter([body]), headers=headers)
+    assert short.status_code == routed.status_code == 200
+    assert short.content == routed.content
+    assert short.headers["content-type"] == routed.headers["content-type"]
+    text = client.get("/metrics").text
+    assert f'flowsentinel_http_requests_total{{method="POST",route="{path}",status="200"}}' in text
+    bad = json.loads(body)
+    bad.pop(next(iter(bad)))
+    r = client.post(path, json=bad)  # not the ordinary case: the app names the missing field
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "missing"
+
+
 def test_api_key(model_set, store) -> None:
     app = create_app(ServiceSettings(api_key="k1"), store.settings, models=model_set)
     with TestClient(app) as c:
@@ -245,6 +265,8 @@ def test_api_key(model_set, store) -> None:
             ({"X-API-Key": "k2"}, 401),
             ({"X-API-Key": "k1"}, 200),
             ({"Authorization": "Bearer k1"}, 200),
+            ({"X-API-Key": "k2", "Authorization": "Bearer k1"}, 401),
+            ({"X-API-Key": "", "Authorization": "Bearer k1"}, 200),
         ):
             assert c.post("/reports/", json=cic_record(), headers=headers).status_code == status
         assert c.get("/healthz").status_code == 200
