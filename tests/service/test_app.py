@@ -238,10 +238,12 @@ def test_page_and_static_files(client) -> None:
 
 
 @pytest.mark.parametrize("path", ["/reports/", "/classify"])
-def test_seed_shortcut_answers_as_the_routes(client, path) -> None:
+def test_seed_shortcut_answers_as_the_routes(client, path, monkeypatch) -> None:
     """A valid single flow is answered by the shortcut (:mod:`flowsentinel.service.hot`); a
     streamed body of the same flow goes through the FastAPI route: same answer, same headers,
     same metrics route label."""
+    from flowsentinel.service.routes import seeds
+
     body = json.dumps(cic_record() if path == "/reports/" else SEED_B_ATTACK).encode()
     headers = {"content-type": "application/json"}
     short = client.post(path, content=body, headers=headers)
@@ -249,6 +251,14 @@ def test_seed_shortcut_answers_as_the_routes(client, path) -> None:
     assert short.status_code == routed.status_code == 200
     assert short.content == routed.content
     assert short.headers["content-type"] == routed.headers["content-type"]
+
+    def no_route(request):
+        raise RuntimeError("the FastAPI route ran")
+
+    monkeypatch.setattr(seeds, "json_body", no_route)  # only the route reads the body this way
+    assert client.post(path, content=body, headers=headers).content == short.content
+    assert client.post(path, content=iter([body]), headers=headers).status_code == 503
+    monkeypatch.undo()
     text = client.get("/metrics").text
     assert f'flowsentinel_http_requests_total{{method="POST",route="{path}",status="200"}}' in text
     bad = json.loads(body)

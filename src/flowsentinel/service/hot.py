@@ -22,9 +22,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowsentinel.service.inputs import parse_json
-from flowsentinel.service.routes.seeds import classify_answer, reports_answer
+from flowsentinel.service.routes import seeds
 
-_ANSWERS = {"/reports/": reports_answer, "/classify": classify_answer}
+_ANSWERS = {"/reports/": seeds.reports_answer, "/classify": seeds.classify_answer}
 
 
 class SeedShortcut:
@@ -37,7 +37,7 @@ class SeedShortcut:
         if self._routes is None:
             self._routes = {
                 r.path: r
-                for r in self.service.routes
+                for r in seeds.router.routes
                 if getattr(r, "path", None) in _ANSWERS and "POST" in getattr(r, "methods", ())
             }
         return self._routes.get(path)
