@@ -237,6 +237,36 @@ def test_page_and_static_files(client) -> None:
     assert "http://" not in page.text.replace("http://www.w3.org", "")
 
 
+@pytest.mark.parametrize("path", ["/reports/", "/classify"])
+def test_seed_shortcut_answers_as_the_routes(client, path, monkeypatch) -> None:
+    """A valid single flow is answered by the shortcut (:mod:`flowsentinel.service.hot`); a
+    streamed body of the same flow goes through the FastAPI route: same answer, same headers,
+    same metrics route label."""
+    from flowsentinel.service.routes import seeds
+
+    body = json.dumps(cic_record() if path == "/reports/" else SEED_B_ATTACK).encode()
+    headers = {"content-type": "application/json"}
+    short = client.post(path, content=body, headers=headers)
+    routed = client.post(path, content=iter([body]), headers=headers)
+    assert short.status_code == routed.status_code == 200
+    assert short.content == routed.content
+    assert short.headers["content-type"] == routed.headers["content-type"]
+
+    def no_route(request):
+        raise RuntimeError("the FastAPI route ran")
+
+    monkeypatch.setattr(seeds, "json_body", no_route)  # only the route reads the body this way
+    assert client.post(path, content=body, headers=headers).content == short.content
+    assert client.post(path, content=iter([body]), headers=headers).status_code == 503
+    monkeypatch.undo()
+    text = client.get("/metrics").text
+    assert f'flowsentinel_http_requests_total{{method="POST",route="{path}",status="200"}}' in text
+    bad = json.loads(body)
+    bad.pop(next(iter(bad)))
+    r = client.post(path, json=bad)  # not the ordinary case: the app names the missing field
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "missing"
+
+
 def test_api_key(model_set, store) -> None:
     app = create_app(ServiceSettings(api_key="k1"), store.settings, models=model_set)
     with TestClient(app) as c:
@@ -245,6 +275,8 @@ def test_api_key(model_set, store) -> None:
             ({"X-API-Key": "k2"}, 401),
             ({"X-API-Key": "k1"}, 200),
             ({"Authorization": "Bearer k1"}, 200),
+            ({"X-API-Key": "k2", "Authorization": "Bearer k1"}, 401),
+            ({"X-API-Key": "", "Authorization": "Bearer k1"}, 200),
         ):
             assert c.post("/reports/", json=cic_record(), headers=headers).status_code == status
         assert c.get("/healthz").status_code == 200
@@ -276,6 +308,52 @@ def test_fast_path_equals_pipeline(model_set) -> None:
         served.fast.proba(X), served.detector.pipeline.predict_proba(frame), rtol=0, atol=1e-12
     )
     assert compile_pipeline(model_set.get(UNSW_NAME).detector.pipeline, []) is None
+
+
+def test_fast_path_with_categorical_columns(model_set) -> None:
+    """UNSW-NB15 (one-hot service/state): the branch is replayed by memo, unknown values too."""
+    from conftest import unsw_frame
+
+    served = model_set.get(UNSW_NAME)
+    d = served.detector
+    assert served.fast is not None and d.categorical
+    frame = unsw_frame(rows=200, seed=21)
+    frame.loc[::9, "service"] = "never-seen"
+    frame.loc[::13, "state"] = "ZZZ"
+    numeric = frame[served.parser.numeric].to_numpy(dtype=float)
+    cats = {c: frame[c].astype(str).tolist() for c in served.parser.categorical}
+    expected = d.pipeline.predict_proba(frame[d.features])
+    np.testing.assert_array_equal(served.fast.proba(numeric, cats), expected)
+    np.testing.assert_array_equal(served.fast.proba(numeric, cats), expected)  # from the memo
+    one = served.fast.proba(numeric[4:5], {c: v[4:5] for c, v in cats.items()})
+    np.testing.assert_array_equal(one, expected[4:5])
+
+
+@pytest.mark.parametrize("kind", ["rf", "et", "dt", "xgb"])
+def test_compiled_estimators_equal_their_own_predict_proba(kind: str) -> None:
+    """The flat-array forest and XGBoost replays give the estimator's probabilities bit for bit
+    (NaN routed as fitted, float32 comparisons)."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+    from xgboost import XGBClassifier
+
+    from flowsentinel.service.fastpath import _estimator
+
+    rng = np.random.default_rng(3)
+    X = rng.lognormal(1, 2, size=(600, 8))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(0, 1, 600) > 3).astype(int)
+    model = {
+        "rf": lambda: RandomForestClassifier(30, max_depth=8, random_state=0),
+        "et": lambda: ExtraTreesClassifier(20, random_state=0),
+        "dt": lambda: DecisionTreeClassifier(random_state=0),
+        "xgb": lambda: XGBClassifier(n_estimators=40, max_depth=4, n_jobs=1, random_state=0),
+    }[kind]().fit(X, y)
+    compiled = _estimator(model)
+    assert compiled is not None and type(compiled).__name__ in ("_FlatForest", "_XGBTrees")
+    test = rng.lognormal(1, 2, size=(300, 8))
+    test[rng.random(test.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(compiled(test), model.predict_proba(test).astype(np.float64))
 
 
 def test_settings_from_environment(monkeypatch) -> None:

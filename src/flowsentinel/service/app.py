@@ -24,6 +24,7 @@ from flowsentinel.scoring import DEFAULT_MODEL
 from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import ModelSet
+from flowsentinel.service.hot import SeedShortcut
 from flowsentinel.service.metrics import MetricsMiddleware, ServiceMetrics
 from flowsentinel.service.middleware import BodyLimit
 from flowsentinel.service.routes import meta, page, predict, scan, seeds
@@ -85,6 +86,7 @@ def create_app(
     def limit_for(path: str) -> int:
         return config.max_upload_bytes if path.startswith("/v1/scan") else config.max_body_bytes
 
+    app.add_middleware(SeedShortcut, service=app)  # innermost: inside the limit and metrics
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -53,9 +53,7 @@ class ServedModel:
         parser = FlowParser(
             detector.features, detector.categorical, detector.dataset, detector.canonical_columns
         )
-        fast = (
-            None if detector.categorical else compile_pipeline(detector.pipeline, detector.features)
-        )
+        fast = compile_pipeline(detector.pipeline, detector.features, detector.categorical)
         return cls(detector, parser, fast, time.perf_counter() - started, detector.name)
 
     # --- scoring ------------------------------------------------------------------------------
@@ -81,7 +79,7 @@ class ServedModel:
         if len(parsed) == 0:
             return self._empty()
         if self.fast is not None:
-            return self._verdicts(self.fast.proba(parsed.numeric))
+            return self._fast(parsed.numeric, parsed.categorical)
         frame = pd.DataFrame(parsed.numeric, columns=self.parser.numeric)
         for name, values in parsed.categorical.items():
             frame[name] = pd.Series(values, dtype=object)
@@ -94,10 +92,23 @@ class ServedModel:
             return self._empty()
         numeric = clamp(X[self.parser.numeric].to_numpy(dtype=np.float64, na_value=np.nan))
         if self.fast is not None:
-            return self._verdicts(self.fast.proba(numeric))
+            categorical = {  # the text FrameSelector makes of them
+                c: X[c].astype("string").fillna("-").astype(object).tolist()
+                for c in self.parser.categorical
+            }
+            return self._fast(numeric, categorical)
         X = X.copy()
         X[self.parser.numeric] = numeric
         return self._predict_frame(X)
+
+    def _fast(self, numeric: np.ndarray, categorical: dict[str, list[str]]) -> Verdicts:
+        assert self.fast is not None
+        try:
+            proba = self.fast.proba(numeric, categorical)
+        except Exception as exc:  # e.g. an encoder refusing an unknown category
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"the model could not score these flows: {text}") from None
+        return self._verdicts(proba)
 
     def _predict_frame(self, X: pd.DataFrame) -> Verdicts:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_MAX_CHILDREN = 4096
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -57,13 +59,41 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        # labelled children by their label values: ``labels()`` validates and locks on every
+        # call; the label sets are small and bounded (routes, statuses, models x classes)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._flow_children: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            if len(self._request_children) < _MAX_CHILDREN:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def _flow_child(self, model: str, verdict: str) -> Any:
+        child = self._flow_children.get((model, verdict))
+        if child is None:
+            child = self.flows.labels(model, verdict)
+            if len(self._flow_children) < _MAX_CHILDREN:
+                self._flow_children[(model, verdict)] = child
+        return child
 
     def count_verdicts(self, model: str, labels: np.ndarray) -> None:
         if len(labels) == 0:
             return
+        if len(labels) == 1:  # a single flow: no np.unique
+            self._flow_child(model, str(labels[0])).inc()
+            return
         names, counts = np.unique(labels.astype(str), return_counts=True)
         for name, count in zip(names, counts, strict=True):
-            self.flows.labels(model, str(name)).inc(int(count))
+            self._flow_child(model, str(name)).inc(int(count))
 
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -103,6 +133,6 @@ class MetricsMiddleware:
             if path is None:
                 raw = scope.get("path", "")
                 path = "/static" if raw.startswith("/static/") else "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, path, str(status)).inc()
-            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            self.metrics.observe_request(
+                scope.get("method", ""), path, status, time.perf_counter() - started
+            )

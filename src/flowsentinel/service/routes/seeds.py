@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
@@ -19,6 +21,8 @@ from flowsentinel.service.deps import (
     require_api_key,
     require_object,
 )
+from flowsentinel.service.engine import ModelSet
+from flowsentinel.service.metrics import ServiceMetrics
 from flowsentinel.service.schemas import ClassifyResponse, ErrorResponse, ReportsResponse
 
 router = APIRouter(tags=["seed APIs"], dependencies=[Depends(require_api_key)])
@@ -42,11 +46,17 @@ ERRORS = {
 async def reports(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
     """The first seed's request (its snake_case CIC-IDS2017 features; any other known spelling
     is accepted too), answered as it was: ``{"predictions": ["BENIGN"]}`` or ``["DoS"]``."""
-    served = model_for(models, "cicids2017", "/reports/")
+    model_for(models, "cicids2017", "/reports/")
     record = require_object(await json_body(request), ["body"])
+    return JSONResponse(reports_answer(models, metrics, record))
+
+
+def reports_answer(models: ModelSet, metrics: ServiceMetrics, record: Any) -> dict[str, Any]:
+    """The ``/reports/`` answer for a parsed JSON body (also used by :mod:`..hot`)."""
+    served = model_for(models, "cicids2017", "/reports/")
     verdicts = served.score(served.parser.parse([record], ["body"]))
     metrics.count_verdicts(served.key, verdicts.labels)
-    return JSONResponse({"predictions": [str(label) for label in verdicts.labels]})
+    return {"predictions": [str(label) for label in verdicts.labels]}
 
 
 @router.post(
@@ -59,10 +69,16 @@ async def reports(request: Request, models: Models, metrics: Metrics) -> JSONRes
 async def classify(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
     """The second seed's UNSW-NB15 record answered ``{"status": "Attack" | "Not attack",
     "attack_prob": p}``."""
-    served = model_for(models, "unsw-nb15", "/classify")
+    model_for(models, "unsw-nb15", "/classify")
     record = require_object(await json_body(request), ["body"])
+    return JSONResponse(classify_answer(models, metrics, record))
+
+
+def classify_answer(models: ModelSet, metrics: ServiceMetrics, record: Any) -> dict[str, Any]:
+    """The ``/classify`` answer for a parsed JSON body (also used by :mod:`..hot`)."""
+    served = model_for(models, "unsw-nb15", "/classify")
     verdicts = served.score(served.parser.parse([record], ["body"]))
     metrics.count_verdicts(served.key, verdicts.labels)
     p = float(verdicts.attack_probability[0])
     attack = str(verdicts.labels[0]) != served.detector.classes[0]
-    return JSONResponse({"status": "Attack" if attack else "Not attack", "attack_prob": p})
+    return {"status": "Attack" if attack else "Not attack", "attack_prob": p}
