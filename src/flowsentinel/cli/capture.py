@@ -109,9 +109,8 @@ def lab_cmd(
     Writes OUT/lab.pcap, OUT/labels.csv (one row per crafted session) and OUT/lab_flows.csv
     (the meter's flows of lab.pcap with a Label column). No root, no network.
     """
-    from flowsentinel.datasets.lab import write_lab
-
     from flowsentinel.core.settings import get_settings
+    from flowsentinel.datasets.lab import write_lab
 
     seed = get_settings().seed if seed is None else seed
     started = time.perf_counter()
