@@ -329,10 +329,11 @@ def test_fast_path_with_categorical_columns(model_set) -> None:
     np.testing.assert_array_equal(one, expected[4:5])
 
 
+@pytest.mark.parametrize("rows", [300, 5000])  # 5,000: the forest walk is cut across threads
 @pytest.mark.parametrize("kind", ["rf", "et", "dt", "xgb"])
-def test_compiled_estimators_equal_their_own_predict_proba(kind: str) -> None:
+def test_compiled_estimators_equal_their_own_predict_proba(kind: str, rows: int) -> None:
     """The flat-array forest and XGBoost replays give the estimator's probabilities bit for bit
-    (NaN routed as fitted, float32 comparisons)."""
+    (NaN routed as fitted, float32 comparisons), on one thread and on several."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier
     from xgboost import XGBClassifier
@@ -351,7 +352,7 @@ def test_compiled_estimators_equal_their_own_predict_proba(kind: str) -> None:
     }[kind]().fit(X, y)
     compiled = _estimator(model)
     assert compiled is not None and type(compiled).__name__ in ("_FlatForest", "_XGBTrees")
-    test = rng.lognormal(1, 2, size=(300, 8))
+    test = rng.lognormal(1, 2, size=(rows, 8))
     test[rng.random(test.shape) < 0.1] = np.nan
     np.testing.assert_array_equal(compiled(test), model.predict_proba(test).astype(np.float64))
 

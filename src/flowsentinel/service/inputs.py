@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import orjson
 import pydantic_core
 
 from flowsentinel.datasets import schema as sc
@@ -46,12 +48,17 @@ def error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
 def parse_json(body: bytes) -> Any:
     """The JSON document of a request body (422 when it is not JSON).
 
-    Parsed by pydantic-core (Rust, about twice as fast as the standard library on large
-    batches). ``NaN`` and ``Infinity`` literals are read so that the field holding them can be
-    named in the answer, rather than failing the whole document.
+    Read by orjson (about twice as fast as pydantic-core on a batch of 10,000 flows); a body
+    orjson refuses (``NaN`` / ``Infinity`` literals, integers beyond 64 bits, bad JSON) is read
+    again by pydantic-core, which accepts those literals so that the field holding them can be
+    named in the answer, and whose message names what is wrong with a bad document.
     """
     if not body.strip():
         raise FlowInputError([error(["body"], "a JSON body is required", "missing")])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return pydantic_core.from_json(body, allow_inf_nan=True)
     except ValueError as exc:
@@ -130,6 +137,10 @@ class FlowParser:
     def parse(self, records: list[Any], loc: list[Any]) -> Parsed:
         """``records`` (dicts) → :class:`Parsed`; raises :class:`FlowInputError` naming every
         missing, unknown, wrong-typed, NaN, infinite or out-of-range field."""
+        if len(records) >= _UNIFORM_MIN:
+            parsed = self._parse_uniform(records)
+            if parsed is not None:
+                return parsed
         errors: list[dict[str, Any]] = []
         rows: list[Any] = []
         cats: dict[str, list[str]] = {c: [] for c in self.categorical}
@@ -190,6 +201,41 @@ class FlowParser:
             raise FlowInputError(errors)
         return Parsed(numeric, cats)
 
+    def _parse_uniform(self, records: list[Any]) -> Parsed | None:
+        """The common batch, checked column-wise at C speed: every record a dict with the first
+        record's keys, every number an int or float, every categorical value a string, every
+        value finite and in range. Anything else returns ``None`` and the record-by-record
+        path names the problems, so answers are the same either way."""
+        first = records[0]
+        if type(first) is not dict or not _DICT_ONLY.issuperset(map(type, records)):
+            return None
+        plan = self._plan(tuple(first))
+        if plan.unknown or plan.missing or not _same_sizes(records, len(first)):
+            return None
+        try:  # a record holding other keys (same count) lacks one of these: KeyError
+            if self.numeric:
+                num_keys = [plan.key_of[f] for f in self.numeric]
+                values = list(map(itemgetter(*num_keys), records))
+                flat = chain.from_iterable(values) if len(num_keys) > 1 else iter(values)
+                if not _NUMBER_TYPES.issuperset(map(type, flat)):
+                    return None
+                flat = chain.from_iterable(values) if len(num_keys) > 1 else iter(values)
+                numeric = np.fromiter(flat, np.float64, len(records) * len(num_keys))
+                numeric = numeric.reshape(len(records), len(num_keys))
+            else:
+                numeric = np.empty((len(records), 0), dtype=np.float64)
+            cats: dict[str, list[str]] = {}
+            for key, canonical in plan.categorical:
+                column = list(map(itemgetter(key), records))
+                if not _STR_ONLY.issuperset(map(type, column)):
+                    return None
+                cats[canonical] = column
+        except (KeyError, OverflowError):
+            return None
+        if not (np.abs(numeric) <= VALUE_LIMIT).all():  # NaN compares False
+            return None
+        return Parsed(numeric, cats)
+
     def _check_present(
         self, rec: dict[str, Any], plan: _Plan, where: list[Any], errors: list[dict[str, Any]]
     ) -> None:
@@ -228,6 +274,17 @@ class FlowParser:
             return np.array(
                 [[_to_float(v) for v in row] for row in rows], dtype=np.float64
             ).reshape(len(rows), n_num)
+
+
+#: batches at least this long try the column-wise check first
+_UNIFORM_MIN = 16
+_DICT_ONLY = frozenset({dict})
+_STR_ONLY = frozenset({str})
+
+
+def _same_sizes(records: list[dict[str, Any]], size: int) -> bool:
+    sizes = np.fromiter(map(len, records), np.int64, len(records))
+    return bool((sizes == size).all())
 
 
 def _to_float(value: Any) -> float:
