@@ -17,7 +17,9 @@ returns ``None`` and the service scores through the pipeline itself.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,23 +194,21 @@ class _FlatForest:
 
 #: batches of at least this many rows are walked on several threads
 _PARALLEL_ROWS = 2048
-_POOL: list[Any] = []
+_POOL: list[ThreadPoolExecutor] = []
+
+
+_CORES = min(os.cpu_count() or 1, 8)
 
 
 def _split_workers(rows: int) -> int:
-    import os
+    if rows < _PARALLEL_ROWS or _CORES < 2:
+        return 1
+    return min(_CORES, rows // (_PARALLEL_ROWS // 2))
 
-    cores = min(os.cpu_count() or 1, 8)
-    return 1 if rows < _PARALLEL_ROWS or cores < 2 else min(cores, rows // (_PARALLEL_ROWS // 2))
 
-
-def _pool() -> Any:
+def _pool() -> ThreadPoolExecutor:
     if not _POOL:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        workers = min(os.cpu_count() or 1, 8)
-        _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="flowsentinel-forest"))
+        _POOL.append(ThreadPoolExecutor(_CORES, thread_name_prefix="flowsentinel-forest"))
     return _POOL[0]
 
 
