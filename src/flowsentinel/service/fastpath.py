@@ -123,6 +123,21 @@ def _estimator(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return None
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _leaf(X, i, node, left, right, feature, threshold, nan_left, strict):  # pragma: no cover
+    """The leaf row ``i`` of ``X`` reaches from ``node``: NaN goes the fitted way, otherwise
+    left when ``x <= threshold`` (scikit-learn) or ``x < threshold`` (``strict``, XGBoost)."""
+    while left[node] != -1:
+        x = X[i, feature[node]]
+        if np.isnan(x):
+            node = left[node] if nan_left[node] else right[node]
+        elif x < threshold[node] or (not strict and x == threshold[node]):
+            node = left[node]
+        else:
+            node = right[node]
+    return node
+
+
 @nb.njit(cache=True, nogil=True)
 def _forest_proba(X, roots, left, right, feature, threshold, nan_left, value):  # pragma: no cover
     """Mean leaf value over the trees, walked as scikit-learn's ``Tree.apply`` walks one tree
@@ -133,15 +148,7 @@ def _forest_proba(X, roots, left, right, feature, threshold, nan_left, value):  
     for t in range(n_trees):
         root = roots[t]
         for i in range(n):
-            node = root
-            while left[node] != -1:
-                x = X[i, feature[node]]
-                if np.isnan(x):
-                    node = left[node] if nan_left[node] else right[node]
-                elif x <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
+            node = _leaf(X, i, root, left, right, feature, threshold, nan_left, False)
             for c in range(n_classes):
                 out[i, c] += value[node, c]
     if n_trees > 1:
@@ -224,15 +231,7 @@ def _xgb_logistic(
     for t in range(n_trees):
         root = roots[t]
         for i in range(n):
-            node = root
-            while left[node] != -1:
-                x = X[i, feature[node]]
-                if np.isnan(x):
-                    node = left[node] if nan_left[node] else right[node]
-                elif x < threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
+            node = _leaf(X, i, root, left, right, feature, threshold, nan_left, True)
             margin[i] += leaf[node]
     out = np.empty((n, 2), dtype=np.float32)
     one, eps, cap = np.float32(1.0), np.float32(1e-16), np.float32(88.7)
