@@ -15,6 +15,7 @@ import polars as pl
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings
 from flowsentinel.scoring import Detector, Verdicts, resolve_uri
+from flowsentinel.service.batches import HotBatch
 from flowsentinel.service.fastpath import FastScorer, compile_pipeline
 from flowsentinel.service.inputs import FlowParser, Parsed, clamp
 
@@ -135,6 +136,7 @@ class ModelSet:
         if not models:
             raise ModelError("no model to serve")
         self.models = models
+        self.hot_batch = HotBatch()  # the typed decode of the common /v1/predict body
         self.by_key: dict[str, ServedModel] = {}
         for m in models:
             for key in (m.key, m.detector.uri, m.detector.name):

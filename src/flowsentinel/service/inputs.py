@@ -134,6 +134,17 @@ class FlowParser:
             self._plans[keys] = plan
         return plan
 
+    def input_keys(self, keys: tuple[str, ...]) -> tuple[list[str], list[str]] | None:
+        """The request keys of the numeric and the categorical features, in feature order,
+        when ``keys`` (a flow's field names) name every feature exactly once and nothing
+        else; otherwise ``None``."""
+        plan = self._plan(keys)
+        if plan.unknown or plan.missing or len(set(keys)) != len(keys):
+            return None
+        if len(plan.key_of) != len(keys):  # two spellings of one feature
+            return None
+        return [plan.key_of[f] for f in self.numeric], [key for key, _ in plan.categorical]
+
     def parse(self, records: list[Any], loc: list[Any]) -> Parsed:
         """``records`` (dicts) → :class:`Parsed`; raises :class:`FlowInputError` naming every
         missing, unknown, wrong-typed, NaN, infinite or out-of-range field."""

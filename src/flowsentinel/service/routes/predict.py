@@ -14,18 +14,19 @@ from flowsentinel.service.deps import (
     FastJSONResponse,
     Metrics,
     Models,
-    json_body,
     require_api_key,
+    require_json,
     require_object,
 )
 from flowsentinel.service.engine import ModelSet, ServedModel
-from flowsentinel.service.inputs import FlowInputError, error
+from flowsentinel.service.inputs import FlowInputError, error, parse_json
 from flowsentinel.service.routes.seeds import ERRORS
 from flowsentinel.service.schemas import PredictResponse
 
 router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
 
-INLINE_FLOWS = 64  # bigger batches are parsed and scored off the event loop
+INLINE_BYTES = 16_384  # bigger bodies are parsed and scored off the event loop
+HOT_MIN_FLOWS = 16  # a batch at least this long teaches the typed decode its field names
 
 
 def verdict_rows(verdicts: Verdicts) -> list[dict[str, Any]]:
@@ -55,24 +56,14 @@ def _pick(models: ModelSet, name: Any, flows: list[Any]) -> ServedModel:
     return models.default
 
 
-def _score(served: ServedModel, flows: list[Any]) -> Verdicts:
-    return served.score(served.parser.parse(flows, ["body", "flows"]))
-
-
-@router.post(
-    "/predict",
-    summary="Score a batch of flows",
-    response_model=PredictResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
-    openapi_extra={"x-flow-batch": True},
-)
-async def predict(
-    request: Request, models: Models, metrics: Metrics, config: Config
-) -> JSONResponse:
-    """``{"flows": [...], "model": optional name}`` → per flow its label, the probability of
-    that label and the attack probability, with the model's name and version. Up to
-    ``FLOWSENTINEL_SERVE_MAX_BATCH`` flows (413 beyond); any known feature spelling."""
-    body = require_object(await json_body(request), ["body"])
+def _answer(models: ModelSet, config: Any, raw: bytes) -> tuple[ServedModel, Verdicts]:
+    """The model and verdicts of a request body: the learnt typed decode when the body has
+    the fields of the last accepted batch (:mod:`..batches`), the ordinary checks otherwise."""
+    hot = models.hot_batch.decode(raw, config.max_batch)
+    if hot is not None:
+        served, parsed = hot
+        return served, served.score(parsed)
+    body = require_object(parse_json(raw), ["body"])
     extra = [k for k in body if k not in ("flows", "model")]
     problems = [error(["body", k], "unknown field", "extra_forbidden") for k in extra]
     flows = body.get("flows")
@@ -88,10 +79,31 @@ async def predict(
             413, f"{len(flows):,} flows in one batch; the limit is {config.max_batch:,}"
         )
     served = _pick(models, body.get("model"), flows)
-    if len(flows) <= INLINE_FLOWS:
-        verdicts = _score(served, flows)
-    else:
-        verdicts = await run_in_threadpool(_score, served, flows)
+    parsed = served.parser.parse(flows, ["body", "flows"])
+    if len(flows) >= HOT_MIN_FLOWS:
+        models.hot_batch.learn(served, flows[0], body.get("model"))
+    return served, served.score(parsed)
+
+
+@router.post(
+    "/predict",
+    summary="Score a batch of flows",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra={"x-flow-batch": True},
+)
+async def predict(
+    request: Request, models: Models, metrics: Metrics, config: Config
+) -> JSONResponse:
+    """``{"flows": [...], "model": optional name}`` → per flow its label, the probability of
+    that label and the attack probability, with the model's name and version. Up to
+    ``FLOWSENTINEL_SERVE_MAX_BATCH`` flows (413 beyond); any known feature spelling."""
+    require_json(request)
+    raw = await request.body()
+    if len(raw) <= INLINE_BYTES:
+        served, verdicts = _answer(models, config, raw)
+    else:  # parsed and scored off the event loop
+        served, verdicts = await run_in_threadpool(_answer, models, config, raw)
     metrics.count_verdicts(served.key, verdicts.labels)
     d = served.detector
     return FastJSONResponse(
