@@ -181,3 +181,69 @@ def test_cli_train_errors_are_one_line(cic_csv: Path, tmp_path: Path) -> None:
     res = _cli("train", str(cic_csv), "--features", "seed-b", home=tmp_path / "h")
     assert res.returncode == 2 and "seed-b" in res.stderr
     assert all("Traceback" not in r for r in (res.stderr, res.stdout))
+
+
+def test_knn_search_sees_a_sample_and_the_model_every_training_row(
+    cic_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The k-NN search is cut to ``search_rows`` stratified training rows (its cost grows with
+    the square of the rows); the best parameters are then fitted on all of them."""
+    import dataclasses
+
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from flowsentinel.models import TrainConfig, train, zoo
+
+    monkeypatch.setitem(zoo.SPECS, "knn", dataclasses.replace(zoo.SPECS["knn"], search_rows=300))
+    seen: list[tuple[int, float]] = []
+    original = RandomizedSearchCV.fit
+
+    def recording_fit(self, X, y=None, **kw):  # type: ignore[no-untyped-def]
+        seen.append((len(X), float(np.mean(y))))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(RandomizedSearchCV, "fit", recording_fit)
+    _use_home(tmp_path)
+    try:
+        keep: dict[str, Any] = {}
+        result = train(
+            TrainConfig(sources=[str(cic_csv)], task="dos", models=["knn"], n_iter=2), keep=keep
+        )
+    finally:
+        get_settings.cache_clear()
+    n_train = result["n_train"]
+    assert n_train > 1000
+    assert [rows for rows, _ in seen] == [300]
+    assert 0.0 < seen[0][1] < 1.0  # both classes in the sample
+    knn = keep["knn"][-1]
+    assert knn.n_samples_fit_ > 300  # refitted on every (undersampled) training row
+    assert set(result["models"][0]["params"]) == {"n_neighbors", "p"}
+
+
+def test_permutation_importance_rows_follow_the_prediction_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pandas as pd
+    import sklearn.inspection
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    from flowsentinel.models.plots import feature_importance
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(3000, 10)), columns=[f"c{i}" for i in range(10)])
+    y = (X["c0"] > 0).astype(int).to_numpy()
+    pipe = Pipeline([("model", KNeighborsClassifier())]).fit(X, y)
+    rows: list[int] = []
+    original = sklearn.inspection.permutation_importance
+
+    def recording(estimator, Xs, ys, **kw):  # type: ignore[no-untyped-def]
+        rows.append(len(Xs))
+        return original(estimator, Xs, ys, **kw)
+
+    monkeypatch.setattr(sklearn.inspection, "permutation_importance", recording)
+    fast = feature_importance(pipe, X, y, seed=1)
+    slow = feature_importance(pipe, X, y, seed=1, seconds_per_row=0.1, budget_seconds=30)
+    middle = feature_importance(pipe, X, y, seed=1, seconds_per_row=0.0005, budget_seconds=3)
+    assert rows == [1000, 100, 300]  # 3 / (0.0005 * 2 repeats * 10 features) = 300
+    assert fast.index[0] == "c0" and set(slow.index) == set(X.columns) and len(middle) == 10

@@ -73,11 +73,21 @@ def roc_pr_curves(
     return path
 
 
-def feature_importance(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> pd.Series:
+def feature_importance(
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    seed: int,
+    seconds_per_row: float | None = None,
+    budget_seconds: float = 30.0,
+) -> pd.Series:
     """``X`` holds exactly the model's input columns.
 
     The estimator's own importances (mapped to the columns it saw) or |coefficients|; for a
-    model with neither, permutation importance on the input columns (F1, ≤ 1,000 test rows)."""
+    model with neither, permutation importance on the input columns (F1, 2 repeats, ≤ 1,000
+    test rows; fewer, down to 100, when ``seconds_per_row`` — the model's measured prediction
+    time per row — says 1,000 would take longer than ``budget_seconds``: k-NN with a Minkowski
+    ``p`` ≥ 3 scores a few hundred rows per second)."""
     model = pipeline[-1]
     own = getattr(model, "feature_importances_", None)
     if own is None and hasattr(model, "coef_") and "pca" not in pipeline.named_steps:
@@ -92,7 +102,11 @@ def feature_importance(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int)
     from sklearn.inspection import permutation_importance
 
     rng = np.random.default_rng(seed)
-    take = rng.choice(len(X), size=min(1000, len(X)), replace=False)
+    rows = 1000
+    if seconds_per_row:  # every feature and repeat scores the sample once more
+        rows = int(budget_seconds / (seconds_per_row * 2 * max(1, X.shape[1])))
+        rows = max(100, min(1000, rows))
+    take = rng.choice(len(X), size=min(rows, len(X)), replace=False)
     scoring = "f1" if len(np.unique(y)) == 2 and set(np.unique(y)) <= {0, 1} else "f1_macro"
     result = permutation_importance(
         pipeline, X.iloc[take], y[take], scoring=scoring, n_repeats=2, random_state=seed, n_jobs=1
