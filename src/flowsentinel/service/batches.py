@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 from msgspec.structs import astuple
 
-from flowsentinel.service.inputs import VALUE_LIMIT, Parsed
+from flowsentinel.service.inputs import Parsed, within_limits
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,6 @@ class HotBatch:
             numeric = np.array(rows, dtype=np.float64).reshape(len(flows), n)
         else:
             numeric = np.empty((len(flows), 0), dtype=np.float64)
-        if not (np.abs(numeric) <= VALUE_LIMIT).all():  # the ordinary path names the value
+        if not within_limits(numeric):  # the ordinary path names the value
             return None
         return learnt.served, Parsed(numeric, cats)

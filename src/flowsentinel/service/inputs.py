@@ -243,7 +243,7 @@ class FlowParser:
                 cats[canonical] = column
         except (KeyError, OverflowError):
             return None
-        if not (np.abs(numeric) <= VALUE_LIMIT).all():  # NaN compares False
+        if not within_limits(numeric):
             return None
         return Parsed(numeric, cats)
 
@@ -291,6 +291,11 @@ class FlowParser:
 _UNIFORM_MIN = 16
 _DICT_ONLY = frozenset({dict})
 _STR_ONLY = frozenset({str})
+
+
+def within_limits(numeric: np.ndarray) -> bool:
+    """Every value finite and within ±:data:`VALUE_LIMIT` (NaN compares False: refused)."""
+    return bool((np.abs(numeric) <= VALUE_LIMIT).all())
 
 
 def _same_sizes(records: list[dict[str, Any]], size: int) -> bool:

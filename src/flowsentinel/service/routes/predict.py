@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from flowsentinel.scoring import Verdicts
+from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.deps import (
     Config,
     FastJSONResponse,
@@ -56,7 +57,7 @@ def _pick(models: ModelSet, name: Any, flows: list[Any]) -> ServedModel:
     return models.default
 
 
-def _answer(models: ModelSet, config: Any, raw: bytes) -> tuple[ServedModel, Verdicts]:
+def _answer(models: ModelSet, config: ServiceSettings, raw: bytes) -> tuple[ServedModel, Verdicts]:
     """The model and verdicts of a request body: the learnt typed decode when the body has
     the fields of the last accepted batch (:mod:`..batches`), the ordinary checks otherwise."""
     hot = models.hot_batch.decode(raw, config.max_batch)
