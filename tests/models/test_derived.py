@@ -76,3 +76,33 @@ def test_lgbm_pipeline_derives_and_predicts() -> None:
 @pytest.mark.parametrize("name", ["xgb", "rf"])
 def test_other_models_keep_their_inputs(name: str) -> None:
     assert "derive" not in build_pipeline(SPECS[name], NUM, CAT, seed=0).named_steps
+
+
+def test_matrix_and_frame_transforms_agree() -> None:
+    df = _selected(unsw_frame(150, seed=5))
+    step = DerivedFeatures(NUM).fit(df)
+    frame = step.transform(df)
+    matrix = step.transform_matrix(df[NUM].to_numpy(dtype=np.float64))
+    np.testing.assert_array_equal(frame[step.output_numeric()].to_numpy(), matrix)
+
+
+def test_service_fast_path_replays_the_derived_lgbm_pipeline() -> None:
+    """The service's fast path computes the derived columns itself and gives the pipeline's
+    probabilities, unknown categories, NaN and ±inf included."""
+    from flowsentinel.service.fastpath import compile_pipeline
+
+    df = unsw_frame(500, seed=8)
+    pipe = build_pipeline(SPECS["lgbm"], NUM, CAT, seed=2)
+    pipe.fit(df.iloc[:400], df["label"].to_numpy()[:400])
+    features = [*NUM, *CAT]
+    fast = compile_pipeline(pipe, features, CAT)
+    assert fast is not None and fast.derive is not None
+    test = df.iloc[400:].reset_index(drop=True).copy()
+    test.loc[::7, "sbytes"] = np.nan
+    test.loc[::9, "dur"] = np.inf
+    test.loc[::5, "service"] = "never-seen"
+    numeric = test[NUM].to_numpy(dtype=np.float64)
+    cats = {c: test[c].astype(str).tolist() for c in CAT}
+    np.testing.assert_allclose(
+        fast.proba(numeric, cats), pipe.predict_proba(test[features]), rtol=0, atol=1e-12
+    )

@@ -44,8 +44,7 @@ UNSW_COUNTED: tuple[str, ...] = ("sbytes", "dbytes", "smean", "dmean")
 UNSW_NOISE: tuple[str, ...] = ("stcpb", "dtcpb")
 
 
-def _value(frame: pd.DataFrame, kind: str, cols: tuple[str, ...], constant: float) -> np.ndarray:
-    v = [frame[c].to_numpy(dtype=np.float64) for c in cols]
+def _value(v: list[np.ndarray], kind: str, constant: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind == "ratio":
             return v[0] / (sum(v[1:]) + constant)
@@ -92,11 +91,11 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         return any(self._active())
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
-        defs, counted, noise = self._active()
+        _, counted, _ = self._active()
+        inputs = set(self.numeric)
         self.feature_names_out_ = [
-            *(str(c) for c in X.columns if c not in set(noise)),
-            *(d[0] for d in defs),
-            *(f"{c}_count" for c in counted),
+            *self.output_numeric(),
+            *(str(c) for c in X.columns if c not in inputs),
         ]
         self.values_: dict[str, np.ndarray] = {}
         self.counts_: dict[str, np.ndarray] = {}
@@ -106,20 +105,37 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
             self.values_[c], self.counts_[c] = values, counts.astype(np.float64)
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform_matrix(self, X: np.ndarray) -> np.ndarray:
+        """The float64 matrix of the ``numeric`` columns (in that order) → the matrix of
+        :meth:`output_numeric` (what :meth:`transform` computes; the service's fast path uses
+        it without a DataFrame)."""
         defs, counted, noise = self._active()
-        out = X.drop(columns=noise) if noise else X.copy()
-        for name, kind, cols, constant in defs:
-            out[name] = _value(X, kind, cols, constant)
+        pos = {c: i for i, c in enumerate(self.numeric)}
+        kept = [pos[c] for c in self.numeric if c not in set(noise)]
+        out = np.empty((X.shape[0], len(kept) + len(defs) + len(counted)), dtype=np.float64)
+        out[:, : len(kept)] = X[:, kept]
+        j = len(kept)
+        for _, kind, cols, constant in defs:
+            out[:, j] = _value([X[:, pos[c]] for c in cols], kind, constant)
+            j += 1
         for c in counted:
-            col = X[c].to_numpy(dtype=np.float64)
-            values, counts = self.values_[c], self.counts_[c]
+            col, values, counts = X[:, pos[c]], self.values_[c], self.counts_[c]
             found = np.zeros(len(col))
             if len(values):
                 at = np.clip(np.searchsorted(values, col), 0, len(values) - 1)
                 hit = values[at] == col
                 found[hit] = counts[at[hit]]
-            out[f"{c}_count"] = found
+            out[:, j] = found
+            j += 1
+        return out
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        values = self.transform_matrix(X[self.numeric].to_numpy(dtype=np.float64))
+        out = pd.DataFrame(values, columns=self.output_numeric(), index=X.index)
+        inputs = set(self.numeric)
+        for c in X.columns:
+            if c not in inputs:
+                out[c] = X[c]
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

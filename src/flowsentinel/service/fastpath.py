@@ -393,10 +393,14 @@ class FastScorer:
     # categorical branch
     blocks: list[_CategoricalBranch | None] | None = None
     categorical: list[str] | None = None
+    # derived columns (``models.derived``) computed from ``columns`` before ``select``
+    derive: Step | None = None
 
     def proba(self, X: np.ndarray, categorical: dict[str, list[Any]] | None = None) -> np.ndarray:
         X = np.array(X, dtype=np.float64, copy=True)
         X[~np.isfinite(X)] = np.nan  # as FrameSelector does
+        if self.derive is not None:
+            X = self.derive(X)
         X = X[:, self.select]
         for step in self.steps:
             X = step(X)
@@ -458,6 +462,7 @@ def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastS
     from sklearn.compose import ColumnTransformer
 
     from flowsentinel.models._transformers import FrameSelector
+    from flowsentinel.models.derived import DerivedFeatures
 
     steps = list(getattr(pipeline, "steps", []))
     if len(steps) < 3:
@@ -468,9 +473,14 @@ def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastS
     if list(select.numeric) != numeric or list(select.categorical or []) != categorical:
         return None
     middle, prepare, model = steps[1:-2], steps[-2][1], steps[-1][1]
+    derive: DerivedFeatures | None = None
     for _, step in middle:
+        if type(step) is DerivedFeatures and derive is None and list(step.numeric) == numeric:
+            derive = step
+            continue
         if not (step is None or step == "passthrough" or hasattr(step, "fit_resample")):
             return None  # samplers only act at fit time
+    inputs = derive.output_numeric() if derive is not None else numeric
     if type(prepare) is not ColumnTransformer or getattr(prepare, "sparse_output_", False):
         return None
     branch: tuple[Any, list[int]] | None = None
@@ -478,7 +488,7 @@ def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastS
     for name, trans, cols in prepare.transformers_:
         if isinstance(trans, str) and trans == "drop":
             continue
-        idx = _column_indices(cols, numeric)
+        idx = _column_indices(cols, inputs)
         if idx is not None and len(idx) == 0:
             continue
         if idx is None and name != "remainder":
@@ -506,6 +516,7 @@ def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastS
         estimator,
         blocks if categorical else None,
         list(categorical),
+        derive.transform_matrix if derive is not None else None,
     )
 
 
