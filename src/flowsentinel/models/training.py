@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.model_selection import ParameterSampler, RandomizedSearchCV
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
 from flowsentinel.core.errors import InputError
@@ -110,7 +111,7 @@ def _fit(
 ) -> tuple[Any, dict[str, Any], float, float]:
     """Tune (RandomizedSearchCV, sampler inside the folds) and fit; returns the fitted pipeline,
     its best parameters, the final fit time and the whole tuning time."""
-    from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
 
     spec = SPECS[name]
@@ -126,7 +127,7 @@ def _fit(
     space = search_space(spec)
     started = time.perf_counter()
     if cfg.n_iter > 0 and space:
-        search = RandomizedSearchCV(
+        search = (_SearchWithDefaults if spec.search_defaults else RandomizedSearchCV)(
             pipe,
             space,
             n_iter=min(cfg.n_iter, _n_candidates(space)),
@@ -142,8 +143,9 @@ def _fit(
             search.fit(split.train, split.y_train)
         else:
             search.fit(split.train.iloc[rows], split.y_train[rows])
-        best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
         pipe.set_params(**search.best_params_)
+        chosen = pipe.get_params()
+        best = {k.removeprefix("model__"): _plain(chosen[k]) for k in space}
         if isinstance(pipe[-1], KNeighborsClassifier):  # the folds ran in parallel; one fit
             pipe.set_params(model__n_jobs=n_jobs)  # scores its test rows on every core
         fit_started = time.perf_counter()
@@ -153,6 +155,18 @@ def _fit(
     pipe.fit(split.train, split.y_train)
     elapsed = time.perf_counter() - started
     return pipe, {}, elapsed, elapsed
+
+
+class _SearchWithDefaults(RandomizedSearchCV):
+    """``RandomizedSearchCV`` whose candidates are the pipeline as built (the estimator's
+    defaults) and ``n_iter`` − 1 draws: the tuned model is never one that the folds scored
+    below the defaults."""
+
+    def _run_search(self, evaluate_candidates: Any) -> None:
+        draws = ParameterSampler(
+            self.param_distributions, max(self.n_iter - 1, 0), random_state=self.random_state
+        )
+        evaluate_candidates([{}, *draws])
 
 
 def _search_rows(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
