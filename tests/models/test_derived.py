@@ -106,3 +106,31 @@ def test_service_fast_path_replays_the_derived_lgbm_pipeline() -> None:
     np.testing.assert_allclose(
         fast.proba(numeric, cats), pipe.predict_proba(test[features]), rtol=0, atol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_trained_lgbm_loads_from_mlflow_with_its_fast_path(tmp_path) -> None:
+    """train → MLflow (SQLite in a temporary home) → the service's model set: the derived step
+    comes back with the pickled pipeline and the fast scorer replays it."""
+    from flowsentinel.core.settings import Settings
+    from flowsentinel.models.training import TrainConfig, train
+    from flowsentinel.service.engine import ModelSet
+
+    settings = Settings(home=tmp_path / "home", n_jobs=1)
+    csv = tmp_path / "unsw.csv"
+    unsw_frame(600, seed=9).to_csv(csv, index=False)
+    result = train(
+        TrainConfig(
+            sources=[str(csv)], task="attack", models=["lgbm"], n_iter=0, near_constant="none"
+        ),
+        settings,
+    )
+    name = result["champion"]["registered_model"]
+    served = ModelSet.load([name], settings).get(name)
+    assert "derive" in served.detector.pipeline.named_steps
+    assert served.fast is not None and served.fast.derive is not None
+    frame = unsw_frame(120, seed=10)
+    numeric = frame[served.parser.numeric].to_numpy(dtype=np.float64)
+    cats = {c: frame[c].astype(str).tolist() for c in served.parser.categorical}
+    expected = served.detector.pipeline.predict_proba(frame[served.detector.features])
+    np.testing.assert_allclose(served.fast.proba(numeric, cats), expected, rtol=0, atol=1e-12)
