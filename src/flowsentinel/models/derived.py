@@ -91,42 +91,48 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         return any(self._active())
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
-        _, counted, _ = self._active()
+        defs, counted, noise = self._active()
         inputs = set(self.numeric)
         self.feature_names_out_ = [
             *self.output_numeric(),
             *(str(c) for c in X.columns if c not in inputs),
         ]
-        self.values_: dict[str, np.ndarray] = {}
-        self.counts_: dict[str, np.ndarray] = {}
+        # column positions in ``numeric``, worked out once (the service replays this per call)
+        pos = {c: i for i, c in enumerate(self.numeric)}
+        self.kept_ = np.asarray(
+            [pos[c] for c in self.numeric if c not in set(noise)], dtype=np.intp
+        )
+        self.derived_ = [(kind, [pos[c] for c in cols], k) for _, kind, cols, k in defs]
+        self.counted_ = [pos[c] for c in counted]
+        self.values_: list[np.ndarray] = []
+        self.counts_: list[np.ndarray] = []
         for c in counted:
             col = X[c].to_numpy(dtype=np.float64)
             values, counts = np.unique(col[~np.isnan(col)], return_counts=True)
-            self.values_[c], self.counts_[c] = values, counts.astype(np.float64)
+            self.values_.append(values)
+            self.counts_.append(counts.astype(np.float64))
         return self
 
     def transform_matrix(self, X: np.ndarray) -> np.ndarray:
         """The float64 matrix of the ``numeric`` columns (in that order) → the matrix of
         :meth:`output_numeric` (what :meth:`transform` computes; the service's fast path uses
         it without a DataFrame)."""
-        defs, counted, noise = self._active()
-        pos = {c: i for i, c in enumerate(self.numeric)}
-        kept = [pos[c] for c in self.numeric if c not in set(noise)]
-        out = np.empty((X.shape[0], len(kept) + len(defs) + len(counted)), dtype=np.float64)
-        out[:, : len(kept)] = X[:, kept]
-        j = len(kept)
-        for _, kind, cols, constant in defs:
-            out[:, j] = _value([X[:, pos[c]] for c in cols], kind, constant)
-            j += 1
-        for c in counted:
-            col, values, counts = X[:, pos[c]], self.values_[c], self.counts_[c]
+        n = len(self.kept_)
+        out = np.empty((X.shape[0], n + len(self.derived_) + len(self.counted_)), dtype=np.float64)
+        out[:, :n] = X[:, self.kept_]
+        for j, (kind, cols, constant) in enumerate(self.derived_, start=n):
+            out[:, j] = _value([X[:, i] for i in cols], kind, constant)
+        start = n + len(self.derived_)
+        for j, (i, values, counts) in enumerate(
+            zip(self.counted_, self.values_, self.counts_, strict=True), start=start
+        ):
+            col = X[:, i]
             found = np.zeros(len(col))
             if len(values):
                 at = np.clip(np.searchsorted(values, col), 0, len(values) - 1)
                 hit = values[at] == col
                 found[hit] = counts[at[hit]]
             out[:, j] = found
-            j += 1
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
