@@ -83,8 +83,11 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def output_numeric(self) -> list[str]:
         defs, counted, noise = self._active()
-        kept = [c for c in self.numeric if c not in set(noise)]
-        return [*kept, *(d[0] for d in defs), *(f"{c}_count" for c in counted)]
+        return [*self._kept(noise), *(d[0] for d in defs), *(f"{c}_count" for c in counted)]
+
+    def _kept(self, noise: list[str]) -> list[str]:
+        dropped = set(noise)
+        return [c for c in self.numeric if c not in dropped]
 
     def changes(self) -> bool:
         """Whether any definition, count or noise column applies to these columns."""
@@ -93,15 +96,14 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
         defs, counted, noise = self._active()
         inputs = set(self.numeric)
+        self.numeric_out_ = self.output_numeric()
         self.feature_names_out_ = [
-            *self.output_numeric(),
+            *self.numeric_out_,
             *(str(c) for c in X.columns if c not in inputs),
         ]
         # column positions in ``numeric``, worked out once (the service replays this per call)
         pos = {c: i for i, c in enumerate(self.numeric)}
-        self.kept_ = np.asarray(
-            [pos[c] for c in self.numeric if c not in set(noise)], dtype=np.intp
-        )
+        self.kept_ = np.asarray([pos[c] for c in self._kept(noise)], dtype=np.intp)
         self.derived_ = [(kind, [pos[c] for c in cols], k) for _, kind, cols, k in defs]
         self.counted_ = [pos[c] for c in counted]
         self.values_: list[np.ndarray] = []
@@ -137,7 +139,7 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         values = self.transform_matrix(X[self.numeric].to_numpy(dtype=np.float64))
-        out = pd.DataFrame(values, columns=self.output_numeric(), index=X.index)
+        out = pd.DataFrame(values, columns=self.numeric_out_, index=X.index)
         inputs = set(self.numeric)
         for c in X.columns:
             if c not in inputs:
