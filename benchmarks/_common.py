@@ -35,6 +35,8 @@ class Measurement:
     returncode: int
     stdout: str = ""
     stderr: str = ""
+    user_seconds: float = 0.0  # CPU time of the command (wait4), not of the launcher
+    sys_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,8 @@ else:
     result = {
         "seconds": time.perf_counter() - start,
         "maxrss_kb": usage.ru_maxrss,
+        "user_seconds": usage.ru_utime,
+        "sys_seconds": usage.ru_stime,
         "returncode": os.waitstatus_to_exitcode(status),
     }
 with open(report, "w") as fh:
@@ -124,6 +128,8 @@ def run_measured(
         returncode=int(result["returncode"]),
         stdout=stdout,
         stderr=stderr,
+        user_seconds=float(result.get("user_seconds", 0.0)),
+        sys_seconds=float(result.get("sys_seconds", 0.0)),
     )
 
 

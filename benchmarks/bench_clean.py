@@ -14,15 +14,19 @@ What it does, in one run:
    the Wednesday file and about 10 % exact duplicates. Eight files of 350,000 rows are about the
    size of the full CIC-IDS2017 (~900 MB). Data go to ``--workdir`` (default
    ``/tmp/flowsentinel-bench``), never into the repository.
-2. Measures, each in a fresh child process (wall time seen by the parent, peak RSS by
-   ``wait4``): the floor (``pyarrow.csv.read_csv`` of every file, default options); the first
-   seed's method (``_seed_clean.py``: concatenate in a loop, then the same steps in pandas, then
-   Parquet); ``flowsentinel data clean FILES --dataset cicids2017 --task dos --out OUT`` cold
-   (fresh ``FLOWSENTINEL_HOME``), the same again (warm columnar cache), and again with other
-   options (``--near-constant seed --keep-identifiers``).
-3. Prints one table and checks the issue's targets: cold run within 1.5x the floor; peak RSS
-   within 2x the CSV bytes on disk; each re-run at least 20x faster than the seed's method.
-   Results also go to ``--results`` as JSON.
+2. Measures, each in a fresh child process (wall time seen by the parent, peak RSS and CPU
+   times by ``wait4``): the first seed's method once (``_seed_clean.py``: concatenate in a loop,
+   then the same steps in pandas, then Parquet); then ``--repeat`` times (default 3): the floor
+   (``pyarrow.csv.read_csv`` of every file, default options), ``flowsentinel data clean FILES
+   --dataset cicids2017 --task dos --out OUT`` cold (fresh ``FLOWSENTINEL_HOME``), the same again
+   (warm columnar cache), again with other options (``--near-constant seed --keep-identifiers``),
+   and the *write floors*: the time this machine takes to write new files of the sizes those runs
+   wrote (``_write_floor.py``: ``os.write`` of a reused buffer, nothing of ours), which is the
+   operating system's share of any program that writes them.
+3. Prints one table (medians over the repetitions, with the range) and checks the issue's
+   targets: cold run within 1.5x the floor; peak RSS within 2x the CSV bytes on disk; each re-run
+   at least 20x faster than the seed's method; and puts the write floors beside the time each
+   target leaves. Results also go to ``--results`` as JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -428,21 +433,24 @@ def report_failure(m: Measurement) -> None:
     print("\n".join("    " + line for line in tail) or "    (no output)")
 
 
+OUR_RUNS = [
+    ("ours, cold (CSV, empty cache)", "ours-cold", "OUT1", []),
+    ("ours, re-run (same options)", "ours-rerun", "OUT2", []),
+    (
+        "ours, re-run (other options)",
+        "ours-rerun-options",
+        "OUT3",
+        ["--near-constant", "seed", "--keep-identifiers"],
+    ),
+]
+
+
 def run_ours(
-    flowsentinel: Path, files: list[Path], out_root: Path, home: Path, log_dir: Path
-) -> list[tuple[str, Measurement, Path]]:
-    runs = [
-        ("ours, cold (CSV, empty cache)", "ours-cold", "OUT1", []),
-        ("ours, re-run (same options)", "ours-rerun", "OUT2", []),
-        (
-            "ours, re-run (other options)",
-            "ours-rerun-options",
-            "OUT3",
-            ["--near-constant", "seed", "--keep-identifiers"],
-        ),
-    ]
+    flowsentinel: Path, files: list[Path], out_root: Path, home: Path, log_dir: Path, rep: int
+) -> list[tuple[Measurement, Path]]:
+    """One sequence of our three runs sharing the (fresh) ``home``: cold, same, other options."""
     results = []
-    for label, name, out_name, extra in runs:
+    for label, name, out_name, extra in OUR_RUNS:
         out = out_root / out_name
         shutil.rmtree(out, ignore_errors=True)
         command = [
@@ -459,11 +467,32 @@ def run_ours(
             out,
         ]
         print(f"Running {label} ...", flush=True)
-        m = run_measured(name, command, env=child_env(home), log_dir=log_dir)
+        m = run_measured(f"{name}-{rep}", command, env=child_env(home), log_dir=log_dir)
         if not m.ok:
             report_failure(m)
-        results.append((label, m, out / "clean.parquet"))
+        results.append((m, out / "clean.parquet"))
     return results
+
+
+def tree_bytes(folder: Path) -> int:
+    """Bytes of the regular files under ``folder`` (an inode once: hard links count once)."""
+    seen: set[int] = set()
+    total = 0
+    for path in folder.rglob("*"):
+        st = path.lstat()
+        if path.is_file() and not path.is_symlink() and st.st_ino not in seen:
+            seen.add(st.st_ino)
+            total += st.st_size
+    return total
+
+
+def write_floor(name: str, sizes: list[int], scratch: Path, log_dir: Path) -> Measurement:
+    """The time to write ``sizes`` bytes into new files on this machine (``_write_floor.py``)."""
+    command = [sys.executable, HERE / "_write_floor.py", scratch, *map(str, sizes)]
+    m = run_measured(name, command, log_dir=log_dir)
+    if not m.ok:
+        report_failure(m)
+    return m
 
 
 def earlier_seed(results_path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -480,13 +509,8 @@ def earlier_seed(results_path: Path, fingerprint: dict[str, Any]) -> dict[str, A
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
-
-
 def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
+    return None if a is None or b is None or b == 0 else a / b
 
 
 def fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -496,11 +520,27 @@ def fmt(value: float | None, spec: str, suffix: str = "") -> str:
 def print_report(
     rows: list[dict[str, Any]], targets: list[dict[str, Any]], title: str, notes: list[str]
 ) -> None:
-    headers = ["step", "seconds", "peak RSS MB", "x floor", "RSS / CSV", "speed-up", "rows out"]
+    headers = [
+        "step",
+        "seconds",
+        "range",
+        "user s",
+        "sys s",
+        "peak RSS MB",
+        "x floor",
+        "RSS / CSV",
+        "speed-up",
+        "rows out",
+    ]
     body = [
         [
             r["step"] + ("" if r["ok"] else " (FAILED)"),
             fmt(r["seconds"], ".2f"),
+            "-"
+            if r.get("seconds_min") is None
+            else f"{r['seconds_min']:.2f}-{r['seconds_max']:.2f}",
+            fmt(r.get("user_seconds"), ".2f"),
+            fmt(r.get("sys_seconds"), ".2f"),
             fmt(r["peak_rss_mb"], ",.0f"),
             fmt(r["x_floor"], ".2f", "x"),
             fmt(r["rss_over_csv"], ".2f", "x"),
@@ -524,14 +564,14 @@ def print_report(
         return
     console = Console()
     if not console.is_terminal:
-        console.width = max(console.width, 120)
+        console.width = max(console.width, 150)
     table = Table(title=title)
     for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i == 0 else "right")
     for line in body:
         table.add_row(*line)
     console.print(table)
-    checks = Table(title="Targets of the issue")
+    checks = Table(title="Targets of the issue (medians of the repetitions)")
     for h in ("", "target", "measured"):
         checks.add_column(h)
     colour = {"PASS": "green", "FAIL": "red"}
@@ -544,7 +584,11 @@ def print_report(
 
 
 def make_targets(
-    floor: dict[str, Any], seed: dict[str, Any] | None, ours: list[dict[str, Any]], csv_bytes: int
+    floor: dict[str, Any],
+    seed: dict[str, Any] | None,
+    ours: list[dict[str, Any]],
+    writes: list[dict[str, Any]],
+    csv_bytes: int,
 ) -> list[dict[str, Any]]:
     def status(ok: bool | None) -> str:
         return "N/A" if ok is None else ("PASS" if ok else "FAIL")
@@ -603,23 +647,65 @@ def make_targets(
                 "detail": detail,
             }
         )
+    # What the machine charges for the new files alone, against the time each target leaves.
+    cold_write, other_write = writes
+    if floor["ok"] and cold_write["ok"]:
+        room = (FLOOR_RATIO_MAX - 1) * floor["seconds"]
+        targets.append(
+            {
+                "target": "context: cold, room above the floor vs writing its new files",
+                "status": "INFO",
+                "value": cold_write["seconds"],
+                "detail": (
+                    f"the target leaves {room:.2f} s above the floor; writing the "
+                    f"{cold_write['bytes'] / 2**20:,.0f} MB of new files of a cold run "
+                    f"(cache entries + clean.parquet) alone takes {cold_write['seconds']:.2f} s "
+                    f"({cold_write['sys_seconds']:.2f} s system time) here"
+                ),
+            }
+        )
+    if seed is not None and other_write["ok"]:
+        budget = seed["seconds"] / RERUN_SPEEDUP_MIN
+        targets.append(
+            {
+                "target": "context: other options, budget vs writing its output",
+                "status": "INFO",
+                "value": other_write["seconds"],
+                "detail": (
+                    f"the target leaves {budget:.2f} s for the whole run; writing its "
+                    f"{other_write['bytes'] / 2**20:,.0f} MB clean.parquet alone takes "
+                    f"{other_write['seconds']:.2f} s ({other_write['sys_seconds']:.2f} s "
+                    "system time) here"
+                ),
+            }
+        )
     return targets
 
 
 def row_of(
-    key: str, step: str, m: Measurement, csv_bytes: int, rows_out: int | None
+    key: str, step: str, runs: list[Measurement], csv_bytes: int, rows_out: int | None = None
 ) -> dict[str, Any]:
+    """One table row from the repetitions of a step: median wall and CPU times, the range of
+    the wall times, and the largest peak RSS (the memory target is judged on the worst)."""
+    ok = bool(runs) and all(m.ok for m in runs)
+    seconds = [m.seconds for m in runs]
+    peak = max((m.peak_rss_bytes for m in runs), default=0)
     return {
         "key": key,
         "step": step,
-        "ok": m.ok,
-        "seconds": m.seconds if m.ok else None,
-        "peak_rss_bytes": m.peak_rss_bytes,
-        "peak_rss_mb": m.peak_rss_mb if m.ok else None,
-        "rss_over_csv": m.peak_rss_bytes / csv_bytes if m.ok else None,
+        "ok": ok,
+        "repetitions": len(runs),
+        "seconds": statistics.median(seconds) if ok else None,
+        "seconds_min": min(seconds) if ok else None,
+        "seconds_max": max(seconds) if ok else None,
+        "user_seconds": statistics.median(m.user_seconds for m in runs) if ok else None,
+        "sys_seconds": statistics.median(m.sys_seconds for m in runs) if ok else None,
+        "peak_rss_bytes": peak,
+        "peak_rss_mb": peak / 2**20 if ok else None,
+        "rss_over_csv": peak / csv_bytes if ok else None,
         "rows_out": rows_out,
-        "child_report": m.last_json_line(),
-        "measurement": m.as_dict(),
+        "child_report": runs[-1].last_json_line() if runs else None,
+        "measurements": [m.as_dict() for m in runs],
     }
 
 
@@ -638,6 +724,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--regen", action="store_true", help="generate the files even if present")
     p.add_argument("--results", type=Path, default=None, help="JSON results (default: in workdir)")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="repetitions of the floor and of our three runs (medians are reported)",
+    )
+    p.add_argument(
         "--skip-seed",
         action="store_true",
         help="do not run the seed's method (an earlier measurement on the same files is reused)",
@@ -652,8 +744,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-home", action="store_true", help="keep the FLOWSENTINEL_HOME used")
     p.add_argument("--strict", action="store_true", help="exit 1 unless every target passes")
     args = p.parse_args(argv)
-    if args.rows < 1000 or args.files < 1:
-        p.error("--rows must be >= 1000 and --files >= 1")
+    if args.rows < 1000 or args.files < 1 or args.repeat < 1:
+        p.error("--rows must be >= 1000, --files and --repeat >= 1")
     args.workdir = args.workdir.resolve()
     if args.results is None:
         args.results = args.workdir / "bench_clean.json"
@@ -677,15 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     fingerprint = {"params": data["params"], "sizes": data["sizes"]}
     warm_page_cache(files)
 
-    rows: list[dict[str, Any]] = []
-    print("Running floor: pyarrow.csv.read_csv ...", flush=True)
-    m = run_measured("floor", [sys.executable, "-c", FLOOR_CODE, *files], log_dir=log_dir)
-    if not m.ok:
-        report_failure(m)
-    rows.append(row_of("floor", "floor: pyarrow.csv.read_csv", m, csv_bytes, None))
-    floor = rows[0]
-
     seed: dict[str, Any] | None = None
+    seed_row: dict[str, Any] | None = None
     if not args.skip_seed:
         print("Running the seed's method (pandas, concat in a loop) ...", flush=True)
         seed_out = out_root / "seed.parquet"
@@ -694,47 +779,84 @@ def main(argv: list[str] | None = None) -> int:
         m = run_measured("seed", command, env=child_env(), log_dir=log_dir)
         if not m.ok:
             report_failure(m)
-        rows.append(row_of("seed", "seed method (pandas)", m, csv_bytes, None))
-        rows[-1]["rows_out"] = parquet_rows(seed_out) if m.ok else None
-        seed = rows[-1] if m.ok else None
+        seed_row = row_of("seed", "seed method (pandas)", [m], csv_bytes)
+        seed_row["rows_out"] = parquet_rows(seed_out) if m.ok else None
+        seed = seed_row if m.ok else None
     else:
         seed = earlier_seed(args.results, fingerprint)
         if seed is not None:
-            seed = seed | {"step": f"seed (earlier run, {seed['measured_at']})"}
-            rows.append(seed)
+            seed = seed_row = seed | {"step": f"seed (earlier run, {seed['measured_at']})"}
 
-    home = Path(tempfile.mkdtemp(prefix="home-", dir=workdir))
-    ours: list[dict[str, Any]] = []
-    try:
-        if not args.flowsentinel.exists():
-            print(f"\n{args.flowsentinel} does not exist: the rows of ours will fail.")
-        for i, (step, m, out) in enumerate(
-            run_ours(args.flowsentinel, files, out_root, home, log_dir)
-        ):
-            rows_out = parquet_rows(out) if m.ok else None
-            ours.append(row_of(f"ours{i}", step, m, csv_bytes, rows_out))
-    finally:
-        if not args.keep_home:
-            shutil.rmtree(home, ignore_errors=True)
-    rows += ours
+    # Each repetition: the floor, then our three runs on a fresh home, then the time this
+    # machine takes to write new files of the sizes our runs wrote (no encoding, no Python of
+    # ours), so that every ratio compares steps measured minutes apart at most.
+    floors: list[Measurement] = []
+    runs: list[list[Measurement]] = [[], [], []]
+    rows_out: list[int | None] = [None, None, None]
+    cold_writes: list[Measurement] = []
+    other_writes: list[Measurement] = []
+    cold_bytes = other_bytes = 0
+    if not args.flowsentinel.exists():
+        print(f"\n{args.flowsentinel} does not exist: the rows of ours will fail.")
+    for rep in range(args.repeat):
+        print(f"Repetition {rep + 1} of {args.repeat}", flush=True)
+        print("Running floor: pyarrow.csv.read_csv ...", flush=True)
+        m = run_measured(
+            f"floor-{rep}", [sys.executable, "-c", FLOOR_CODE, *files], log_dir=log_dir
+        )
+        if not m.ok:
+            report_failure(m)
+        floors.append(m)
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=workdir))
+        try:
+            sequence = run_ours(args.flowsentinel, files, out_root, home, log_dir, rep)
+            for i, (m, out) in enumerate(sequence):
+                runs[i].append(m)
+                rows_out[i] = parquet_rows(out) if m.ok else None
+            cold_bytes = tree_bytes(home / "cache") + tree_bytes(out_root / "OUT1")
+            other_bytes = tree_bytes(out_root / "OUT3")
+        finally:
+            if not args.keep_home:
+                shutil.rmtree(home, ignore_errors=True)
+        scratch = workdir / "write-floor"
+        print("Running write floors (new files of the sizes our runs wrote) ...", flush=True)
+        cold_writes.append(write_floor(f"write-cold-{rep}", [cold_bytes], scratch, log_dir))
+        other_writes.append(write_floor(f"write-other-{rep}", [other_bytes], scratch, log_dir))
 
+    floor = row_of("floor", "floor: pyarrow.csv.read_csv", floors, csv_bytes)
+    ours = [
+        row_of(f"ours{i}", label, runs[i], csv_bytes, rows_out[i])
+        for i, (label, *_rest) in enumerate(OUR_RUNS)
+    ]
+    writes = [
+        row_of("write-cold", "write floor: new files of a cold run", cold_writes, csv_bytes)
+        | {"bytes": cold_bytes},
+        row_of("write-other", "write floor: output of other options", other_writes, csv_bytes)
+        | {"bytes": other_bytes},
+    ]
+    rows = [floor, *([seed_row] if seed_row else []), *ours, *writes]
     for r in rows:
         r["x_floor"] = ratio(r["seconds"], floor["seconds"]) if floor["ok"] else None
         r["speedup_vs_seed"] = (
             ratio(seed["seconds"], r["seconds"]) if seed and r["key"].startswith("ours") else None
         )
-    targets = make_targets(floor, seed, ours, csv_bytes)
+    targets = make_targets(floor, seed, ours, writes, csv_bytes)
     title = (
         f"data clean on {len(files)} CSV files x {args.rows:,} rows = "
-        f"{csv_bytes / 2**20:,.0f} MB ({os.cpu_count()} CPUs)"
+        f"{csv_bytes / 2**20:,.0f} MB ({os.cpu_count()} CPUs, {args.repeat} repetitions)"
     )
     notes = [
-        "seconds: wall time of a fresh child (start-up included); peak RSS: wait4 of that child; "
-        "x floor: seconds / floor seconds; RSS / CSV: peak RSS / CSV bytes on disk; "
-        "speed-up: seed seconds / seconds; MB = 2**20 bytes.",
+        "seconds: median wall time of a fresh child (start-up included) over the repetitions; "
+        "range: fastest-slowest; user/sys s: median CPU times of the child (wait4); peak RSS: "
+        "largest over the repetitions; x floor: seconds / floor seconds; RSS / CSV: peak RSS / "
+        "CSV bytes on disk; speed-up: seed seconds / seconds; MB = 2**20 bytes.",
         f"ours: {args.flowsentinel} data clean FILES --dataset cicids2017 --task dos "
         "[--near-constant seed --keep-identifiers] --out OUT, FLOWSENTINEL_HOME a fresh folder "
-        "shared by the three runs.",
+        "per repetition, shared by its three runs.",
+        f"write floors: {HERE / '_write_floor.py'} writes new files of the bytes our cold run "
+        f"left ({cold_bytes / 2**20:,.0f} MB: cache entries + clean.parquet) and of the "
+        f"other-options clean.parquet ({other_bytes / 2**20:,.0f} MB) with os.write, no "
+        "encoding: the operating system's share of any program that writes those bytes.",
     ]
     print()
     print_report(rows, targets, title, notes)
@@ -773,7 +895,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     print(f"Results written to {args.results}")
-    if args.strict and any(t["status"] != "PASS" for t in targets):
+    scored = [t for t in targets if t["status"] != "INFO"]
+    if args.strict and any(t["status"] != "PASS" for t in scored):
         return 1
     return 0
 
