@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -446,11 +447,18 @@ OUR_RUNS = [
 
 
 def run_ours(
-    flowsentinel: Path, files: list[Path], out_root: Path, home: Path, log_dir: Path, rep: int
+    flowsentinel: Path,
+    files: list[Path],
+    out_root: Path,
+    home: Path,
+    log_dir: Path,
+    rep: int,
+    after: Callable[[int, Path], None],
 ) -> list[tuple[Measurement, Path]]:
-    """One sequence of our three runs sharing the (fresh) ``home``: cold, same, other options."""
+    """One sequence of our three runs sharing the (fresh) ``home``: cold, same, other options.
+    ``after(i, out)`` runs after the i-th of them (the write floor that mirrors it)."""
     results = []
-    for label, name, out_name, extra in OUR_RUNS:
+    for i, (label, name, out_name, extra) in enumerate(OUR_RUNS):
         out = out_root / out_name
         shutil.rmtree(out, ignore_errors=True)
         command = [
@@ -471,18 +479,20 @@ def run_ours(
         if not m.ok:
             report_failure(m)
         results.append((m, out / "clean.parquet"))
+        after(i, out)
     return results
 
 
-def tree_bytes(folder: Path) -> int:
-    """Bytes of the regular files under ``folder`` (an inode once: hard links count once)."""
+def tree_bytes(*folders: Path) -> int:
+    """Bytes of the regular files under ``folders`` (an inode once: hard links count once)."""
     seen: set[int] = set()
     total = 0
-    for path in folder.rglob("*"):
-        st = path.lstat()
-        if path.is_file() and not path.is_symlink() and st.st_ino not in seen:
-            seen.add(st.st_ino)
-            total += st.st_size
+    for folder in folders:
+        for path in folder.rglob("*"):
+            st = path.lstat()
+            if path.is_file() and not path.is_symlink() and st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
     return total
 
 
@@ -787,9 +797,9 @@ def main(argv: list[str] | None = None) -> int:
         if seed is not None:
             seed = seed_row = seed | {"step": f"seed (earlier run, {seed['measured_at']})"}
 
-    # Each repetition: the floor, then our three runs on a fresh home, then the time this
-    # machine takes to write new files of the sizes our runs wrote (no encoding, no Python of
-    # ours), so that every ratio compares steps measured minutes apart at most.
+    # Each repetition: the floor, then our three runs on a fresh home, each write floor right
+    # after the run whose bytes it writes (the time this machine takes to write new files of
+    # those sizes, no encoding, no Python of ours): every ratio compares steps of one minute.
     floors: list[Measurement] = []
     runs: list[list[Measurement]] = [[], [], []]
     rows_out: list[int | None] = [None, None, None]
@@ -798,6 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     cold_bytes = other_bytes = 0
     if not args.flowsentinel.exists():
         print(f"\n{args.flowsentinel} does not exist: the rows of ours will fail.")
+    scratch = workdir / "write-floor"
     for rep in range(args.repeat):
         print(f"Repetition {rep + 1} of {args.repeat}", flush=True)
         print("Running floor: pyarrow.csv.read_csv ...", flush=True)
@@ -808,20 +819,30 @@ def main(argv: list[str] | None = None) -> int:
             report_failure(m)
         floors.append(m)
         home = Path(tempfile.mkdtemp(prefix="home-", dir=workdir))
+
+        def mirror(i: int, out: Path, rep: int = rep, home: Path = home) -> None:
+            # right after the run it mirrors: the cold run's new files (cache entries, its
+            # output), then the other-options run's output (its cache entries exist already)
+            nonlocal cold_bytes, other_bytes
+            if i == 0:
+                cold_bytes = tree_bytes(home / "cache", out)
+                print("Running write floor (new files of the cold run's size) ...", flush=True)
+                cold_writes.append(write_floor(f"write-cold-{rep}", [cold_bytes], scratch, log_dir))
+            elif i == 2:
+                other_bytes = tree_bytes(out)
+                print("Running write floor (the other-options output's size) ...", flush=True)
+                other_writes.append(
+                    write_floor(f"write-other-{rep}", [other_bytes], scratch, log_dir)
+                )
+
         try:
-            sequence = run_ours(args.flowsentinel, files, out_root, home, log_dir, rep)
+            sequence = run_ours(args.flowsentinel, files, out_root, home, log_dir, rep, mirror)
             for i, (m, out) in enumerate(sequence):
                 runs[i].append(m)
                 rows_out[i] = parquet_rows(out) if m.ok else None
-            cold_bytes = tree_bytes(home / "cache") + tree_bytes(out_root / "OUT1")
-            other_bytes = tree_bytes(out_root / "OUT3")
         finally:
             if not args.keep_home:
                 shutil.rmtree(home, ignore_errors=True)
-        scratch = workdir / "write-floor"
-        print("Running write floors (new files of the sizes our runs wrote) ...", flush=True)
-        cold_writes.append(write_floor(f"write-cold-{rep}", [cold_bytes], scratch, log_dir))
-        other_writes.append(write_floor(f"write-other-{rep}", [other_bytes], scratch, log_dir))
 
     floor = row_of("floor", "floor: pyarrow.csv.read_csv", floors, csv_bytes)
     ours = [
