@@ -670,7 +670,9 @@ def make_targets(
                     f"the target leaves {room:.2f} s above the floor; writing the "
                     f"{cold_write['bytes'] / 2**20:,.0f} MB of new files of a cold run "
                     f"(cache entries + clean.parquet) alone takes {cold_write['seconds']:.2f} s "
-                    f"({cold_write['sys_seconds']:.2f} s system time) here"
+                    f"({cold_write['sys_seconds']:.2f} s system time) here; ours cold / "
+                    "(floor + write floor) = "
+                    f"{ratio(cold['seconds'], floor['seconds'] + cold_write['seconds']) or 0:.2f}"
                 ),
             }
         )
