@@ -169,6 +169,7 @@ def server(store: Store) -> Iterator[Server]:
         "FLOWSENTINEL_SERVE_API_KEY": API_KEY,
         "FLOWSENTINEL_SERVE_MAX_BODY_BYTES": str(1 << 20),
         "FLOWSENTINEL_SERVE_MAX_UPLOAD_BYTES": str(8 << 20),
+        "FLOWSENTINEL_SERVE_MAX_SCAN_BYTES": str(64 << 20),
         "FLOWSENTINEL_SERVE_MAX_BATCH": "1000",
     }
     cmd = [

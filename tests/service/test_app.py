@@ -363,3 +363,28 @@ def test_settings_from_environment(monkeypatch) -> None:
     config = ServiceSettings()
     assert config.models == ["a", "models:/b@c"] and config.key == "s3cret"
     assert "s3cret" not in repr(config)
+
+
+def test_scan_limits_are_checked_while_decoding(model_set, store, tmp_path) -> None:
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    config = ServiceSettings(max_scan_flows=100, max_scan_bytes=1 << 20, max_scan_packets=1000)
+    csv = store.cic_csv.read_bytes()  # 2,500 flows
+    parquet = tmp_path / "flows.parquet"
+    pq.write_table(read_file(store.cic_csv)[0].to_arrow(), parquet)
+    with TestClient(create_app(config, store.settings, models=model_set)) as limited:
+
+        def scan(name: str, data: bytes) -> tuple[int, str]:
+            r = limited.post("/v1/scan", files={"file": (name, data, "application/octet-stream")})
+            return r.status_code, r.json()["detail"]
+
+        assert scan("flows.csv", csv) == (413, "flows.csv: more than 100 flows (the limit)")
+        assert scan("flows.csv.gz", gzip.compress(csv))[0] == 413
+        assert scan("flows.parquet", parquet.read_bytes())[0] == 413
+        status, detail = scan("flows.csv.gz", gzip.compress(b"1" * (2 << 20)))
+        assert status == 413 and "decompresses to more than 1,048,576 bytes" in detail
+        head = b"".join(csv.splitlines(True)[:101])
+        r = limited.post("/v1/scan", files={"file": ("flows.csv.gz", gzip.compress(head), "x")})
+        assert r.status_code == 200 and r.json()["n_flows"] == 100

@@ -3,6 +3,7 @@ from a temporary MLflow store."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 
@@ -139,3 +140,31 @@ def test_scan_a_packet_capture(http) -> None:
     assert body["source"] == "pcap" and body["n_flows"] > 100
     assert body["capture"]["packets"] == 3754
     assert sum(body["summary"].values()) == body["n_flows"]
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _csv_bomb(header: bytes, row: bytes, megabytes: int) -> bytes:
+    """A gzip of ``megabytes`` MiB of one repeated row: one member per MiB (gzip allows many),
+    so that the bomb is built in milliseconds whatever it expands to."""
+    block = row * ((1 << 20) // len(row))
+    return gzip.compress(header + block) + gzip.compress(block) * (megabytes - 1)
+
+
+def test_refused_gzip_uploads_leave_the_memory_as_it_was(http, server, store) -> None:
+    header, _, rest = store.cic_csv.read_bytes().partition(b"\n")
+    bomb = _csv_bomb(header + b"\n", rest.split(b"\n", 1)[0] + b"\n", 1200)  # 1.2 GB of rows
+    assert len(bomb) < 8 << 20  # within the upload limit: only the decompression is refused
+    before = _rss_bytes(server.proc.pid)
+    for _ in range(20):
+        r = http.post("/v1/scan", files={"file": ("flows.csv.gz", bomb, "application/gzip")})
+        assert r.status_code == 413, r.text
+        assert r.json()["detail"].startswith("flows.csv.gz: decompresses to more than")
+    after = _rss_bytes(server.proc.pid)
+    print(f"RSS before {before / 1e6:.0f} MB, after 20 refused bombs {after / 1e6:.0f} MB")
+    assert after <= before * 1.10, (before, after)

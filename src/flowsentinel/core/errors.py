@@ -19,6 +19,11 @@ class InputError(FlowsentinelError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class LimitExceeded(InputError):
+    """Input larger than a configured limit (decompressed bytes, rows, packets): the work was
+    stopped as soon as the limit was passed, not after reading everything."""
+
+
 class ModelError(FlowsentinelError):
     """A model that cannot be found or loaded (wrong URI, empty store, broken artefact)."""
 

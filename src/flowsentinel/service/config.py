@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flowsentinel.bounded import Limits
+
 
 class ServiceSettings(BaseSettings):
     """What one ``flowsentinel serve`` process serves and how."""
@@ -42,6 +44,18 @@ class ServiceSettings(BaseSettings):
     max_scan_flows: int = Field(
         default=200_000, ge=1, description="Most flows one /v1/scan upload may hold (413 beyond)."
     )
+    max_scan_bytes: int = Field(
+        default=256 << 20,
+        ge=1024,
+        description="Most bytes a compressed /v1/scan upload may expand to (413 beyond, checked "
+        "while it is decompressed).",
+    )
+    max_scan_packets: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Most packets of a capture uploaded to /v1/scan (413 beyond, checked while "
+        "it is metered).",
+    )
     log_level: str = Field(default="info", description="uvicorn log level.")
 
     @field_validator("models", mode="before")
@@ -50,6 +64,10 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
         return value
+
+    @property
+    def scan_limits(self) -> Limits:
+        return Limits(self.max_scan_bytes, self.max_scan_flows, self.max_scan_packets)
 
     @property
     def key(self) -> str | None:

@@ -4,7 +4,6 @@ summary."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,8 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from flowsentinel.bounded import Limits, capture_flows, prepare
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
+from flowsentinel.datasets.reader import read_file, sniff
 from flowsentinel.service.deps import (
     Config,
     FastJSONResponse,
@@ -34,26 +35,8 @@ from flowsentinel.service.schemas import ScanResponse
 
 router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
 
-_PCAP_MAGICS = (
-    b"\xd4\xc3\xb2\xa1",
-    b"\xa1\xb2\xc3\xd4",
-    b"\x4d\x3c\xb2\xa1",
-    b"\xa1\xb2\x3c\x4d",
-    b"\x0a\x0d\x0d\x0a",
-)
 _RAW_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream"}
 _CHUNK = 1 << 20
-
-
-def _kind(head: bytes, filename: str) -> str:
-    name = filename.lower()
-    if head[:4] in _PCAP_MAGICS or name.endswith((".pcap", ".pcapng", ".cap")):
-        return "pcap"
-    if head[:4] == b"PAR1" or name.endswith(".parquet"):
-        return "parquet"
-    if head[:2] == b"\x1f\x8b" or name.endswith(".gz"):
-        return "csv.gz"
-    return "csv"
 
 
 def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedModel:
@@ -73,28 +56,26 @@ def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedMode
 
 
 def _scan_file(
-    path: Path, kind: str, models: ModelSet, name: str | None, max_flows: int
+    path: Path, filename: str, models: ModelSet, name: str | None, limits: Limits
 ) -> tuple[ServedModel, pd.DataFrame | Any, dict[str, Any]]:
-    """Read the upload into flows and choose the model (runs in a worker thread)."""
-    from flowsentinel.datasets.reader import read_file, sniff
-
-    if kind == "pcap":
-        try:
-            from flowsentinel.capture import extract_flows
-        except ImportError:  # pragma: no cover - the capture package ships with the service
-            raise HTTPException(415, "packet captures are not supported by this server") from None
-        served = _pick(models, name, "cicids2017")
-        if served.detector.dataset != "cicids2017":
-            raise HTTPException(
-                422, "a packet capture gives CIC-IDS2017 flows; choose a CIC-IDS2017 model"
-            )
-        frame, stats = extract_flows(path)
-        return served, frame, {"source": "pcap", "capture": stats.to_dict()}
-    found = sniff(path).get("dataset")
-    served = _pick(models, name, found if isinstance(found, str) else None)
-    frame, report = read_file(path, dataset=served.detector.dataset, require_label=False)
-    if frame.height > max_flows:
-        raise HTTPException(413, f"{frame.height:,} flows in the file; the limit is {max_flows:,}")
+    """Read the upload into flows and choose the model (runs in a worker thread); every limit
+    is checked while the file is decoded (:mod:`flowsentinel.bounded`)."""
+    path, kind = prepare(path, limits, filename)
+    try:
+        if kind == "pcap":
+            served = _pick(models, name, "cicids2017")
+            if served.detector.dataset != "cicids2017":
+                raise HTTPException(
+                    422, "a packet capture gives CIC-IDS2017 flows; choose a CIC-IDS2017 model"
+                )
+            table, stats = capture_flows(path, limits, filename)
+            return served, table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()}
+        found = sniff(path).get("dataset")
+        served = _pick(models, name, found if isinstance(found, str) else None)
+        frame, report = read_file(path, dataset=served.detector.dataset, require_label=False)
+    except InputError as exc:  # name the file as the user did, not by its temporary path
+        text = str(exc).replace(str(path), filename)
+        raise type(exc)(text) from None
     return served, frame, {"source": f"csv ({report.dialect})"}
 
 
@@ -167,20 +148,10 @@ async def scan(request: Request, models: Models, metrics: Metrics, config: Confi
         model_name = model_name or request.query_params.get("model") or None
         if path.stat().st_size == 0:
             raise HTTPException(422, "the upload is empty")
-        with path.open("rb") as fh:
-            head = fh.read(8)
-        kind = _kind(head, filename)
-        if kind != "pcap":
-            suffixed = path.with_name("upload." + kind)
-            os.replace(path, suffixed)
-            path = suffixed
         served, frame, source = await run_in_threadpool(
-            _scan_file, path, kind, models, model_name, config.max_scan_flows
+            _scan_file, path, filename, models, model_name, config.scan_limits
         )
         verdicts = await run_in_threadpool(served.score_frame, frame)
-    except InputError as exc:  # one line without the temporary path
-        text = str(exc).replace(str(folder) + os.sep, "")
-        raise HTTPException(422, text) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     metrics.count_verdicts(served.key, verdicts.labels)
