@@ -10,7 +10,7 @@ or meter more than the limits allow.
 - a packet capture is metered with its packets counted batch by batch, and stopped when the
   packet limit is passed (open flows cannot outgrow the packets that made them).
 
-What the limits refuse raises :class:`~flowsentinel.core.errors.LimitExceeded` (the service
+What the limits refuse raises :class:`~flowsentinel.core.errors.LimitError` (the service
 answers 413); a file that is not what it claims raises
 :class:`~flowsentinel.core.errors.InputError`.
 
@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from flowsentinel.capture.frame import empty_table, flows_to_arrow
 from flowsentinel.capture.pcap import _PCAP_MAGICS, _PCAPNG_SHB
 from flowsentinel.capture.stream import CaptureStats, iter_flow_arrays
-from flowsentinel.core.errors import InputError, LimitExceeded
+from flowsentinel.core.errors import InputError, LimitError
 
 Kind = Literal["pcap", "csv", "parquet"]
 CHUNK = 1 << 20
@@ -112,7 +112,7 @@ def gunzip(src: Path, dst: Path, limits: Limits, name: str = "") -> None:
             while chunk := gz.read(CHUNK):
                 total += len(chunk)
                 if total > limits.max_bytes:
-                    raise LimitExceeded(
+                    raise LimitError(
                         f"decompresses to more than {limits.max_bytes:,} bytes (the limit)",
                         path=name or None,
                     )
@@ -133,9 +133,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_rows(rows: int, limits: Limits, name: str) -> None:
     if rows > limits.max_rows:
-        raise LimitExceeded(
-            f"more than {limits.max_rows:,} flows (the limit)", path=name or None
-        )
+        raise LimitError(f"more than {limits.max_rows:,} flows (the limit)", path=name or None)
 
 
 def csv_rows(path: Path, limits: Limits, name: str = "") -> int:
@@ -166,7 +164,7 @@ def parquet_rows(path: Path, limits: Limits, name: str = "") -> int:
     _check_rows(meta.num_rows, limits, name)
     size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if size > limits.max_bytes:
-        raise LimitExceeded(
+        raise LimitError(
             f"holds {size:,} bytes uncompressed; the limit is {limits.max_bytes:,}",
             path=name or None,
         )
@@ -204,7 +202,7 @@ def capture_flows(path: Path, limits: Limits, name: str = "") -> tuple[pa.Table,
 
     def check(_position: int) -> None:
         if stats.packets > limits.max_packets:
-            raise LimitExceeded(
+            raise LimitError(
                 f"more than {limits.max_packets:,} packets (the limit)", path=name or None
             )
 

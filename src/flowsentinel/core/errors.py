@@ -19,7 +19,7 @@ class InputError(FlowsentinelError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
-class LimitExceeded(InputError):
+class LimitError(InputError):
     """Input larger than a configured limit (decompressed bytes, rows, packets): the work was
     stopped as soon as the limit was passed, not after reading everything."""
 

@@ -3,7 +3,7 @@ traceback, and the server keeps serving.
 
 - request validation (FastAPI's and :class:`~.inputs.FlowInputError`) → 422 naming each field;
 - :class:`~flowsentinel.core.errors.InputError` (a file that cannot be read...) → 422, and
-  :class:`~flowsentinel.core.errors.LimitExceeded` (an upload past a limit) → 413;
+  :class:`~flowsentinel.core.errors.LimitError` (an upload past a limit) → 413;
 - :class:`~flowsentinel.core.errors.ModelError` → 503;
 - HTTP errors keep their status (401, 404, 405, 413, 415...);
 - anything else is logged with an id and answered 503 with that id (no 500, no traceback).
@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flowsentinel.core.errors import InputError, LimitExceeded, ModelError
+from flowsentinel.core.errors import InputError, LimitError, ModelError
 from flowsentinel.service.inputs import FlowInputError
 
 log = logging.getLogger("flowsentinel.service")
@@ -60,7 +60,7 @@ async def _input(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
-async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:
+async def _limit(request: Request, exc: LimitError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=413)
 
 
@@ -94,7 +94,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(FlowInputError, _flow_input)  # type: ignore[arg-type]
     app.add_exception_handler(InputError, _input)  # type: ignore[arg-type]
-    app.add_exception_handler(LimitExceeded, _limit)  # type: ignore[arg-type]
+    app.add_exception_handler(LimitError, _limit)  # type: ignore[arg-type]
     app.add_exception_handler(ModelError, _model)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
