@@ -161,17 +161,18 @@ class Server:
     headers: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def server(store: Store) -> Iterator[Server]:
-    """``flowsentinel serve`` with both models, an API key and small limits, on a free port."""
+@contextlib.contextmanager
+def serving(store: Store, api_key: str | None) -> Iterator[Server]:
+    """``flowsentinel serve`` with both models and small limits on a free port."""
     port = free_port()
     env = store.env() | {
-        "FLOWSENTINEL_SERVE_API_KEY": API_KEY,
         "FLOWSENTINEL_SERVE_MAX_BODY_BYTES": str(1 << 20),
         "FLOWSENTINEL_SERVE_MAX_UPLOAD_BYTES": str(8 << 20),
         "FLOWSENTINEL_SERVE_MAX_SCAN_BYTES": str(64 << 20),
         "FLOWSENTINEL_SERVE_MAX_BATCH": "1000",
     }
+    if api_key:
+        env["FLOWSENTINEL_SERVE_API_KEY"] = api_key
     cmd = [
         sys.executable, "-m", "flowsentinel", "serve", "--model", CIC_NAME, "--model", UNSW_NAME,
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -182,9 +183,23 @@ def server(store: Store) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)
-        yield Server(url, proc, {"X-API-Key": API_KEY})
+        yield Server(url, proc, {"X-API-Key": api_key} if api_key else {})
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def server(store: Store) -> Iterator[Server]:
+    """The real server with an API key."""
+    with serving(store, API_KEY) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def open_server(store: Store) -> Iterator[Server]:
+    """The real server without an API key."""
+    with serving(store, None) as running:
+        yield running
 
 
 def cic_record(frame: pd.DataFrame | None = None, row: int = 0) -> dict[str, float]:

@@ -107,15 +107,26 @@ def _version() -> str:
         return "0"
 
 
+def _without_security(doc: dict[str, Any]) -> None:
+    """A server without an API key asks for none: no security scheme, no 401 answer."""
+    doc.get("components", {}).pop("securitySchemes", None)
+    for operations in doc.get("paths", {}).values():
+        for op in operations.values():
+            op.pop("security", None)
+            op.get("responses", {}).pop("401", None)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus the request bodies generated from the served models."""
     if app.openapi_schema:
         return app.openapi_schema
-    from flowsentinel.service.schemas import flow_model, predict_request_model
+    from flowsentinel.service.schemas import flow_model, predict_request_models
 
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
+    if not app.state.config.key:
+        _without_security(doc)
     models: ModelSet | None = app.state.models
     if models is None:  # not started: no model-specific bodies yet (do not cache)
         return doc
@@ -146,6 +157,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     op = paths.get("/v1/predict", {}).get("post")
     if op is not None:
         op.pop("x-flow-batch", None)
-        op["requestBody"] = body(add(predict_request_model(typed, app.state.config.max_batch)))
+        bodies = predict_request_models(typed, app.state.config.max_batch)
+        refs = [add(model) for model in bodies]
+        op["requestBody"] = body(refs[0] if len(refs) == 1 else {"anyOf": refs})
     app.openapi_schema = doc
     return doc

@@ -26,6 +26,24 @@ class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
 
 
+#: what each error status of the API means (every route lists the ones it can answer)
+ERROR_MEANINGS: dict[int, str] = {
+    400: "The multipart body cannot be read.",
+    401: "Missing or wrong API key (only when the server has a key).",
+    404: "No such model is served.",
+    413: "Larger than a limit of the server (body, batch, upload, decompressed bytes, rows or "
+    "packets), checked while the input is read.",
+    415: "A content type or file format the route does not read.",
+    422: "Bad fields or an unreadable file; every problem is named.",
+    503: "The model cannot score now, or an unexpected error (logged under the id it names).",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that can answer these error statuses."""
+    return {code: {"model": ErrorResponse, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
 class ReportsResponse(BaseModel):
     predictions: list[str] = Field(
         description="One class per request: BENIGN or the attack class.",
@@ -140,19 +158,20 @@ def flow_model(served: ServedModel) -> type[BaseModel]:
     )
 
 
-def predict_request_model(models: list[tuple[ServedModel, type[BaseModel]]], max_batch: int):
-    """The /v1/predict body: ``flows`` of any served model's shape, optional model name."""
-    flow_types = tuple(m for _, m in models)
-    item: Any = flow_types[0]
-    for t in flow_types[1:]:
-        item = item | t
-    names = tuple(s.key for s, _ in models)
-    return create_model(
-        "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
-        flows=(list[item], Field(min_length=0, max_length=max_batch)),
-        model=(
-            Literal[names] | None,  # type: ignore[valid-type]
-            Field(default=None, description="Served model name (default: the first)."),
-        ),
-    )
+def predict_request_models(
+    models: list[tuple[ServedModel, type[BaseModel]]], max_batch: int
+) -> list[type[BaseModel]]:
+    """The /v1/predict bodies, one per served model: ``flows`` of that model's shape and an
+    optional ``model`` naming it (the server scores a batch with one model)."""
+    return [
+        create_model(  # type: ignore[call-overload]
+            f"PredictRequest{_title(served.key)}",
+            __config__=ConfigDict(extra="forbid"),
+            flows=(list[flow], Field(min_length=0, max_length=max_batch)),  # type: ignore[valid-type]
+            model=(
+                Literal[served.key] | None,  # type: ignore[valid-type]
+                Field(default=None, description="Served model name (default: chosen by fields)."),
+            ),
+        )
+        for served, flow in models
+    ]

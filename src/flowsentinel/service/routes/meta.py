@@ -6,7 +6,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from flowsentinel.service.deps import Metrics, Models, require_api_key
-from flowsentinel.service.schemas import ErrorResponse, Health, ModelInfo, ModelsResponse, Ready
+from flowsentinel.service.schemas import (
+    Health,
+    ModelInfo,
+    ModelsResponse,
+    Ready,
+    error_responses,
+)
 
 router = APIRouter(tags=["service"])
 
@@ -16,7 +22,7 @@ router = APIRouter(tags=["service"])
     response_model=ModelInfo,
     summary="The served model: name, version, data set, task, features, metrics",
     dependencies=[Depends(require_api_key)],
-    responses={404: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
+    responses=error_responses(401, 404),
 )
 async def model_info(
     models: Models,
@@ -33,7 +39,7 @@ async def model_info(
     response_model=ModelsResponse,
     summary="Every served model",
     dependencies=[Depends(require_api_key)],
-    responses={401: {"model": ErrorResponse}},
+    responses=error_responses(401),
 )
 async def models_info(models: Models) -> JSONResponse:
     return JSONResponse(

@@ -21,8 +21,7 @@ from flowsentinel.service.deps import (
 )
 from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.inputs import FlowInputError, error, parse_json
-from flowsentinel.service.routes.seeds import ERRORS
-from flowsentinel.service.schemas import PredictResponse
+from flowsentinel.service.schemas import PredictResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
 
@@ -90,7 +89,7 @@ def _answer(models: ModelSet, config: ServiceSettings, raw: bytes) -> tuple[Serv
     "/predict",
     summary="Score a batch of flows",
     response_model=PredictResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=error_responses(401, 413, 415, 422, 503),
     openapi_extra={"x-flow-batch": True},
 )
 async def predict(

@@ -30,8 +30,7 @@ from flowsentinel.service.deps import (
 )
 from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
 from flowsentinel.service.routes.predict import verdict_rows
-from flowsentinel.service.routes.seeds import ERRORS
-from flowsentinel.service.schemas import ScanResponse
+from flowsentinel.service.schemas import ScanResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
 
@@ -90,6 +89,10 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
             raise
         except Exception as exc:
             raise HTTPException(400, f"cannot read the multipart body: {exc}") from None
+        unknown = sorted(set(form.keys()) - {"file", "model"})
+        if unknown:
+            await form.close()
+            raise HTTPException(422, f"unknown form field {unknown[0]!r}: send 'file' and 'model'")
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "upload the flows as the form field 'file'")
@@ -117,7 +120,7 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
     "/scan",
     summary="Score every flow of an uploaded file or packet capture",
     response_model=ScanResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=error_responses(400, 401, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -125,6 +128,7 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
+                        "additionalProperties": False,
                         "required": ["file"],
                         "properties": {
                             "file": {"type": "string", "format": "binary"},
@@ -132,7 +136,7 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
                         },
                     }
                 },
-                "text/csv": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string", "minLength": 1}},
             },
         }
     },

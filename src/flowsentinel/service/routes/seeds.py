@@ -23,24 +23,18 @@ from flowsentinel.service.deps import (
 )
 from flowsentinel.service.engine import ModelSet
 from flowsentinel.service.metrics import ServiceMetrics
-from flowsentinel.service.schemas import ClassifyResponse, ErrorResponse, ReportsResponse
+from flowsentinel.service.schemas import ClassifyResponse, ReportsResponse, error_responses
 
 router = APIRouter(tags=["seed APIs"], dependencies=[Depends(require_api_key)])
 
-ERRORS = {
-    401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
-    404: {"model": ErrorResponse, "description": "No model of this data set is served."},
-    413: {"model": ErrorResponse, "description": "Body too large."},
-    415: {"model": ErrorResponse, "description": "Not application/json."},
-    422: {"model": ErrorResponse, "description": "Bad fields, each one named."},
-}
+ERRORS = error_responses(401, 404, 413, 415, 422, 503)
 
 
 @router.post(
     "/reports/",
     summary="First seed: is this CIC-IDS2017 flow a DoS?",
     response_model=ReportsResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
     openapi_extra={"x-flow-dataset": "cicids2017"},
 )
 async def reports(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
@@ -63,7 +57,7 @@ def reports_answer(models: ModelSet, metrics: ServiceMetrics, record: Any) -> di
     "/classify",
     summary="Second seed: is this UNSW-NB15 record an attack?",
     response_model=ClassifyResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
     openapi_extra={"x-flow-dataset": "unsw-nb15"},
 )
 async def classify(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
