@@ -7,13 +7,17 @@ types. Nothing here loops over rows: labels are decoded per *distinct* value.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import math
+import sys
+import threading
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -113,8 +117,8 @@ def _head_bytes(path: Path) -> bytes:
                 return fh.read(_SNIFF_BYTES)
         with path.open("rb") as fh:
             return fh.read(_SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read the file ({exc})", path=path) from None
+    except _READ_ERRORS as exc:
+        raise _read_error(exc, path) from None
 
 
 def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
@@ -249,8 +253,11 @@ def _read_csv_table(
     include = [n for n in canon if n is not None]
     types = dict(types)
     malformed: list[int] = []
-    cleaned: pa.Buffer | None = None  # the text without repeated header lines, once found
+    cleaned: pa.Buffer | None = None  # the text without repeated headers or broken lines
+    lines_removed = 0
+    headers_left = has_header  # repeated header lines may be inside the file
     lenient: list[str] = []
+    raw_by_name = {c: raw for c, raw in zip(canon, raw_names, strict=False) if c is not None}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         # a quote never closed swallows the lines after it into one invalid row: count them
@@ -259,34 +266,41 @@ def _read_csv_table(
 
     for _attempt in range(8):
         malformed.clear()
-        read_opts = pacsv.ReadOptions(
-            column_names=column_names,
-            skip_rows=1 if has_header else 0,
-            block_size=1 << 20,  # blocks that stay in the CPU caches while parsed
-        )
-        conv = pacsv.ConvertOptions(
-            column_types=types,
-            include_columns=include,
-            strings_can_be_null=False,  # "-" is a real UNSW category
-            null_values=list(NULL_TEXTS),
-        )
         try:
-            table = pacsv.read_csv(
+            table = _parse_csv(
                 _csv_source(path) if cleaned is None else pa.BufferReader(cleaned),
-                read_options=read_opts,
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=conv,
+                column_names,
+                include,
+                types,
+                has_header,
+                on_invalid,
             )
-            report.malformed_rows_skipped = sum(malformed)
+            if lenient and headers_left and _holds_header(table, raw_by_name):
+                headers_left = False  # header lines read as cells: remove them
+                cleaned = _without_repeated_headers(_text_of(path, cleaned), report)
+                continue
+            report.malformed_rows_skipped = sum(malformed) + lines_removed
             return table
         except pa.ArrowInvalid as exc:
             message = str(exc)
             bad, value = _bad_column(message, column_names)
+            if bad is None and "CSV parse error" in message and not lines_removed:
+                # a broken line holding bytes that are not UTF-8: pyarrow cannot give it to
+                # the skip handler; such lines are found by their commas and removed
+                found = _without_broken_lines(_text_of(path, cleaned), len(column_names))
+                if found is not None:
+                    cleaned, lines_removed = found
+                    continue
             if bad is None or bad in lenient:
                 raise InputError(f"malformed CSV ({one_line(message)})", path=path) from None
-            if has_header and value is not None and value.strip() in {n.strip() for n in raw_names}:
-                cleaned = _without_repeated_headers(path, report)  # concatenated CSV files
-                continue
+            if (
+                headers_left
+                and value is not None
+                and value.strip() in {n.strip() for n in raw_names}
+            ):
+                headers_left = False
+                cleaned = _without_repeated_headers(_text_of(path, cleaned), report)
+                continue  # concatenated CSV files
             # a column with bad cells: read as bytes, decoded and counted cell by cell; after
             # a few such columns, every number and text column is read that way (one more pass)
             lenient.append(bad)
@@ -303,6 +317,75 @@ def _read_csv_table(
     raise InputError("malformed CSV: too many unreadable columns", path=path)
 
 
+def _parse_csv(
+    source: Path | pa.NativeFile,
+    column_names: list[str],
+    include: list[str],
+    types: dict[str, pa.DataType],
+    has_header: bool,
+    on_invalid: Callable[[pacsv.InvalidRow], str],
+) -> pa.Table:
+    with _QUIET.during():
+        return pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                column_names=column_names,
+                skip_rows=1 if has_header else 0,
+                block_size=1 << 20,  # blocks that stay in the CPU caches while parsed
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=include,
+                strings_can_be_null=False,  # "-" is a real UNSW category
+                null_values=list(NULL_TEXTS),
+            ),
+        )
+
+
+class _QuietHandlerErrors:
+    """pyarrow decodes a broken line as UTF-8 before it calls the skip handler; when that
+    fails, it prints the error ("Exception ignored in ...", from one of its threads) and stops
+    with a parse error, which :func:`_read_csv_table` then handles. While a parse runs, those
+    prints are kept off the user's terminal; every other one goes to the hook found before."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.previous: Callable[[Any], object] = sys.unraisablehook
+
+    def hook(self, info: Any) -> None:
+        if not (self.active and isinstance(info.exc_value, UnicodeDecodeError)):
+            self.previous(info)
+
+    @contextlib.contextmanager
+    def during(self) -> Iterator[None]:
+        with self.lock:
+            if sys.unraisablehook != self.hook:
+                self.previous, sys.unraisablehook = sys.unraisablehook, self.hook
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+_QUIET = _QuietHandlerErrors()
+
+
+def _text_of(path: Path, cleaned: pa.Buffer | None) -> bytes:
+    """The file's bytes (decompressed), or the cleaned text already made from them."""
+    if cleaned is not None:
+        return cleaned.to_pybytes()
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read()
+    except _READ_ERRORS as exc:
+        raise _read_error(exc, path) from None
+
+
 def _csv_source(path: Path) -> Path | pa.NativeFile:
     """A plain file is parsed where the OS page cache holds it (memory-mapped: no copy into
     the process); a gzip file goes through pyarrow's decompressing reader."""
@@ -311,21 +394,54 @@ def _csv_source(path: Path) -> Path | pa.NativeFile:
     return pa.memory_map(str(path))
 
 
-def _without_repeated_headers(path: Path, report: FileReport) -> pa.Buffer:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-    except _READ_ERRORS as exc:
-        raise _read_error(exc, path) from None
+def _without_repeated_headers(data: bytes, report: FileReport) -> pa.Buffer:
     first, _, rest = data.partition(b"\n")
-    header = first.rstrip(b"\r")
+    header = first.rstrip(b"\r").removeprefix(b"\xef\xbb\xbf")  # repeats have no BOM
     count = rest.count(header)
     report.repeated_header_rows = count
     cleaned = rest.replace(header + b"\r\n", b"").replace(header + b"\n", b"")
     if cleaned.endswith(header):
         cleaned = cleaned[: -len(header)]
     return pa.py_buffer(first + b"\n" + cleaned)
+
+
+def _without_broken_lines(data: bytes, n_fields: int) -> tuple[pa.Buffer, int] | None:
+    """The text without its lines of another field count (not blank, not the header), and
+    how many: commas counted per line with numpy. None when such a line holds a quote (its
+    fields cannot be told by its commas)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [buf.size]))
+    commas = np.flatnonzero(buf == ord(","))
+    fields = 1 + np.searchsorted(commas, stops) - np.searchsorted(commas, starts)
+    blank = stops - starts <= 1  # empty, or a lone CR (pyarrow skips empty lines)
+    broken = np.flatnonzero((fields != n_fields) & ~blank)
+    broken = broken[broken > 0]
+    if not broken.size:
+        return None
+    pieces, previous = [], 0
+    for start, stop in zip(starts[broken], stops[broken], strict=True):  # few lines
+        if b'"' in data[start:stop]:
+            return None
+        pieces.append(data[previous:start])
+        previous = stop + 1
+    pieces.append(data[previous:])
+    return pa.py_buffer(b"".join(pieces)), int(broken.size)
+
+
+def _holds_header(table: pa.Table, raw_by_name: dict[str, str]) -> bool:
+    """Whether a binary column holds its own header name: a header line repeated inside the
+    file, read as a row because its columns were read as bytes."""
+    for index, name in enumerate(table.column_names):
+        column, raw = table.column(index), raw_by_name.get(name)
+        if (
+            raw is not None
+            and _is_binary(column.type)
+            and pc.any(pc.equal(column, pa.scalar(raw.encode(), column.type))).as_py()
+        ):
+            return True
+    return False
 
 
 def _bad_column(message: str, names: list[str]) -> tuple[str | None, str | None]:
@@ -675,6 +791,7 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
 def _finish(
     df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool, with_facts: bool
 ) -> tuple[pl.DataFrame, RowFacts | None]:
+    df = _numeric_parse(df, dataset, report)  # first: the copy below compares numbers
     if dataset == "cicids2017" and sc.CIC_DUPLICATE_COLUMN in df.columns:
         if sc.CIC_DUPLICATE_OF in df.columns:
             a, b = df.get_column(sc.CIC_DUPLICATE_COLUMN), df.get_column(sc.CIC_DUPLICATE_OF)
@@ -682,7 +799,6 @@ def _finish(
             df = df.drop(sc.CIC_DUPLICATE_COLUMN)
         else:
             df = df.rename({sc.CIC_DUPLICATE_COLUMN: sc.CIC_DUPLICATE_OF})
-    df = _numeric_parse(df, dataset, report)
     if dataset == "unsw-nb15":
         fills = [c for c in sc.UNSW_BLANK_MEANS_ZERO if c in df.columns]
         if report.dialect.startswith("unsw-raw"):
