@@ -463,12 +463,6 @@ def _one_class_warning(
         shown = ", ".join(f"{f} {n:,}" for f, n in ranked)
         head = f"the task '{opts.task}' leaves one class (all of {shown} in one Target)"
     fits = [t for t in lab.fitting_tasks(families, ddos_as_dos=opts.ddos_as_dos) if t != opts.task]
-    if (
-        opts.task == "dos"
-        and not opts.ddos_as_dos
-        and "dos" in lab.fitting_tasks(families, ddos_as_dos=True)
-    ):
-        fits.append("dos --ddos-as-dos")
     advice = f"use --task {fits[0]}" if fits else "no task has two classes in these labels"
     found = lab.describe_labels(labels)
     return CleaningWarning(

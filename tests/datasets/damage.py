@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -35,6 +36,7 @@ SOURCES = {
     "unsw": SHARED_DATASETS / "unsw-nb15" / "UNSW_NB15_training-set.csv.gz",
 }
 ROWS = 240  # rows of a slice
+SOURCE_ROWS = 6000  # the slice is chosen among the first rows of a file (all kinds are there)
 # what a number cell may hold and still mean "missing" (not a bad cell): the CSV convention
 BLANKS = {"", "NaN", "nan", "NA", "N/A", "null", "NULL", "-"}
 NOT_UTF8 = [b"\xe9", b"\xff", b"12\xe94", b"\x96", b"\x81", b"3.5\xa0\xff"]  # none is UTF-8
@@ -51,7 +53,7 @@ def _real(source: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     with gzip.open(SOURCES[source], "rt", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = tuple(next(reader))
-        rows = tuple(tuple(r) for r in reader if r)
+        rows = tuple(tuple(r) for r in itertools.islice(reader, SOURCE_ROWS) if r)
     return header, rows
 
 
