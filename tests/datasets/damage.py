@@ -337,6 +337,14 @@ def bom_crlf(tmp: Path, seed: int) -> Damaged:
     return b.write(tmp / "bom-crlf.csv", newline=b"\r\n", bom=True)
 
 
+def cr_line_ends(tmp: Path, seed: int) -> Damaged:
+    """Old Mac line ends (CR alone), bad cells in two columns."""
+    b = _start("cic", seed)
+    for column in b.rng.sample(b.piece.numeric_features(), 2):
+        b.spoil(column, NOT_UTF8 + ASCII_JUNK, 2)
+    return b.write(tmp / "cr-line-ends.csv", newline=b"\r")
+
+
 def repeated_headers(tmp: Path, seed: int) -> Damaged:
     b = _start("cic", seed)
     for _ in range(b.rng.randint(1, 3)):
@@ -524,6 +532,7 @@ READ_CASES: dict[str, Callable[[Path, int], Damaged]] = {
     "wrong-field-counts": wrong_field_counts,
     "broken-lines-with-bytes": broken_lines_with_bytes,
     "bom-crlf": bom_crlf,
+    "cr-line-ends": cr_line_ends,
     "repeated-headers": repeated_headers,
     "mixed-encodings": mixed_encodings,
     "everything-gzip": everything_gzip,

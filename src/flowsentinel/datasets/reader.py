@@ -126,7 +126,7 @@ def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
         raise InputError("the file is empty", path=path)
     if head.startswith(b"PAR1"):
         raise InputError("a parquet file named like a CSV: rename it to .parquet", path=path)
-    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    line = head.split(b"\n", 1)[0].split(b"\r", 1)[0]  # CRLF, LF or (old Mac) CR ends
     # a NUL in the header means UTF-16 or binary; one in a data cell is a bad cell (counted)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in line:
         raise InputError(
@@ -180,7 +180,7 @@ def _aliases(dataset: str) -> dict[str, str]:
 def _check_dataset(path: Path, names: list[str], dataset: str | None) -> str:
     found = detect_dataset(names)
     if found is None:
-        shown = ", ".join(n.strip() for n in names[:5])
+        shown = ", ".join(" ".join(n.split()) for n in names[:5])  # one line, whatever
         raise InputError(
             f"no known flow columns in the header (starts: {shown}); "
             "expected CIC-IDS2017 (CICFlowMeter) or UNSW-NB15 columns",
