@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from flowdata import write_cic_file, write_csv, write_unsw_partition
+from flowdata import cic_row, write_cic_file, write_csv, write_unsw_partition
 from flowsentinel.cleaning import CleaningOptions, CleaningReport, clean, clean_to_dir
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
@@ -556,3 +556,71 @@ def test_seed_rule_duplicates_on_the_columns_left_match_pandas(tmp_path: Path) -
         assert frame[column].cast(pl.Float64).to_list() == want[column].tolist()
     assert report.conflicting_feature_rows == int(want.duplicated(subset=high, keep=False).sum())
     assert report.conflicting_feature_rows == 10
+
+
+# ------------------------------------------------------------------------------------------
+# a task that leaves one class
+
+
+def test_zero_one_labels_with_the_dos_task_warn_and_name_the_task_that_fits(
+    tmp_path: Path,
+) -> None:
+    path = write_cic_file(tmp_path / "train.csv", ["0", "1", "0", "1", "1", "0", "0"])
+    report, _ = clean_to_dir([str(path)], tmp_path / "out", options=CleaningOptions(task="dos"))
+    message = (
+        f"{path}: the task 'dos' leaves one class (BENIGN: 4); the labels found are 0, 1 "
+        "(numeric 0/1 labels): use --task attack"
+    )
+    assert [(w.kind, w.message) for w in report.warnings] == [("one_class", message)]
+    written = json.loads((tmp_path / "out" / "cleaning_report.json").read_text())
+    assert written["warnings"] == [{"kind": "one_class", "message": message}]
+    assert report.target_counts == {"0": 4}
+
+
+def test_training_clean_stops_on_one_class_before_writing(tmp_path: Path) -> None:
+    path = write_cic_file(tmp_path / "train.csv", ["0", "1", "0", "1"])
+    with pytest.raises(InputError, match=r"leaves one class \(BENIGN: 2\).*use --task attack"):
+        clean_to_dir(
+            [str(path)], tmp_path / "out", options=CleaningOptions(task="dos"), two_classes=True
+        )
+    assert not (tmp_path / "out" / "clean.parquet").exists()
+
+
+def test_one_family_fits_no_task(tmp_path: Path) -> None:
+    path = write_cic_file(tmp_path / "benign.csv", ["BENIGN", "BENIGN ", "BENIGN"])
+    report, _ = clean_to_dir([str(path)], tmp_path / "out", options=CleaningOptions(task="attack"))
+    (warning,) = report.warnings
+    assert warning.message == (
+        f"{path}: the task 'attack' leaves one class (BENIGN: 3); the labels found are "
+        "BENIGN: no task has two classes in these labels"
+    )
+
+
+def test_no_label_filter_keeps_families_in_one_target(tmp_path: Path) -> None:
+    path = write_cic_file(tmp_path / "f.csv", ["BENIGN", "PortScan", "PortScan"])
+    report, _ = clean_to_dir(
+        [str(path)],
+        tmp_path / "out",
+        options=CleaningOptions(task="dos", filter_labels=False),
+    )
+    (warning,) = report.warnings
+    assert "leaves one class (all of PortScan 2, BENIGN 1 in one Target)" in warning.message
+    assert warning.message.endswith("use --task attack")
+
+
+def test_a_class_lost_to_the_nonfinite_step_warns(tmp_path: Path) -> None:
+    rows = [cic_row(i, label) for i, label in enumerate(["BENIGN", "DoS Hulk", "BENIGN"])]
+    rows[1][0] = math.inf
+    path = write_csv(tmp_path / "f.csv", [*sc.CIC_FEATURES, "Label"], rows)
+    report, _ = clean_to_dir([str(path)], tmp_path / "out", options=CleaningOptions(task="dos"))
+    (warning,) = report.warnings
+    assert warning.message == (
+        f"{path}: cleaning for the task 'dos' leaves one class (Target 0: 2 rows) after the "
+        "non-finite and duplicate steps"
+    )
+
+
+def test_two_classes_no_warning(tmp_path: Path) -> None:
+    path = write_cic_file(tmp_path / "f.csv", ["BENIGN", "DoS Hulk", "PortScan"])
+    report, _ = clean_to_dir([str(path)], tmp_path / "out", two_classes=True)
+    assert report.warnings == []

@@ -75,6 +75,16 @@ class ColumnDrop(BaseModel):
     reason: str
 
 
+class CleaningWarning(BaseModel):
+    """Something the user should know of a result that was written all the same.
+
+    ``one_class``: the rows left hold one class of the task (or none): no model can be trained
+    on them, and the message names the labels found and the task that fits them."""
+
+    kind: Literal["one_class"]
+    message: str
+
+
 class CleaningReport(BaseModel):
     """Everything cleaning did, as written to ``cleaning_report.json``."""
 
@@ -91,6 +101,7 @@ class CleaningReport(BaseModel):
     family_counts: dict[str, int]
     target_counts: dict[str, int]
     conflicting_feature_rows: int = 0
+    warnings: list[CleaningWarning] = Field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -122,6 +133,7 @@ class _Plan:
     started: float
     first_rows: np.ndarray | None  # over all rows of all parts: first of identical rows
     all_features: list[str]
+    warnings: list[CleaningWarning]
 
     def output(self, part: pl.DataFrame, index: int) -> pl.DataFrame:
         """The cleaned rows of one part, in the output columns."""
@@ -139,6 +151,17 @@ class _Plan:
         )
 
     def report(self, data: LoadedData, counts: dict[str, dict[str, int]]) -> CleaningReport:
+        warnings = list(self.warnings)
+        if not warnings and len(counts[sc.TARGET]) == 1:  # the last steps left one class
+            (target, rows), *_ = counts[sc.TARGET].items()
+            warnings.append(
+                CleaningWarning(
+                    kind="one_class",
+                    message=f"{_where(data)}: cleaning for the task '{self.opts.task}' leaves "
+                    f"one class (Target {target}: {rows:,} rows) after the non-finite and "
+                    "duplicate steps",
+                )
+            )
         return CleaningReport(
             dataset=self.dataset,
             task=self.opts.task,
@@ -153,6 +176,7 @@ class _Plan:
             family_counts=counts[sc.FAMILY],
             target_counts=counts[sc.TARGET],
             conflicting_feature_rows=self.conflicting,
+            warnings=warnings,
             seconds=round(time.perf_counter() - self.started, 3),
         )
 
@@ -232,6 +256,19 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
     keep_families = [
         f for f in all_families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
     ]
+    one_class = (
+        len(
+            lab.task_classes(
+                all_families,
+                opts.task,
+                ddos_as_dos=opts.ddos_as_dos,
+                filter_labels=opts.filter_labels,
+            )
+        )
+        < 2
+    )
+    kept_by_family: dict[str, int] = {}  # rows per family after the label filter (one class)
+    labels_found: set[str] = set()
     counts = np.zeros(4, dtype=np.int64)  # rows alive before step 2, after 2, after 3, after 4
     by_family: dict[str, int] = {}
     finite_detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
@@ -250,6 +287,9 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
                     by_family[fam] = by_family.get(fam, 0) + int(cnt)
             alive &= in_task
         counts[2] += int(np.count_nonzero(alive))
+        if one_class:  # only then: what the message needs
+            _add_counts(kept_by_family, family.filter(pl.Series(alive)))
+            labels_found.update(part.get_column(sc.LABEL).unique().drop_nulls().to_list())
         if opts.drop_nonfinite and features:
             if fact is not None and fact.features == tuple(features):
                 complete = fact.complete
@@ -284,6 +324,11 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         )
     )
     height = int(counts[3])
+    warnings = (
+        [_one_class_warning(data, opts, all_families, kept_by_family, labels_found)]
+        if one_class
+        else []
+    )
 
     # Rows identical (all features and label) to an earlier row: whatever the options, such a
     # row shares its label, hence its fate in steps 2-3, and its values, hence its fate in
@@ -385,7 +430,54 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         started=started,
         first_rows=first_rows,
         all_features=all_features,
+        warnings=warnings,
     )
+
+
+def _add_counts(total: dict[str, int], values: pl.Series) -> None:
+    for value, n in values.value_counts().iter_rows():
+        if value is not None:
+            total[value] = total.get(value, 0) + int(n)
+
+
+def _where(data: LoadedData) -> str:
+    paths = [r.path for r in data.files]
+    return paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more files"
+
+
+def _one_class_warning(
+    data: LoadedData,
+    opts: CleaningOptions,
+    families: list[str],
+    kept: dict[str, int],
+    labels: set[str],
+) -> CleaningWarning:
+    """The label filter (or the task's classes) leaves one class: which one, the labels found,
+    and the task that fits them."""
+    ranked = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
+    if not ranked:
+        head = f"no rows left for the task '{opts.task}'"
+    elif len(ranked) == 1:
+        head = f"the task '{opts.task}' leaves one class ({ranked[0][0]}: {ranked[0][1]:,})"
+    else:
+        shown = ", ".join(f"{f} {n:,}" for f, n in ranked)
+        head = f"the task '{opts.task}' leaves one class (all of {shown} in one Target)"
+    fits = [t for t in lab.fitting_tasks(families, ddos_as_dos=opts.ddos_as_dos) if t != opts.task]
+    advice = f"use --task {fits[0]}" if fits else "no task has two classes in these labels"
+    found = lab.describe_labels(labels)
+    return CleaningWarning(
+        kind="one_class",
+        message=f"{_where(data)}: {head}; the labels found are {found}: {advice}",
+    )
+
+
+def require_two_classes(found: CleaningReport | list[CleaningWarning]) -> None:
+    """Stop with the one-class warning's message, if there is one (training needs two
+    classes)."""
+    warnings = found.warnings if isinstance(found, CleaningReport) else found
+    for warning in warnings:
+        if warning.kind == "one_class":
+            raise InputError(warning.message)
 
 
 def _count_step(
@@ -778,7 +870,7 @@ class _ParquetParts:
             self.writer.close()
 
 
-CLEANING_VERSION = "2"
+CLEANING_VERSION = "3"
 CLEAN_FILE = "clean.parquet"
 REPORT_FILE = "cleaning_report.json"
 
@@ -792,8 +884,13 @@ def clean_to_dir(
     cache: ColumnarCache | None = None,
     mixed: str = "error",
     progress: bool = False,
+    two_classes: bool = False,
 ) -> tuple[CleaningReport, bool]:
     """Read, clean and write ``clean.parquet`` + ``cleaning_report.json`` into ``out_dir``.
+
+    ``two_classes`` (training): stop with the one-class warning's message (an
+    :class:`InputError`) when the rows left hold one class of the task; without it, that
+    warning is in the report.
 
     With a cache, a run on files of the same content with the same options copies the stored
     result (returns ``True`` as the second value); other options reuse the parsed columns.
@@ -811,6 +908,8 @@ def clean_to_dir(
         result_key = xxhash.xxh3_128_hexdigest(blob.encode())
         if cache.fetch_result(result_key, [CLEAN_FILE, REPORT_FILE], out):
             report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())
+            if two_classes:
+                require_two_classes(report)
             return report, True
     data = load_sources(sources, dataset, cache=cache, mixed=mixed, progress=progress)
     first_rows, rows_key = None, None
@@ -833,6 +932,8 @@ def clean_to_dir(
     if cache is not None and rows_key and first_rows is None and plan.first_rows is not None:
         with contextlib.suppress(OSError):
             cache.put_mask(rows_key, plan.first_rows)
+    if two_classes or plan.steps[-1].rows_out == 0:  # no class left: say which task fits
+        require_two_classes(plan.warnings)
     if plan.steps[-1].rows_out == 0:
         raise InputError("no rows left after cleaning; see the step counts with --json")
     out.mkdir(parents=True, exist_ok=True)
@@ -862,4 +963,6 @@ def clean_to_dir(
     (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
     if cache is not None and result_key is not None:
         cache.store_result(result_key, [CLEAN_FILE, REPORT_FILE], out)
+    if two_classes:
+        require_two_classes(report)
     return report, False

@@ -139,3 +139,31 @@ def test_is_positive_and_keeps_family(
 ) -> None:
     assert lab.is_positive(family, task, ddos_as_dos=ddos_as_dos) is positive
     assert lab.keeps_family(family, task, ddos_as_dos=ddos_as_dos) is kept
+
+
+@pytest.mark.parametrize(
+    ("families", "ddos_as_dos", "fits"),
+    [
+        (["BENIGN", "Attack"], False, ["attack", "multiclass"]),  # 0/1 labels
+        (["BENIGN", "DoS"], False, ["dos", "attack", "multiclass"]),
+        (["BENIGN", "DDoS"], False, ["attack", "multiclass"]),
+        (["BENIGN", "DDoS"], True, ["dos", "attack", "multiclass"]),
+        (["DoS", "PortScan"], False, ["multiclass"]),  # no benign rows: one binary class
+        (["BENIGN"], False, []),
+    ],
+)
+def test_fitting_tasks(families: list[str], ddos_as_dos: bool, fits: list[str]) -> None:
+    assert lab.fitting_tasks(families, ddos_as_dos=ddos_as_dos) == fits
+
+
+def test_task_classes_without_the_label_filter() -> None:
+    assert lab.task_classes(["BENIGN", "Attack"], "dos") == {"0"}
+    assert lab.task_classes(["BENIGN", "Attack"], "dos", filter_labels=False) == {"0"}
+    assert lab.task_classes(["PortScan", "DoS"], "dos", filter_labels=False) == {"0", "1"}
+
+
+def test_describe_labels() -> None:
+    assert lab.describe_labels(["1", "0", "1"]) == "0, 1 (numeric 0/1 labels)"
+    assert lab.describe_labels(["BENIGN", "DoS Hulk"]) == "BENIGN, DoS Hulk"
+    assert lab.describe_labels([str(i) for i in range(10)], shown=3) == "0, 1, 2 and 7 more"
+    assert lab.describe_labels([]) == "none (every row is unlabelled)"

@@ -244,6 +244,50 @@ def test_text_in_many_numeric_columns(tmp_path: Path) -> None:
     assert df[FEATURES[1]].cast(pl.Float64).to_list() == [1.0, 101.0, 201.0, 301.0]
 
 
+def test_bytes_not_utf8_in_a_number_cell_are_bad_cells_not_a_bad_file(tmp_path: Path) -> None:
+    rows = [cic_row(i, "BENIGN") for i in range(7)]
+    rows[2][0] = "__E9__"
+    rows[5][0] = "__FF__"
+    rows[6][0] = "abc"  # ASCII junk: the same path, the same counts
+    rows[3][0] = ""  # blank: missing, not a bad cell
+    path = write_csv(tmp_path / "bytes.csv", [*FEATURES, "Label"], rows)
+    path.write_bytes(path.read_bytes().replace(b"__E9__", b"1\xe9").replace(b"__FF__", b"\xff"))
+    df, report = read_file(path)
+    assert report.rows == 7
+    assert report.unparseable_values == {FEATURES[0]: 3}
+    assert report.unparseable_rows == {FEATURES[0]: [3, 6, 7]}
+    assert report.non_utf8_values == {FEATURES[0]: 2}
+    assert report.non_utf8_rows == {FEATURES[0]: [3, 6]}
+    assert report.encoding == "utf-8"  # no text cell was decoded as CP1252
+    assert df[FEATURES[0]].cast(pl.Float64).to_list() == [0.0, 100.0, None, None, 400.0, None, None]
+
+
+def test_bytes_not_utf8_in_a_text_cell_decode_as_cp1252(tmp_path: Path) -> None:
+    header = [*sc.CIC_IDENTIFIERS, *FEATURES, "Label"]
+    rows = [
+        ["f", "10.0.0.1", 1, "10.0.0.2", 80, 6, "__T__", *cic_row(i, "BENIGN")] for i in range(3)
+    ]
+    path = write_csv(tmp_path / "text.csv", header, rows)
+    path.write_bytes(
+        path.read_bytes().replace(b"__T__", b"3 f\xe9v", 1).replace(b"__T__", b"x\x81")
+    )
+    df, report = read_file(path)
+    assert df["Timestamp"].to_list() == ["3 f\u00e9v", "x\ufffd", "x\ufffd"]
+    assert report.non_utf8_values == {"Timestamp": 3}
+    assert report.non_utf8_rows == {"Timestamp": [1, 2, 3]}
+    assert report.unparseable_values == {}
+    assert report.encoding == "cp1252"
+
+
+def test_first_row_numbers_are_capped(tmp_path: Path) -> None:
+    rows = [cic_row(i, "BENIGN") for i in range(12)]
+    for i in range(1, 12, 2):
+        rows[i][4] = "x"
+    _, report = read_file(write_csv(tmp_path / "many.csv", [*FEATURES, "Label"], rows))
+    assert report.unparseable_values == {FEATURES[4]: 6}
+    assert report.unparseable_rows == {FEATURES[4]: [2, 4, 6, 8, 10]}
+
+
 def test_concatenated_csv_with_repeated_header(tmp_path: Path) -> None:
     """Files made by concatenating day CSVs repeat the header line mid-file."""
     first = write_cic_file(tmp_path / "a.csv", ["BENIGN", "DDoS"]).read_text()

@@ -124,6 +124,10 @@ def clean_cmd(
         mixed=mixed.value,
         progress=is_tty() and not as_json,
     )
+    for warning in report.warnings:  # one line each, on stderr (also in cleaning_report.json)
+        console.print(
+            f"[bold yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True
+        )
     if as_json:
         stdout.print_json(report.model_dump_json())
     else:

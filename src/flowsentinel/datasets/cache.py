@@ -25,7 +25,7 @@ import pyarrow.ipc as ipc
 import xxhash
 
 # bump when reading, canonical names or the entry format change: old entries are ignored
-READER_VERSION = "3"
+READER_VERSION = "4"
 
 
 def content_hash(path: Path) -> str:

@@ -7,6 +7,7 @@ values and the frame is mapped with one vectorised join/replace.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final, Literal
 
 from flowsentinel.datasets.schema import BENIGN
@@ -110,3 +111,37 @@ def keeps_family(family: str, task: str, *, ddos_as_dos: bool = False) -> bool:
     if task == "dos":
         return family == BENIGN or is_positive(family, task, ddos_as_dos=ddos_as_dos)
     return True
+
+
+def task_classes(
+    families: Iterable[str], task: str, *, ddos_as_dos: bool = False, filter_labels: bool = True
+) -> set[str]:
+    """The classes (``Target`` values) that rows of these families take in a task."""
+    kept = [
+        f for f in families if not filter_labels or keeps_family(f, task, ddos_as_dos=ddos_as_dos)
+    ]
+    if task == "multiclass":
+        return set(kept)
+    return {"1" if is_positive(f, task, ddos_as_dos=ddos_as_dos) else "0" for f in kept}
+
+
+def fitting_tasks(families: Iterable[str], *, ddos_as_dos: bool = False) -> list[str]:
+    """The tasks (in :data:`TASKS` order) whose classes hold two or more of these families."""
+    found = list(families)
+    return [t for t in TASKS if len(task_classes(found, t, ddos_as_dos=ddos_as_dos)) >= 2]
+
+
+_ZERO_ONE = {"0", "1", "0.0", "1.0"}
+
+
+def describe_labels(labels: Iterable[str], shown: int = 8) -> str:
+    """Distinct labels for a message: ``0, 1 (numeric 0/1 labels)``, at most ``shown`` of them."""
+    found = sorted(set(labels))
+    if not found:
+        return "none (every row is unlabelled)"
+    text = ", ".join(found[:shown])
+    if len(found) > shown:
+        text += f" and {len(found) - shown} more"
+    if set(found) <= _ZERO_ONE:
+        text += " (numeric 0/1 labels)"
+    return text

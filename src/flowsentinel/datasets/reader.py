@@ -7,15 +7,22 @@ types. Nothing here loops over rows: labels are decoded per *distinct* value.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import math
+import sys
+import threading
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -25,6 +32,12 @@ from flowsentinel.datasets import schema as sc
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _SNIFF_BYTES = 1 << 16
+# Cell texts that mean "no value" in a number column (the fast path gives them to pyarrow, the
+# lenient path applies the same list): blank, not a bad cell.
+NULL_TEXTS: tuple[str, ...] = ("", "NaN", "nan", "NA", "N/A", "null", "NULL", "-", " ")
+FIRST_ROWS = 5  # first row numbers kept per column and kind of bad cell
+BadCell = Literal["unparseable", "non_utf8"]
+_READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass
@@ -39,6 +52,9 @@ class FileReport:
     malformed_rows_skipped: int = 0
     repeated_header_rows: int = 0
     unparseable_values: dict[str, int] = field(default_factory=dict)
+    unparseable_rows: dict[str, list[int]] = field(default_factory=dict)
+    non_utf8_values: dict[str, int] = field(default_factory=dict)
+    non_utf8_rows: dict[str, list[int]] = field(default_factory=dict)
     blank_as_zero: dict[str, int] = field(default_factory=dict)
     unknown_columns: list[str] = field(default_factory=list)
     missing_features: list[str] = field(default_factory=list)
@@ -47,6 +63,42 @@ class FileReport:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def count_bad_cells(self, kind: BadCell, column: str, rows: np.ndarray) -> None:
+        """Count bad cells of a column: ``rows`` are their positions among the rows read
+        (sorted, 0-based); the first :data:`FIRST_ROWS` are kept as 1-based row numbers.
+
+        ``unparseable``: a number column's cell that holds no number (it becomes missing);
+        ``non_utf8``: a cell whose bytes are not UTF-8 (a text cell is decoded as CP1252, a
+        number cell is also unparseable)."""
+        if not rows.size:
+            return
+        counts, first = (
+            (self.unparseable_values, self.unparseable_rows)
+            if kind == "unparseable"
+            else (self.non_utf8_values, self.non_utf8_rows)
+        )
+        counts[column] = counts.get(column, 0) + int(rows.size)
+        numbers = {int(r) + 1 for r in rows[:FIRST_ROWS]} | set(first.get(column, []))
+        first[column] = sorted(numbers)[:FIRST_ROWS]
+
+
+def one_line(text: object) -> str:
+    """The first non-blank line of a library's error text (pyarrow's span several lines)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(text).__name__
+
+
+def _read_error(exc: BaseException, path: Path) -> InputError:
+    """A one-line error for a file that cannot be read, naming what is wrong with a gzip file."""
+    text = one_line(exc) if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if path.name.lower().endswith(".gz"):
+        if isinstance(exc, EOFError) or "truncated" in low or "ended before" in low:
+            return InputError("the gzip data is cut short (a truncated file)", path=path)
+        if isinstance(exc, (zlib.error, gzip.BadGzipFile)) or "zlib" in low or "gzip" in low:
+            return InputError(f"corrupt gzip data ({text})", path=path)
+    return InputError(f"cannot read the file ({text})", path=path)
 
 
 def is_supported(path: Path) -> bool:
@@ -65,20 +117,22 @@ def _head_bytes(path: Path) -> bytes:
                 return fh.read(_SNIFF_BYTES)
         with path.open("rb") as fh:
             return fh.read(_SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read the file ({exc})", path=path) from None
+    except _READ_ERRORS as exc:
+        raise _read_error(exc, path) from None
 
 
 def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
     if not head.strip():
         raise InputError("the file is empty", path=path)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4096]:
-        raise InputError(
-            "not a text CSV in UTF-8 or CP1252 (it holds NUL bytes: UTF-16 or binary?)", path=path
-        )
     if head.startswith(b"PAR1"):
         raise InputError("a parquet file named like a CSV: rename it to .parquet", path=path)
-    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    line = head.split(b"\n", 1)[0].split(b"\r", 1)[0]  # CRLF, LF or (old Mac) CR ends
+    # a NUL in the header means UTF-16 or binary; one in a data cell is a bad cell (counted)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in line:
+        raise InputError(
+            "not a text CSV in UTF-8 or CP1252 (its header holds NUL bytes: UTF-16 or binary?)",
+            path=path,
+        )
     encoding = "utf-8"
     try:
         text = line.decode("utf-8-sig")
@@ -126,7 +180,7 @@ def _aliases(dataset: str) -> dict[str, str]:
 def _check_dataset(path: Path, names: list[str], dataset: str | None) -> str:
     found = detect_dataset(names)
     if found is None:
-        shown = ", ".join(n.strip() for n in names[:5])
+        shown = ", ".join(" ".join(n.split()) for n in names[:5])  # one line, whatever
         raise InputError(
             f"no known flow columns in the header (starts: {shown}); "
             "expected CIC-IDS2017 (CICFlowMeter) or UNSW-NB15 columns",
@@ -192,63 +246,144 @@ def _read_csv_table(
     report: FileReport,
     raw_names: list[str],
 ) -> pa.Table:
+    """Parse with the explicit types (the fast path). When pyarrow names a column it cannot
+    convert (text or bytes that are not UTF-8 in it), that column alone is read again as raw
+    bytes, to be decoded and counted cell by cell (:func:`_decode_binary_columns`)."""
     column_names = _unique_name(canon)
     include = [n for n in canon if n is not None]
     types = dict(types)
     malformed: list[int] = []
-    cleaned: pa.Buffer | None = None  # the text without repeated header lines, once found
+    cleaned: pa.Buffer | None = None  # the text without repeated headers or broken lines
+    lines_removed = 0
+    headers_left = has_header  # repeated header lines may be inside the file
     lenient: list[str] = []
+    raw_by_name = {c: raw for c, raw in zip(canon, raw_names, strict=False) if c is not None}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append(row.number or 0)
+        # a quote never closed swallows the lines after it into one invalid row: count them
+        malformed.append(1 + row.text.rstrip("\r\n").count("\n"))
         return "skip"
 
     for _attempt in range(8):
         malformed.clear()
-        read_opts = pacsv.ReadOptions(
-            column_names=column_names,
-            skip_rows=1 if has_header else 0,
-            block_size=1 << 20,  # blocks that stay in the CPU caches while parsed
-        )
-        conv = pacsv.ConvertOptions(
-            column_types=types,
-            include_columns=include,
-            strings_can_be_null=False,  # "-" is a real UNSW category
-            null_values=["", "NaN", "nan", "NA", "N/A", "null", "NULL", "-", " "],
-        )
         try:
-            table = pacsv.read_csv(
+            table = _parse_csv(
                 _csv_source(path) if cleaned is None else pa.BufferReader(cleaned),
-                read_options=read_opts,
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=conv,
+                column_names,
+                include,
+                types,
+                has_header,
+                on_invalid,
             )
-            report.malformed_rows_skipped = len(malformed)
+            if lenient and headers_left and _holds_header(table, raw_by_name):
+                headers_left = False  # header lines read as cells: remove them
+                cleaned = _without_repeated_headers(_text_of(path, cleaned), report)
+                continue
+            report.malformed_rows_skipped = sum(malformed) + lines_removed
             return table
         except pa.ArrowInvalid as exc:
             message = str(exc)
             bad, value = _bad_column(message, column_names)
+            if bad is None and "CSV parse error" in message and not lines_removed:
+                # a broken line holding bytes that are not UTF-8: pyarrow cannot give it to
+                # the skip handler; such lines are found by their commas and removed
+                found = _without_broken_lines(_text_of(path, cleaned), len(column_names))
+                if found is not None:
+                    cleaned, lines_removed = found
+                    continue
             if bad is None or bad in lenient:
-                if "utf8" in message.lower():
-                    raise InputError(
-                        "text that is neither UTF-8 nor CP1252 in a text column", path=path
-                    ) from None
-                raise InputError(f"malformed CSV ({message.splitlines()[0]})", path=path) from None
-            if has_header and value is not None and value.strip() in {n.strip() for n in raw_names}:
-                cleaned = _without_repeated_headers(path, report)  # concatenated CSV files
-                continue
-            # a column with text in it: parse it leniently below and count the failures; after
-            # a few such columns, every numeric column is read that way (one more pass only)
+                raise InputError(f"malformed CSV ({one_line(message)})", path=path) from None
+            if (
+                headers_left
+                and value is not None
+                and value.strip() in {n.strip() for n in raw_names}
+            ):
+                headers_left = False
+                cleaned = _without_repeated_headers(_text_of(path, cleaned), report)
+                continue  # concatenated CSV files
+            # a column with bad cells: read as bytes, decoded and counted cell by cell; after
+            # a few such columns, every number and text column is read that way (one more pass)
             lenient.append(bad)
             targets = (
-                [bad] if len(lenient) < 4 else [n for n, t in types.items() if t == pa.float64()]
+                [bad]
+                if len(lenient) < 4
+                else [n for n, t in types.items() if t in (pa.float64(), pa.string())]
             )
             for name in targets:
-                types[name] = pa.string()
+                types[name] = pa.binary()
             lenient.extend(targets)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"cannot read the file ({exc})", path=path) from None
+        except _READ_ERRORS as exc:
+            raise _read_error(exc, path) from None
     raise InputError("malformed CSV: too many unreadable columns", path=path)
+
+
+def _parse_csv(
+    source: Path | pa.NativeFile,
+    column_names: list[str],
+    include: list[str],
+    types: dict[str, pa.DataType],
+    has_header: bool,
+    on_invalid: Callable[[pacsv.InvalidRow], str],
+) -> pa.Table:
+    with _QUIET.during():
+        return pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                column_names=column_names,
+                skip_rows=1 if has_header else 0,
+                block_size=1 << 20,  # blocks that stay in the CPU caches while parsed
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=include,
+                strings_can_be_null=False,  # "-" is a real UNSW category
+                null_values=list(NULL_TEXTS),
+            ),
+        )
+
+
+class _QuietHandlerErrors:
+    """pyarrow decodes a broken line as UTF-8 before it calls the skip handler; when that
+    fails, it prints the error ("Exception ignored in ...", from one of its threads) and stops
+    with a parse error, which :func:`_read_csv_table` then handles. While a parse runs, those
+    prints are kept off the user's terminal; every other one goes to the hook found before."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.previous: Callable[[Any], object] = sys.unraisablehook
+
+    def hook(self, info: Any) -> None:
+        if not (self.active and isinstance(info.exc_value, UnicodeDecodeError)):
+            self.previous(info)
+
+    @contextlib.contextmanager
+    def during(self) -> Iterator[None]:
+        with self.lock:
+            if sys.unraisablehook != self.hook:
+                self.previous, sys.unraisablehook = sys.unraisablehook, self.hook
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+_QUIET = _QuietHandlerErrors()
+
+
+def _text_of(path: Path, cleaned: pa.Buffer | None) -> bytes:
+    """The file's bytes (decompressed), or the cleaned text already made from them."""
+    if cleaned is not None:
+        return cleaned.to_pybytes()
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read()
+    except _READ_ERRORS as exc:
+        raise _read_error(exc, path) from None
 
 
 def _csv_source(path: Path) -> Path | pa.NativeFile:
@@ -259,18 +394,54 @@ def _csv_source(path: Path) -> Path | pa.NativeFile:
     return pa.memory_map(str(path))
 
 
-def _without_repeated_headers(path: Path, report: FileReport) -> pa.Buffer:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+def _without_repeated_headers(data: bytes, report: FileReport) -> pa.Buffer:
     first, _, rest = data.partition(b"\n")
-    header = first.rstrip(b"\r")
+    header = first.rstrip(b"\r").removeprefix(b"\xef\xbb\xbf")  # repeats have no BOM
     count = rest.count(header)
     report.repeated_header_rows = count
     cleaned = rest.replace(header + b"\r\n", b"").replace(header + b"\n", b"")
     if cleaned.endswith(header):
         cleaned = cleaned[: -len(header)]
     return pa.py_buffer(first + b"\n" + cleaned)
+
+
+def _without_broken_lines(data: bytes, n_fields: int) -> tuple[pa.Buffer, int] | None:
+    """The text without its lines of another field count (not blank, not the header), and
+    how many: commas counted per line with numpy. None when such a line holds a quote (its
+    fields cannot be told by its commas)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [buf.size]))
+    commas = np.flatnonzero(buf == ord(","))
+    fields = 1 + np.searchsorted(commas, stops) - np.searchsorted(commas, starts)
+    blank = stops - starts <= 1  # empty, or a lone CR (pyarrow skips empty lines)
+    broken = np.flatnonzero((fields != n_fields) & ~blank)
+    broken = broken[broken > 0]
+    if not broken.size:
+        return None
+    pieces, previous = [], 0
+    for start, stop in zip(starts[broken], stops[broken], strict=True):  # few lines
+        if b'"' in data[start:stop]:
+            return None
+        pieces.append(data[previous:start])
+        previous = stop + 1
+    pieces.append(data[previous:])
+    return pa.py_buffer(b"".join(pieces)), int(broken.size)
+
+
+def _holds_header(table: pa.Table, raw_by_name: dict[str, str]) -> bool:
+    """Whether a binary column holds its own header name: a header line repeated inside the
+    file, read as a row because its columns were read as bytes."""
+    for index, name in enumerate(table.column_names):
+        column, raw = table.column(index), raw_by_name.get(name)
+        if (
+            raw is not None
+            and _is_binary(column.type)
+            and pc.any(pc.equal(column, pa.scalar(raw.encode(), column.type))).as_py()
+        ):
+            return True
+    return False
 
 
 def _bad_column(message: str, names: list[str]) -> tuple[str | None, str | None]:
@@ -293,43 +464,149 @@ def _bad_column(message: str, names: list[str]) -> tuple[str | None, str | None]
 def _read_parquet_table(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
+    except (pa.ArrowException, *_READ_ERRORS) as exc:
+        raise _parquet_error(exc, path) from None
 
 
-def _decode_labels(uniques: list[bytes], report: FileReport | None = None) -> dict[bytes, str]:
-    """Distinct raw label values → normalised text (UTF-8, else CP1252: then reported)."""
-    if report is not None:
-        for u in uniques:
-            try:
-                u.decode("utf-8")
-            except UnicodeDecodeError:
-                report.encoding = "cp1252"
-                break
+def _parquet_error(exc: BaseException, path: Path) -> InputError:
+    text = one_line(exc)
+    if "magic bytes" in text:  # pyarrow's text repeats the path: say it in our words
+        return InputError("not a parquet file, or one cut short (no parquet footer)", path=path)
+    return InputError(f"corrupt or unreadable parquet ({text})", path=path)
+
+
+# ------------------------------------------------------------------------------------------
+# bad cells: bytes decoded cell by cell, text parsed as numbers, both counted per column
+
+
+def _non_ascii_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """Positions (sorted) of the cells of a binary column holding a byte >= 0x80: the only
+    cells that can be other than UTF-8 (one numpy pass over the bytes, no loop over rows)."""
+    found: list[np.ndarray] = []
+    base = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        if n and not (pa.types.is_binary(chunk.type) or pa.types.is_large_binary(chunk.type)):
+            chunk = chunk.cast(pa.large_binary())
+        buffers = chunk.buffers()
+        if n and buffers[2] is not None:
+            width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            offsets = np.frombuffer(buffers[1], dtype=width)[chunk.offset : chunk.offset + n + 1]
+            data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+            high = np.flatnonzero(data >= 0x80) + offsets[0]
+            if high.size:
+                cells = np.searchsorted(offsets, high, side="right") - 1
+                found.append(np.unique(cells) + base)
+        base += n
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def _decode_cells(column: pa.ChunkedArray, cp1252: bool) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """A binary column as text, and the positions of its cells that are not UTF-8.
+
+    Such a cell is decoded as CP1252 in a text column (``cp1252``; the five bytes CP1252 leaves
+    undefined become U+FFFD), and as UTF-8 with U+FFFD for the bad bytes in a number column
+    (it then holds no number). Decoding is per distinct non-ASCII value."""
+    rows = _non_ascii_rows(column)
+    if not rows.size:
+        return column.cast(pa.string()), rows
+    raw = column.take(pa.array(rows)).combine_chunks()
+    uniques = pc.unique(raw).drop_null()
+    decoded: list[str] = []
+    not_utf8: list[bytes] = []
+    for value in uniques.to_pylist():
+        try:
+            decoded.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            not_utf8.append(value)
+            decoded.append(value.decode("cp1252" if cp1252 else "utf-8", errors="replace"))
+    text = pa.array(decoded, pa.string()).take(pc.index_in(raw, value_set=uniques))
+    mask = np.zeros(len(column), dtype=bool)
+    mask[rows] = True
+    ascii_only = pc.if_else(pa.array(mask), pa.scalar(None, column.type), column)
+    out = pc.replace_with_mask(ascii_only.cast(pa.string()), pa.array(mask), text)
+    if not not_utf8:
+        return out, np.zeros(0, dtype=np.int64)
+    bad = pc.is_in(raw, value_set=pa.array(not_utf8, column.type)).to_numpy(zero_copy_only=False)
+    return out, rows[bad]
+
+
+def _decode_binary_columns(table: pa.Table, dataset: str, report: FileReport) -> pa.Table:
+    """Every binary column but the labels (decoded per distinct value with the label rules)
+    as text, the cells not in UTF-8 counted per column."""
+    texts = _string_columns(dataset)
+    for index, name in enumerate(table.column_names):
+        typ = table.schema.field(index).type
+        if name in (sc.LABEL, "attack_cat") or not _is_binary(typ):
+            continue
+        text, not_utf8 = _decode_cells(table.column(index), cp1252=name in texts)
+        report.count_bad_cells("non_utf8", name, not_utf8)
+        if not_utf8.size and name in texts:
+            report.encoding = "cp1252"
+        table = table.set_column(index, name, text)
+    return table
+
+
+def _is_binary(typ: pa.DataType) -> bool:
+    return pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ)
+
+
+def _parse_numbers(text: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """Text cells as float64, as pyarrow parses a number column (the texts of
+    :data:`NULL_TEXTS` are missing values), and the positions of the cells that hold no
+    number (missing now, counted)."""
+    blank = text.is_null() | text.is_in(list(NULL_TEXTS))
+    parsed = text.str.strip_chars(" \t").cast(pl.Float64, strict=False)
+    bad = (~blank & parsed.is_null()).arg_true().to_numpy()
+    number = pl.select(pl.when(blank).then(None).otherwise(parsed)).to_series()
+    return number.alias(text.name), bad
+
+
+def _label_texts(col: pl.Series, report: FileReport | None = None) -> dict[bytes, str | None]:
+    """Distinct raw values of a binary label column → normalised text (UTF-8, else CP1252:
+    those cells are counted per column and the file's encoding says cp1252)."""
+    uniques = [u for u in col.unique().to_list() if u is not None]
+    not_utf8 = [u for u in uniques if not _is_utf8(u)]
+    if not_utf8 and report is not None:
+        report.encoding = "cp1252"
+        rows = col.is_in(pl.Series(not_utf8, dtype=pl.Binary).implode()).arg_true().to_numpy()
+        report.count_bad_cells("non_utf8", col.name, rows)
     return {u: lab.normalize_label(lab.decode_label(u)) for u in uniques}
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> pl.Series:
-    mapping = _decode_labels([u for u in col.unique().to_list() if u is not None], report)
-    return col.replace_strict(mapping, default=None, return_dtype=pl.String)
+    return col.replace_strict(_label_texts(col, report), default=None, return_dtype=pl.String)
 
 
 def _numeric_parse(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataFrame:
-    """Cast lenient string columns to numbers (counting failures); every number to float64."""
-    strings = _string_columns(dataset) | set(_label_columns(dataset))
-    exprs: list[pl.Expr] = []
+    """Number columns as float64 (text parsed, the cells that hold no number counted and
+    missing), text columns as text; a column of another kind (lists, structs) is an error."""
+    texts = _string_columns(dataset)
+    exprs: list[pl.Expr | pl.Series] = []
     for name, dtype in df.schema.items():
-        if name in strings:
+        if dtype.is_nested():
+            raise InputError(f"column '{name}' holds {dtype} values", path=report.path)
+        if name in (sc.LABEL, "attack_cat"):
             continue
-        if dtype in (pl.String, pl.Binary):
-            raw = pl.col(name).cast(pl.String).str.strip_chars()
-            parsed = raw.cast(pl.Float64, strict=False)
-            failures = df.select((raw.is_not_null() & parsed.is_null()).sum()).item()
-            if failures:
-                report.unparseable_values[name] = int(failures)
-            exprs.append(parsed.alias(name))
-        elif dtype != pl.Float64 and dtype.is_numeric():
+        if name in texts:
+            if dtype != pl.String:
+                exprs.append(pl.col(name).cast(pl.String))
+        elif dtype == pl.String:
+            number, bad = _parse_numbers(df.get_column(name))
+            report.count_bad_cells("unparseable", name, bad)
+            exprs.append(number)
+        elif dtype == pl.Boolean or (dtype.is_numeric() and dtype != pl.Float64):
             exprs.append(pl.col(name).cast(pl.Float64))
+        elif not dtype.is_numeric():
+            raise InputError(f"column '{name}' holds {dtype} values, not numbers", path=report.path)
     if exprs:
         df = df.with_columns(exprs)
     return df
@@ -447,8 +724,7 @@ def _cic_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> pl
         )
     col = df.get_column(sc.LABEL)
     if col.dtype == pl.Binary:  # label and family straight from the distinct raw values
-        raw = [u for u in col.unique().to_list() if u is not None]
-        text = _decode_labels(raw, report)
+        text = _label_texts(col, report)
         family = col.replace_strict(
             {u: lab.cic_family(t) for u, t in text.items()}, default=None, return_dtype=pl.String
         )
@@ -515,6 +791,7 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
 def _finish(
     df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool, with_facts: bool
 ) -> tuple[pl.DataFrame, RowFacts | None]:
+    df = _numeric_parse(df, dataset, report)  # first: the copy below compares numbers
     if dataset == "cicids2017" and sc.CIC_DUPLICATE_COLUMN in df.columns:
         if sc.CIC_DUPLICATE_OF in df.columns:
             a, b = df.get_column(sc.CIC_DUPLICATE_COLUMN), df.get_column(sc.CIC_DUPLICATE_OF)
@@ -530,7 +807,6 @@ def _finish(
                 if n:
                     report.blank_as_zero[c] = int(n)
             df = df.with_columns(pl.col(fills).fill_null(0))
-    df = _numeric_parse(df, dataset, report)
     df = (_cic_labels if dataset == "cicids2017" else _unsw_labels)(df, report, require_label)
     features = sc.features_of(dataset)
     report.missing_features = [f for f in features if f not in df.columns]
@@ -570,14 +846,9 @@ def read_file_with_facts(
         report = FileReport(str(path), found, "parquet", unknown_columns=unknown)
         keep = [i for i, c in enumerate(canon) if c is not None]
         table = table.select(keep).rename_columns([canon[i] for i in keep])
+        table = _decode_binary_columns(table, found, report)
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
-        strings = _string_columns(found) | set(_label_columns(found))
-        df = df.with_columns(
-            pl.col(c).cast(pl.Float64)
-            for c, t in df.schema.items()
-            if c not in strings and t.is_numeric() and t != pl.Float64
-        )
         if df.height == 0:
             raise InputError("the file holds no rows", path=path)
         frame, row = _finish(df, found, report, require_label, facts)
@@ -599,6 +870,7 @@ def read_file_with_facts(
     table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report, names)
     if table.num_rows == 0:
         raise InputError("the file holds a header but no rows", path=path)
+    table = _decode_binary_columns(table, found, report)
     df = pl.from_arrow(table, rechunk=False)  # no copy: the row blocks of the parser stay
     assert isinstance(df, pl.DataFrame)
     frame, row = _finish(df, found, report, require_label, facts)
@@ -611,8 +883,8 @@ def sniff(path: str | Path) -> dict[str, object]:
     if path.name.lower().endswith(".parquet"):
         try:
             names = pq.read_schema(path).names
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"corrupt or unreadable parquet ({exc})", path=path) from None
+        except (pa.ArrowException, *_READ_ERRORS) as exc:
+            raise _parquet_error(exc, path) from None
         return {"dataset": detect_dataset(names), "dialect": "parquet"}
     names, encoding = _first_line(_head_bytes(path), path)
     found = detect_dataset(names)

@@ -87,7 +87,9 @@ def _clean(
     mixed: str = "error",
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    clean_to_dir(sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed)
+    clean_to_dir(  # stops when the task leaves one class, naming the task that fits the labels
+        sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed, two_classes=True
+    )
     frame = pl.read_parquet(out / CLEAN_FILE)
     return frame, json.loads((out / REPORT_FILE).read_text())
 
