@@ -32,13 +32,13 @@ from flowsentinel.capture.records import (
     CHUNK_BYTES,
     MAX_RECORD,
     ST_RESYNC,
-    ST_SKIP_START,
     ST_TRUNCATED,
     ReadCounters,
     RecordBatch,
     Source,
     add_range,
     count_rest,
+    end_resync,
     new_state,
     start_resync,
     u32,
@@ -110,13 +110,11 @@ def _resync(buf, pos, end, base, at_eof, big, nano, lim, st, ranges):  # pragma:
     scan must go on with more bytes (or end, the range counted, at the end of the file)."""
     q, r = _scan(buf, pos, end, end, at_eof, big, nano, lim)
     if r == 1:
-        add_range(st, ranges, st[ST_SKIP_START], base + q - st[ST_SKIP_START])
-        st[ST_RESYNC] = 0
+        end_resync(st, ranges, base + q, False)
         return q, True
     if r == -1 or not at_eof:
         return q, False
-    add_range(st, ranges, st[ST_SKIP_START], base + end - st[ST_SKIP_START])
-    st[ST_RESYNC] = 0
+    end_resync(st, ranges, base + end, True)
     return end, False
 
 
@@ -144,23 +142,15 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
                 return n, end, False
             return n, pos, False
         incl = u32(buf, pos + 8, big)
-        if not _head_ok(buf, pos, big, lim):
-            start_resync(st, base + pos)
+        q = pos + 16 + incl
+        if (q > end and at_eof) or not _head_ok(buf, pos, big, lim):
+            # a damaged header, or a record running past the end of the file: cut there, or
+            # damaged with records after it (the scan tells which)
+            start_resync(st, base + pos, base + q)
             pos += 1
             continue
-        q = pos + 16 + incl
         if q > end:
-            if not at_eof:
-                return n, pos, False
-            # a record cut by the end of the file, or a damaged length with records after it
-            c, r = _scan(buf, pos + 1, end, end, True, big, nano, lim)
-            if r == 1:
-                start_resync(st, base + pos)
-                pos = c
-                continue
-            st[ST_TRUNCATED] += 1
-            add_range(st, ranges, base + pos, end - pos)
-            return n, end, False
+            return n, pos, False
         if q + 16 <= end:
             follows = _head_ok(buf, q, big, lim)
         elif at_eof:
@@ -169,12 +159,12 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
             return n, pos, False
         if not follows:
             # either this record's length runs over the records after it, or the damage starts
-            # right after it: a chain of records starting inside it tells which
+            # right after it (the next turn handles it): a chain of records inside it tells
             c, r = _scan(buf, pos + 16, q, end, at_eof, big, nano, lim)
             if r == -1:
                 return n, pos, False
             if r == 1:
-                start_resync(st, base + pos)
+                start_resync(st, base + pos, base + q)
                 pos = c
                 continue
         off[n] = pos + 16
@@ -184,9 +174,6 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
         ts[n] = u32(buf, pos, big) * 1_000_000 + (frac // 1000 if nano else frac)
         n += 1
         pos = q
-        if not follows:
-            start_resync(st, base + q)
-            pos = q + 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,13 +28,13 @@ from flowsentinel.capture.records import (
     MAX_RECORD,
     ST_LOST_IDB,
     ST_RESYNC,
-    ST_SKIP_START,
     ST_TRUNCATED,
     ReadCounters,
     RecordBatch,
     Source,
     add_range,
     count_rest,
+    end_resync,
     new_state,
     start_resync,
     u16,
@@ -123,13 +123,11 @@ def _scan(buf, p, stop, end, at_eof, big):  # pragma: no cover - numba
 def _resync(buf, pos, end, base, at_eof, big, st, ranges):  # pragma: no cover - numba
     q, r = _scan(buf, pos, end, end, at_eof, big)
     if r == 1:
-        add_range(st, ranges, st[ST_SKIP_START], base + q - st[ST_SKIP_START])
-        st[ST_RESYNC] = 0
+        end_resync(st, ranges, base + q, False)
         return q, True
     if r == -1 or not at_eof:
         return q, False
-    add_range(st, ranges, st[ST_SKIP_START], base + end - st[ST_SKIP_START])
-    st[ST_RESYNC] = 0
+    end_resync(st, ranges, base + end, True)
     return end, False
 
 
@@ -171,22 +169,17 @@ def walk_pcapng(buf, pos, end, base, big, at_eof, st, ranges, off, cap, wire, ts
         if r == -1:
             return n, pos, 0
         blen = u32(buf, pos + 4, big)
-        if r == 0:
-            if at_eof and pos + blen > end and not _damaged_at_end(buf, pos, end, big):
-                st[ST_TRUNCATED] += 1
-                add_range(st, ranges, base + pos, end - pos)
-                return n, end, 0
+        if r == 0:  # damaged, or cut by the end of the file: the scan tells which
             if btype == IDB:
                 st[ST_LOST_IDB] += 1
-            start_resync(st, base + pos)
+            start_resync(st, base + pos, base + pos + blen)
             pos += 1
             continue
         if btype in (EPB, OPB):
             c = u32(buf, pos + 20, big)
             if c > blen - 32:  # lengths agree, the packet does not fit: skip the block
-                start_resync(st, base + pos)
-                add_range(st, ranges, base + pos, blen)
-                st[ST_RESYNC] = 0
+                start_resync(st, base + pos, base + pos + blen)
+                end_resync(st, ranges, base + pos + blen, False)
             else:
                 iface[n] = u32(buf, pos + 8, big) if btype == EPB else u16(buf, pos + 8, big)
                 tsraw[n] = (u32(buf, pos + 12, big) << 32) | u32(buf, pos + 16, big)
@@ -336,12 +329,12 @@ class _Reader:
             self.interfaces.append(None)
             self.lost_idbs += 1
 
-    def damaged(self, length: int = 0) -> None:
+    def damaged(self, length: int = 0, claimed: int = 0) -> None:
         """The block at pos is damaged: skip `length` bytes, or resynchronise if 0."""
-        start_resync(self.st, self.src.consumed + self.pos)
+        at = self.src.consumed + self.pos
+        start_resync(self.st, at, at + (length or claimed))
         if length:
-            add_range(self.st, self.ranges, self.src.consumed + self.pos, length)
-            self.st[ST_RESYNC] = 0
+            end_resync(self.st, self.ranges, at + length, False)
             self.src.start += length
         else:
             self.src.start += 1
@@ -396,7 +389,7 @@ class _Reader:
         self.interfaces.reset()  # a new section starts here, even if its header is damaged
         self.lost_idbs = int(self.st[ST_LOST_IDB])
         if order < 0 or not sane or avail < blen or self.word(pos + blen - 4) != blen:
-            self.damaged()
+            self.damaged(claimed=blen)
         else:
             src.start = pos + blen
         return True

@@ -28,7 +28,8 @@ ST_SKIPPED = 4  # bytes in skipped ranges
 ST_RANGES = 5  # skipped ranges (adjacent ones merged)
 ST_LAST_END = 6  # file offset just after the last skipped range
 ST_LOST_IDB = 7  # damaged pcapng blocks whose type field says interface description
-ST_SIZE = 8
+ST_CLAIMED_END = 8  # where the damaged record being skipped claimed to end (file offset)
+ST_SIZE = 9
 
 
 @dataclass
@@ -137,11 +138,23 @@ def add_range(st: np.ndarray, ranges: np.ndarray, start: int, length: int) -> No
 
 
 @nb.njit(cache=True)
-def start_resync(st: np.ndarray, file_pos: int) -> None:
+def start_resync(st: np.ndarray, file_pos: int, claimed_end: int) -> None:
     """A damaged record starts at file_pos: count it and scan for the next plausible one."""
     st[ST_CORRUPT] += 1
     st[ST_RESYNC] = 1
     st[ST_SKIP_START] = file_pos
+    st[ST_CLAIMED_END] = claimed_end
+
+
+@nb.njit(cache=True)
+def end_resync(st: np.ndarray, ranges: np.ndarray, file_pos: int, file_end: bool) -> None:
+    """The scan found a plausible record at file_pos, or reached the end of the file. There,
+    a damaged record that claimed to run past the end is counted as cut, not as corrupt."""
+    add_range(st, ranges, st[ST_SKIP_START], file_pos - st[ST_SKIP_START])
+    st[ST_RESYNC] = 0
+    if file_end and st[ST_CLAIMED_END] > file_pos:
+        st[ST_CORRUPT] -= 1
+        st[ST_TRUNCATED] += 1
 
 
 # ---------------------------------------------------------------------------------------------
