@@ -22,6 +22,8 @@ import dpkt
 import numpy as np
 from craft import C, Pkt, S, frame
 
+from flowsentinel.capture import ReadCounters, iter_records
+
 PCAP_MAGIC_US, PCAP_MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 SHB, IDB, EPB, SPB = 0x0A0D0D0A, 1, 6, 3
 YEAR_S = 365 * 86_400
@@ -227,6 +229,35 @@ def check_layout(cap: Capture) -> None:
 
 def real_capture(path: Path) -> Capture:
     return layout(path.read_bytes(), path.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading them with the reader under test
+
+
+def read(data: bytes, chunk: int | None = None) -> tuple[list[tuple[int, bytes]], ReadCounters]:
+    counters = ReadCounters()
+    kwargs = {"chunk_bytes": chunk} if chunk else {}
+    got: list[tuple[int, bytes]] = []
+    for b in iter_records(data, counters, **kwargs):
+        buf = b.buf
+        got += [
+            (t, bytes(buf[o : o + c]))
+            for o, c, t in zip(b.offset.tolist(), b.caplen.tolist(), b.ts_us.tolist(), strict=True)
+        ]
+    return got, counters
+
+
+def same(got: list[tuple[int, bytes]], want: list[tuple[int, bytes]]) -> bool:
+    """The same packets in the same order (times within 1 µs: dpkt's are floats)."""
+    return len(got) == len(want) and all(
+        g[1] == w[1] and abs(g[0] - w[0]) <= 1 for g, w in zip(got, want, strict=True)
+    )
+
+
+def is_subsequence(want: list[tuple[int, bytes]], got: list[tuple[int, bytes]]) -> bool:
+    it = iter(got)
+    return all(any(g[1] == w[1] and abs(g[0] - w[0]) <= 1 for g in it) for w in want)
 
 
 # ---------------------------------------------------------------------------------------------

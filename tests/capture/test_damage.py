@@ -15,16 +15,19 @@ from damage import (
     corpus,
     crafted_packets,
     dpkt_packets,
+    is_subsequence,
     layout,
     overwrite,
     pcap_capture,
     pcapng_capture,
+    read,
     real_capture,
+    same,
     shift_times,
 )
 from typer.testing import CliRunner
 
-from flowsentinel.capture import CaptureStats, ReadCounters, check_damage, iter_records
+from flowsentinel.capture import CaptureStats, check_damage, iter_records
 from flowsentinel.capture.pcap import MAX_WIRE
 from flowsentinel.cli.main import app
 from flowsentinel.core.errors import InputError
@@ -50,31 +53,6 @@ def no_hang() -> Iterator[None]:
     faulthandler.dump_traceback_later(120, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-def read(data: bytes, chunk: int | None = None) -> tuple[list[tuple[int, bytes]], ReadCounters]:
-    counters = ReadCounters()
-    kwargs = {"chunk_bytes": chunk} if chunk else {}
-    got: list[tuple[int, bytes]] = []
-    for b in iter_records(data, counters, **kwargs):
-        buf = b.buf
-        got += [
-            (t, bytes(buf[o : o + c]))
-            for o, c, t in zip(b.offset.tolist(), b.caplen.tolist(), b.ts_us.tolist(), strict=True)
-        ]
-    return got, counters
-
-
-def same(got: list[tuple[int, bytes]], want: list[tuple[int, bytes]]) -> bool:
-    """The same packets in the same order (times within 1 µs: dpkt's are floats)."""
-    return len(got) == len(want) and all(
-        g[1] == w[1] and abs(g[0] - w[0]) <= 1 for g, w in zip(got, want, strict=True)
-    )
-
-
-def is_subsequence(want: list[tuple[int, bytes]], got: list[tuple[int, bytes]]) -> bool:
-    it = iter(got)
-    return all(any(g[1] == w[1] and abs(g[0] - w[0]) <= 1 for g in it) for w in want)
 
 
 def test_the_corpus_is_big_and_covers_every_damage() -> None:
@@ -194,9 +172,11 @@ def test_real_capture_with_years_added_to_its_second_half_reads_completely(name:
 
 
 def _damaged(share: str) -> bytes:
-    """A crafted capture with a little (one bad record length) or a lot (zeros) of damage."""
+    """A crafted capture with no damage, a little (one bad record length) or a lot (zeros)."""
     rng = np.random.default_rng(7)
     cap = pcap_capture(crafted_packets(rng, 200))
+    if share == "none":
+        return cap.data
     if share == "little":
         rec = cap.records[100]
         data = bytearray(cap.data)
@@ -265,3 +245,39 @@ def test_flows_on_a_cut_header_is_one_line(tmp_path: Path) -> None:
     assert res.stderr.strip().splitlines() == [
         "error: " + f"{cap}: the capture is cut inside its 24-byte file header (20 bytes)"
     ]
+
+
+@pytest.fixture
+def tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan with a real (tiny) decision tree, trained here on two features of crafted flows."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from flowsentinel.capture import extract_flows
+    from flowsentinel.scoring import Detector
+
+    features = ["Flow Duration", "Total Fwd Packets"]
+    flows, _ = extract_flows(_damaged("none"))
+    labels = np.arange(len(flows)) % 2
+    tree = DecisionTreeClassifier(random_state=0).fit(flows[features], labels)
+    det = Detector(
+        pipeline=tree, uri="tiny", name="tiny", version=None, dataset="cicids2017",
+        task="binary", classes=["BENIGN", "DoS"], features=features, categorical=[],
+    )  # fmt: skip
+    monkeypatch.setattr(Detector, "load", classmethod(lambda cls, model=None, settings=None: det))
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_scan_exits_non_zero_on_a_badly_damaged_capture(tmp_path: Path) -> None:
+    cap = tmp_path / "capture.pcap"
+    cap.write_bytes(_damaged("lot"))
+    verdicts = tmp_path / "v.jsonl"
+    res = runner.invoke(app, ["scan", str(cap), "-o", str(verdicts), "--json"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--allow-damaged" in errors[0]
+    assert not verdicts.exists()
+    summary = json.loads(res.stdout)
+    assert summary["capture"]["file"]["damaged_ranges"] and summary["flows"] > 0
+    ok = runner.invoke(app, ["scan", str(cap), "-o", str(verdicts), "--allow-damaged"])
+    assert ok.exit_code == 0, ok.output
+    assert len(verdicts.read_text().splitlines()) > 0 and "warning:" in ok.stderr

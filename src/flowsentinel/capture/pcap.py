@@ -127,13 +127,16 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
     """
     n = 0
     maxn = off.shape[0]
+    checked = False  # the header at pos was checked as the previous record's follower
+    resync = st[ST_RESYNC] != 0  # (a local copy: the loop stays tight)
     while True:
         if n >= maxn:
             return n, pos, True
-        if st[ST_RESYNC]:
+        if resync:
             pos, found = _resync(buf, pos, end, base, at_eof, big, nano, lim, st, ranges)
             if not found:
                 return n, pos, False
+            resync = False
             continue
         if pos + 16 > end:
             if at_eof and pos < end:  # a few bytes after the last record
@@ -143,14 +146,15 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
             return n, pos, False
         incl = u32(buf, pos + 8, big)
         q = pos + 16 + incl
-        if (q > end and at_eof) or not _head_ok(buf, pos, big, lim):
+        if q > end and not at_eof and _head_ok(buf, pos, big, lim):
+            return n, pos, False
+        if q > end or not (checked or _head_ok(buf, pos, big, lim)):
             # a damaged header, or a record running past the end of the file: cut there, or
             # damaged with records after it (the scan tells which)
             start_resync(st, base + pos, base + q)
             pos += 1
+            checked, resync = False, True
             continue
-        if q > end:
-            return n, pos, False
         if q + 16 <= end:
             follows = _head_ok(buf, q, big, lim)
         elif at_eof:
@@ -165,7 +169,7 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
                 return n, pos, False
             if r == 1:
                 start_resync(st, base + pos, base + q)
-                pos = c
+                pos, resync = c, True
                 continue
         off[n] = pos + 16
         cap[n] = incl
@@ -174,6 +178,7 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
         ts[n] = u32(buf, pos, big) * 1_000_000 + (frac // 1000 if nano else frac)
         n += 1
         pos = q
+        checked = follows
 
 
 # ---------------------------------------------------------------------------------------------
