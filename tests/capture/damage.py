@@ -300,6 +300,19 @@ def cut_header(cap: Capture, rng: np.random.Generator) -> Case:
     return Case(f"{cap.name}: cut at {k}", cap.data[:k], [], error="cut inside its section header")
 
 
+def damaged_byte_order(cap: Capture, rng: np.random.Generator) -> Case:
+    """The byte-order magic of the section header: the order is found from its lengths."""
+    k = int(rng.integers(8, 12))
+    data = _put(cap.data, k, bytes([cap.data[k] ^ (1 << int(rng.integers(0, 8)))]))
+    return Case(
+        f"{cap.name}: byte-order magic damaged at {k}",
+        data,
+        _packets(cap.records),
+        ranges=[(0, cap.header)],
+        counters={"corrupt_records": 1},
+    )
+
+
 def cut_record(cap: Capture, rng: np.random.Generator) -> Case:
     rec = _pick(cap, rng)
     cut = int(rng.integers(rec.start + 1, rec.start + rec.length))
@@ -561,6 +574,7 @@ PCAP_DAMAGE: list[tuple[str, Damage]] = [
 
 PCAPNG_DAMAGE: list[tuple[str, Damage]] = [
     ("cut header", cut_header),
+    ("byte order", damaged_byte_order),
     ("cut block", cut_record),
     *_modes(
         "{} block length",

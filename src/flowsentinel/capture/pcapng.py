@@ -355,9 +355,10 @@ class _Reader:
                 self.counters.link_types[v] = self.counters.link_types.get(v, 0) + c
         return RecordBatch(self.src.buf, off, cap, wire, ts, links, self.src.consumed + self.pos)
 
-    def word(self, p: int) -> int:
-        """The 32-bit integer at p in the section's byte order."""
-        return struct.unpack((">" if self.big else "<") + "I", self.src.buf[p : p + 4].tobytes())[0]
+    def word(self, p: int, big: bool | None = None) -> int:
+        """The 32-bit integer at p in the section's byte order (or the one given)."""
+        big = self.big if big is None else big
+        return struct.unpack((">" if big else "<") + "I", self.src.buf[p : p + 4].tobytes())[0]
 
     def block_len(self, p: int) -> int:
         """The length field of the block at p (a section header's in its own byte order)."""
@@ -372,13 +373,20 @@ class _Reader:
         src, pos = self.src, self.pos
         first = src.consumed + pos == 0
         order = int(_shb_order(src.buf, pos))
-        if order < 0 and first:
-            raise InputError("damaged pcapng section header (no byte-order magic)", path=self.name)
+        magic_ok = order >= 0
+        if not magic_ok:
+            order = self._guess_order()
+            if order < 0 and first:
+                raise InputError(
+                    "damaged pcapng section header (no byte-order magic, and no block "
+                    "readable in either byte order after it)",
+                    path=self.name,
+                )
         self.big = self.big if order < 0 else order == 1
-        blen = self.block_len(pos)
+        blen = self.word(pos + 4)
         sane = 28 <= blen <= MAX_BLOCK and blen % 4 == 0
         avail = src.end - pos
-        if order >= 0 and sane and avail < blen and not src.eof:
+        if magic_ok and sane and avail < blen and not src.eof:
             src.grow(blen)
             return False
         if first and sane and avail < blen and not _damaged_at_end(src.buf, pos, src.end, self.big):
@@ -388,11 +396,31 @@ class _Reader:
             )
         self.interfaces.reset()  # a new section starts here, even if its header is damaged
         self.lost_idbs = int(self.st[ST_LOST_IDB])
-        if order < 0 or not sane or avail < blen or self.word(pos + blen - 4) != blen:
-            self.damaged(claimed=blen)
-        else:
+        whole = sane and avail >= blen and self.word(pos + blen - 4) == blen
+        if whole and magic_ok:
             src.start = pos + blen
+        elif whole:  # only the byte-order magic is damaged: the section is read
+            self.damaged(blen)
+        else:
+            self.damaged(claimed=blen)
         return True
+
+    def _guess_order(self) -> int:
+        """The byte order of a section header whose byte-order magic is damaged: the one in
+        which its lengths agree, else the one in which a plausible block comes first after it
+        (1 big-endian, 0 little-endian, -1 none in the bytes at hand)."""
+        src, pos = self.src, self.pos
+        for big in (0, 1):
+            blen = self.word(pos + 4, bool(big))
+            sane = 28 <= blen <= MAX_BLOCK and blen % 4 == 0 and pos + blen <= src.end
+            if sane and self.word(pos + blen - 4, bool(big)) == blen:
+                return big
+        found = []
+        for big in (0, 1):
+            q, r = _scan(src.buf, pos + 1, src.end, src.end, True, bool(big))
+            if r == 1:
+                found.append((int(q), big))
+        return min(found)[1] if found else -1
 
     def other_block(self) -> None:
         """An interface description or a block without packets, whole and consistent."""
