@@ -550,6 +550,29 @@ def two_sections(first: Capture, second: Capture) -> Case:
     )
 
 
+def mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One to five random edits: a bit flip, random bytes over a span, a cut, bytes inserted
+    or deleted (what a bad disk, a bad copy or a bad merge does to a file)."""
+    d = bytearray(data)
+    for _ in range(int(rng.integers(1, 6))):
+        if len(d) < 2:
+            break
+        a = int(rng.integers(0, len(d)))
+        b = min(len(d), a + int(rng.integers(1, 3000)))
+        op = int(rng.integers(0, 5))
+        if op == 0:
+            d[a] ^= 1 << int(rng.integers(0, 8))
+        elif op == 1:
+            d[a:b] = bytes(rng.integers(0, 256, b - a, dtype=np.uint8))
+        elif op == 2:
+            del d[a:]
+        elif op == 3:
+            d[a:a] = bytes(rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8))
+        else:
+            del d[a:b]
+    return bytes(d)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
