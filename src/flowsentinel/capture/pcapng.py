@@ -283,21 +283,34 @@ class _Interfaces:
         return self._arrays
 
 
+@nb.njit(cache=True)
+def _resolve(ids, raw, linktype, mul, div, shift, offset, last_ts, links, ts):  # pragma: no cover
+    """Link type (-1: unreadable interface) and µs time of each packet of a batch; a simple
+    packet block (raw -1) has no time of its own and takes the previous packet's."""
+    unreadable = linktype.shape[0] - 1  # the last entry stands for any unreadable interface
+    prev = last_ts
+    for i in range(ids.shape[0]):
+        k = ids[i]
+        if k < 0 or k > unreadable:
+            k = unreadable
+        links[i] = linktype[k]
+        r = raw[i]
+        if r < 0:
+            ts[i] = prev
+            continue
+        r >>= shift[k]
+        d, m = div[k], mul[k]
+        ts[i] = (r * m if d == 1 else (r // d) * m + (r % d) * m // d) + offset[k]
+        if links[i] >= 0:
+            prev = ts[i]
+
+
 def _timestamps(ids: np.ndarray, raw: np.ndarray, interfaces: _Interfaces, last_ts: int):
-    """(link types, µs timestamps, readable mask) of a batch: vectorised over the packets."""
-    linktype, mul, div, shift, offset = interfaces.arrays()
-    known = (ids >= 0) & (ids < len(interfaces.items))
-    idx = np.where(known, ids, len(interfaces.items))
-    links = linktype[idx]
-    scaled = raw >> shift[idx]
-    d, m = div[idx], mul[idx]
-    ts = (scaled // d) * m + (scaled % d) * m // d + offset[idx]
-    simple = raw < 0  # simple packet blocks carry no time: the previous packet's
-    if simple.any():
-        prev = np.where(~simple, np.arange(len(raw)), -1)
-        np.maximum.accumulate(prev, out=prev)
-        ts[simple] = np.where(prev[simple] >= 0, ts[np.maximum(prev[simple], 0)], last_ts)
-    return links.astype(np.int32), ts, links >= 0
+    """(link types, µs timestamps, readable mask) of a batch."""
+    links = np.empty(len(ids), np.int32)
+    ts = np.empty(len(ids), np.int64)
+    _resolve(ids, raw, *interfaces.arrays(), last_ts, links, ts)
+    return links, ts, links >= 0
 
 
 # ---------------------------------------------------------------------------------------------
