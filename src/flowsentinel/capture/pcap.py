@@ -224,7 +224,7 @@ def iter_records(
     """
     counters = counters if counters is not None else ReadCounters()
     fh, owned = _open(source)
-    name = str(source) if isinstance(source, str | Path) else None
+    name = str(source) if isinstance(source, str | Path) else getattr(source, "name", None)
     try:
         head = _read_exact(fh, PCAP_HEADER)
         if not head:
