@@ -236,8 +236,10 @@ def real_capture(path: Path) -> Capture:
 
 
 def read(data: bytes, chunk: int | None = None) -> tuple[list[tuple[int, bytes]], ReadCounters]:
+    """(time, bytes) of every packet our reader returns, and its counters; with `chunk`, the
+    file is read in chunks of that many bytes and batches of 7 packets (every boundary case)."""
     counters = ReadCounters()
-    kwargs = {"chunk_bytes": chunk} if chunk else {}
+    kwargs = {"chunk_bytes": chunk, "batch_packets": 7} if chunk else {}
     got: list[tuple[int, bytes]] = []
     for b in iter_records(data, counters, **kwargs):
         buf = b.buf
