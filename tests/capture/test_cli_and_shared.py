@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from craft import pcap_bytes, tcp_session
+from damage import dpkt_packets, read, same
 from typer.testing import CliRunner
 
 from flowsentinel.capture import extract_flows
@@ -50,14 +51,18 @@ def test_flows_command_errors_are_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_every_shared_capture_is_read_without_error() -> None:
+    """Every packet dpkt reads in every shared capture is read, with its time, and metered."""
     if not PCAPS.is_dir():
         pytest.skip(f"the shared data sets are not here ({PCAPS} is absent)")
     captures = sorted(p for p in PCAPS.rglob("*") if p.suffix in {".pcap", ".pcapng"})
     assert len(captures) >= 40
     total_flows = 0
     for cap in captures:
+        got, counters = read(cap)
+        assert same(got, dpkt_packets(cap.read_bytes())), cap.name
+        assert counters.damaged_bytes == 0 and counters.bytes_total == cap.stat().st_size
         df, stats = extract_flows(cap)
-        assert stats.packets > 0, cap.name
+        assert stats.packets == len(got) > 0, cap.name
         assert stats.read.corrupt_records == 0 and stats.read.truncated_records == 0, cap.name
         assert len(df) == stats.flows
         if "80211" in cap.name or "wpa" in cap.name or "wep" in cap.name:

@@ -98,13 +98,15 @@ def test_truncated_pcapng_keeps_the_whole_blocks() -> None:
     assert len(df) == 1
 
 
-def test_pcapng_with_a_corrupt_block_length_stops_there() -> None:
+def test_pcapng_with_a_corrupt_block_length_skips_only_that_block() -> None:
     data = bytearray(pcapng_bytes(udp_idle_session()))
-    # the last enhanced packet block: corrupt its length
-    pos = data.rfind(struct.pack("<I", 6))
+    # the third enhanced packet block: corrupt its length
+    pos = [i for i in range(0, len(data), 4) if data[i : i + 4] == struct.pack("<I", 6)][2]
+    blen = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
     data[pos + 4 : pos + 8] = struct.pack("<I", 7)
     _, stats = extract_flows(bytes(data))
     assert stats.read.corrupt_records == 1
+    assert stats.read.damaged_ranges == [(pos, blen)]
     assert stats.packets == 5
 
 

@@ -71,12 +71,17 @@ def write_flows(
     config: MeterConfig | None = None,
     labeller: Labeller | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stats: CaptureStats | None = None,
+    check: Callable[[CaptureStats], object] | None = None,
 ) -> CaptureStats:
     """Meter a capture and write its flows to ``out`` (.csv or .parquet); returns the stats.
 
-    ``labeller(flows, table)`` may return the table with a ``Label`` column added.
+    ``labeller(flows, table)`` may return the table with a ``Label`` column added. ``check``
+    is called with the stats once the whole capture has been read, before the file gets its
+    final name: if it raises (e.g. :func:`~flowsentinel.capture.stream.check_damage`), no
+    output is left behind and ``stats`` (when passed) still holds what was read.
     """
-    stats = CaptureStats()
+    stats = stats if stats is not None else CaptureStats()
     writer = FlowWriter(out)
     try:
         for flows in iter_flow_arrays(source, config=config, stats=stats, on_progress=on_progress):
@@ -87,6 +92,8 @@ def write_flows(
         schema = None
         if labeller is not None and writer.rows == 0:
             schema = labeller(FlowArrays(*_empty_arrays()), empty_table()).schema
+        if check is not None:
+            check(stats)
         writer.close(schema)
     except BaseException:
         writer.abort()

@@ -19,8 +19,15 @@ from flowsentinel.capture.decode import LINK_NAMES, REASONS, decode, new_counter
 from flowsentinel.capture.frame import flows_to_arrow
 from flowsentinel.capture.meter import FlowArrays, FlowMeter, MeterConfig
 from flowsentinel.capture.pcap import ReadCounters, iter_records
+from flowsentinel.core.errors import InputError
 
 CaptureSource = str | Path | bytes | bytearray | memoryview | BinaryIO
+MAX_DAMAGED_SHARE = 0.01  # more than 1 % of the file unreadable: an error unless allowed
+ALLOW_HINT = "pass --allow-damaged to keep what was read"
+
+
+class DamagedCaptureError(InputError):
+    """More of the capture could not be read than the caller allows (see check_damage)."""
 
 
 @dataclass
@@ -45,11 +52,27 @@ class CaptureStats:
     def problems(self) -> dict[str, int]:
         """Non-zero counts of everything that could not be read or decoded."""
         out = {k: v for k, v in self.skipped.items() if v}
-        for name in ("truncated_records", "corrupt_records", "bytes_skipped"):
+        for name in _FILE_PROBLEMS:
             value = getattr(self.read, name)
             if value:
                 out[name] = value
         return out
+
+    def damage(self) -> str | None:
+        """One line saying how much of the file could not be read and where, None if all of
+        it was read."""
+        r = self.read
+        parts = []
+        if r.ranges_total:
+            ranges = "range" if r.ranges_total == 1 else "ranges"
+            first = r.damaged_ranges[0][0]
+            parts.append(f"{r.ranges_total:,} damaged {ranges}, first at byte {first:,}")
+        if r.unreadable_packets:
+            parts.append(f"{r.unreadable_packets:,} packets of unreadable interfaces")
+        if not parts:
+            return None
+        share = _percent(r.damaged_share)
+        return f"{self.source}: {share} of the file could not be read ({'; '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,7 +84,14 @@ class CaptureStats:
                 "truncated_records": self.read.truncated_records,
                 "corrupt_records": self.read.corrupt_records,
                 "bytes_skipped": self.read.bytes_skipped,
+                "damaged_ranges": [list(r) for r in self.read.damaged_ranges],
+                "damaged_ranges_total": self.read.ranges_total,
+                "unreadable_packets": self.read.unreadable_packets,
+                "unreadable_bytes": self.read.unreadable_bytes,
+                "damaged_share": round(self.read.damaged_share, 6),
+                "bytes": self.read.bytes_total,
                 "non_packet_blocks": self.read.unknown_blocks,
+                "unknown_block_types": self.read.unknown_block_types,
                 "link_types": {
                     f"{k} ({LINK_NAMES.get(k, 'unsupported')})": v
                     for k, v in self.read.link_types.items()
@@ -70,6 +100,36 @@ class CaptureStats:
             "flows": self.flows,
             "flow_ends": self.meter,
         }
+
+
+_FILE_PROBLEMS = (
+    "truncated_records",
+    "corrupt_records",
+    "bytes_skipped",
+    "unreadable_packets",
+    "unknown_block_types",
+)
+
+
+def _percent(share: float) -> str:
+    pct = 100 * share
+    return f"{pct:.1f} %" if pct >= 0.1 or pct == 0 else f"{pct:.2g} %"
+
+
+def check_damage(
+    stats: CaptureStats,
+    *,
+    allow_damaged: bool = False,
+    max_share: float = MAX_DAMAGED_SHARE,
+    hint: str = ALLOW_HINT,
+) -> str | None:
+    """After a capture has been read: raise :class:`DamagedCaptureError` (one line) if more
+    than ``max_share`` of its bytes could not be read and ``allow_damaged`` is false; otherwise
+    return the damage as one warning line (None when the whole file was read)."""
+    line = stats.damage()
+    if line is not None and stats.read.damaged_share > max_share and not allow_damaged:
+        raise DamagedCaptureError(f"{line}; {hint}")
+    return line
 
 
 def _name(source: CaptureSource) -> str:

@@ -24,14 +24,30 @@ def _config(flow_timeout: float, activity_timeout: float, cic_quirks: bool):
     )
 
 
+SHOWN_RANGES = 5  # damaged byte ranges listed in the summary table (--json lists 100)
+
+
+def damage_rows(stats) -> list[list[object]]:
+    """Rows of the summary table for the skipped byte ranges of the file, if any."""
+    read = stats.read
+    rows: list[list[object]] = [
+        [f"  damaged bytes {start:,}–{start + length - 1:,}", length]
+        for start, length in read.damaged_ranges[:SHOWN_RANGES]
+    ]
+    if read.ranges_total > SHOWN_RANGES:
+        rows.append([f"  … {read.ranges_total - SHOWN_RANGES:,} more damaged ranges", ""])
+    return rows
+
+
 def print_capture_summary(stats, seconds: float) -> None:
-    """One table: packets read/decoded/skipped per reason, flows, speed."""
+    """One table: packets read/decoded/skipped per reason, damaged byte ranges, flows, speed."""
     rows: list[list[object]] = [
         ["packets read", stats.packets],
         ["packets metered", stats.decoded],
     ]
     for reason, count in stats.problems.items():
         rows.append([f"  skipped: {reason.replace('_', ' ')}", count])
+    rows += damage_rows(stats)
     rows.append(["flows written", stats.flows])
     for reason, count in stats.meter.items():
         if count:
@@ -39,6 +55,14 @@ def print_capture_summary(stats, seconds: float) -> None:
     pps = stats.packets / seconds if seconds > 0 else 0.0
     rows.append(["time", f"{seconds:.2f} s ({pps:,.0f} packets/s)"])
     console.print(table(f"Flows of {stats.source}", ["", "count"], rows))
+
+
+def allow_damaged_option() -> object:
+    return typer.Option(
+        "--allow-damaged",
+        help="Keep what could be read when more than 1 % of the capture's bytes are damaged "
+        "(default: exit with an error; the damage is always reported).",
+    )
 
 
 def flows_cmd(
@@ -63,9 +87,10 @@ def flows_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the statistics as one JSON line on stdout.")
     ] = False,
+    allow_damaged: Annotated[bool, allow_damaged_option()] = False,
 ) -> None:
     """Extract CIC-IDS2017 flows (CICFlowMeter-2017 features) from a packet capture."""
-    from flowsentinel.capture import write_flows
+    from flowsentinel.capture import CaptureStats, DamagedCaptureError, check_damage
     from flowsentinel.capture.output import output_format
     from flowsentinel.core.errors import InputError
 
@@ -74,24 +99,57 @@ def flows_cmd(
     source: object = sys.stdin.buffer if capture == "-" else Path(capture)
     if isinstance(source, Path) and not source.is_file():
         raise InputError("no such capture file", path=source)
+    stats = CaptureStats()
+    warning: str | None = None
+
+    def check(s: CaptureStats) -> None:
+        nonlocal warning
+        warning = check_damage(s, allow_damaged=allow_damaged)
+
     started = time.perf_counter()
-    if is_tty() and isinstance(source, Path):
-        with Progress(
-            TextColumn("metering"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-            console=console, transient=True,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("flows", total=source.stat().st_size)
-            stats = write_flows(
-                source, out, config=config, on_progress=lambda b: progress.update(task, completed=b)
-            )
-    else:
-        stats = write_flows(source, out, config=config)  # type: ignore[arg-type]
+    try:
+        _write(source, out, config, stats, check)
+    except DamagedCaptureError:
+        _report(stats, time.perf_counter() - started, None, as_json)
+        raise
     seconds = time.perf_counter() - started
+    _report(stats, seconds, out, as_json)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _write(source, out: Path, config, stats, check) -> None:
+    """Meter the capture into `out`, with a progress bar on a terminal."""
+    from flowsentinel.capture import write_flows
+
+    if not (is_tty() and isinstance(source, Path)):
+        write_flows(source, out, config=config, stats=stats, check=check)
+        return
+    with Progress(
+        TextColumn("metering"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("flows", total=source.stat().st_size)
+        write_flows(
+            source, out, config=config, stats=stats, check=check,
+            on_progress=lambda b: progress.update(task, completed=b),
+        )  # fmt: skip
+
+
+def _report(stats, seconds: float, out: Path | None, as_json: bool) -> None:
+    """The summary table (stderr) and, with --json, the statistics (stdout)."""
     print_capture_summary(stats, seconds)
-    console.print(f"wrote {stats.flows:,} flows to {out}")
+    if out is not None:
+        console.print(f"wrote {stats.flows:,} flows to {out}")
     if as_json:
         stdout.print_json(
-            json.dumps({**stats.to_dict(), "seconds": round(seconds, 3), "out": str(out)})
+            json.dumps(
+                {
+                    **stats.to_dict(),
+                    "seconds": round(seconds, 3),
+                    "out": None if out is None else str(out),
+                }
+            )
         )
 
 

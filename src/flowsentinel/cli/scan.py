@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from flowsentinel.cli._output import console, friendly_errors, stdout, table
+from flowsentinel.cli.capture import allow_damaged_option, damage_rows
 from flowsentinel.core.errors import InputError
 
 
@@ -41,6 +42,7 @@ def scan_cmd(
         Path | None, typer.Option("--out", "-o", help="Write one JSON line per flow here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    allow_damaged: Annotated[bool, allow_damaged_option()] = False,
 ) -> None:
     """Score every flow of a capture with a registered model; one verdict per flow."""
     from flowsentinel.scanning import (
@@ -59,18 +61,48 @@ def scan_cmd(
     started = time.perf_counter()
     stats = None
     sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
-    with sink as fh, console.status(f"scanning {capture.name} with {det.name}"):
-        if is_flow_file(capture):
-            frames = [read_flow_file(capture, det)]
-        else:
-            from flowsentinel.capture import CaptureStats
+    try:
+        with sink as fh, console.status(f"scanning {capture.name} with {det.name}"):
+            if is_flow_file(capture):
+                frames = [read_flow_file(capture, det)]
+            else:
+                from flowsentinel.capture import CaptureStats
 
-            stats = CaptureStats()
-            frames = iter_capture_frames(capture, stats)
-        if not is_flow_file(capture):
-            check_capture_model(det)
-        summary = scan_frames(frames, det, fh)
+                stats = CaptureStats()
+                frames = iter_capture_frames(capture, stats)
+            if not is_flow_file(capture):
+                check_capture_model(det)
+            summary = scan_frames(frames, det, fh)
+    except BaseException:
+        if out:
+            out.unlink(missing_ok=True)  # no half-written verdicts under the final name
+        raise
     seconds = time.perf_counter() - started
+    try:
+        warning = _check_damage(stats, allow_damaged)
+    except InputError:
+        if out:
+            out.unlink(missing_ok=True)  # the verdicts of a rejected capture are not kept
+        _print_result(capture, det, summary, stats, seconds, None, as_json)
+        raise
+    _print_result(capture, det, summary, stats, seconds, out, as_json)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
+    """The capture layer's damage check (None for flow files, which have no capture stats)."""
+    if stats is None:
+        return None
+    from flowsentinel.capture import check_damage
+
+    return check_damage(stats, allow_damaged=allow_damaged)
+
+
+def _print_result(
+    capture: Path, det: Any, summary: Any, stats: Any, seconds: float, out: Path | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     result = {
         "source": str(capture),
         "model": det.describe() | {"features": len(det.features)},
@@ -88,6 +120,9 @@ def scan_cmd(
     print_scan_summary(summary, f"{capture.name}: {summary.flows:,} flows, {det.name}{version}")
     if stats is not None and stats.problems:
         console.print(f"packets skipped: {stats.problems}")
+        rows = damage_rows(stats)
+        if rows:
+            console.print(table("Damaged byte ranges of the capture", ["", "bytes"], rows))
     if out:
         console.print(f"verdicts written to {out}")
 
