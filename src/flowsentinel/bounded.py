@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowsentinel.capture.frame import empty_table, flows_to_arrow
-from flowsentinel.capture.pcap import _PCAP_MAGICS, _PCAPNG_SHB
-from flowsentinel.capture.stream import CaptureStats, iter_flow_arrays
+from flowsentinel.capture.pcap import is_capture_magic
+from flowsentinel.capture.stream import CaptureStats, check_damage, iter_flow_arrays
 from flowsentinel.core.errors import InputError, LimitError
 
 Kind = Literal["pcap", "csv", "parquet"]
@@ -67,10 +67,6 @@ class Limits:
     max_bytes: int
     max_rows: int
     max_packets: int
-
-
-def is_capture_magic(head: bytes) -> bool:
-    return head[:4] in _PCAP_MAGICS or head[:4] == _PCAPNG_SHB
 
 
 def sniff(head: bytes, name: str = "") -> Literal["pcap", "parquet", "gzip", "csv"]:
@@ -195,9 +191,13 @@ def prepare(path: Path, limits: Limits, name: str = "") -> tuple[Path, Kind]:
     return target, kind
 
 
-def capture_flows(path: Path, limits: Limits, name: str = "") -> tuple[pa.Table, CaptureStats]:
+def capture_flows(
+    path: Path, limits: Limits, name: str = "", *, allow_damaged: bool = False
+) -> tuple[pa.Table, CaptureStats]:
     """The flows of a capture, metered with its packets counted batch by batch: past
-    ``limits.max_packets`` the metering stops (at most one read batch later)."""
+    ``limits.max_packets`` the metering stops (at most one read batch later). A capture of
+    which more than a small share could not be read is refused unless ``allow_damaged``
+    (:func:`flowsentinel.capture.check_damage`)."""
     stats = CaptureStats()
 
     def check(_position: int) -> None:
@@ -208,5 +208,6 @@ def capture_flows(path: Path, limits: Limits, name: str = "") -> tuple[pa.Table,
 
     tables = [flows_to_arrow(f) for f in iter_flow_arrays(path, stats=stats, on_progress=check)]
     _check_rows(stats.flows, limits, name)
+    check_damage(stats, allow_damaged=allow_damaged, hint="send allow_damaged=true to keep it")
     table = pa.concat_tables(tables) if tables else empty_table()
     return table, stats

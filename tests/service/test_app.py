@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, UNSW_NAME, cic_record
+from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, SHARED, UNSW_NAME, cic_record
 from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.service.app import create_app
@@ -388,3 +388,23 @@ def test_scan_limits_are_checked_while_decoding(model_set, store, tmp_path) -> N
         head = b"".join(csv.splitlines(True)[:101])
         r = limited.post("/v1/scan", files={"file": ("flows.csv.gz", gzip.compress(head), "x")})
         assert r.status_code == 200 and r.json()["n_flows"] == 100
+
+
+SLOWLORIS = SHARED / "pcaps" / "attack" / "slowloris-lab.pcap"
+
+
+@pytest.mark.skipif(not SLOWLORIS.exists(), reason=f"{SLOWLORIS} absent (../shared not here)")
+def test_a_damaged_capture_is_refused_unless_allowed(client) -> None:
+    data = bytearray(SLOWLORIS.read_bytes())
+    cut = slice(len(data) // 4, len(data) // 4 * 3)  # half the file overwritten
+    data[cut] = b"\xff" * (cut.stop - cut.start)
+    upload = {"file": ("damaged.pcap", bytes(data), "application/vnd.tcpdump.pcap")}
+    r = client.post("/v1/scan", files=upload)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("damaged.pcap: ") and "could not be read" in detail
+    assert "allow_damaged=true" in detail and "\n" not in detail
+    r = client.post("/v1/scan", params={"allow_damaged": "true"}, files=upload)
+    assert r.status_code == 200, r.text
+    read = r.json()["capture"]
+    assert 0 < read["packets"] < 3754 and read["file"]["damaged_ranges"]

@@ -45,7 +45,14 @@ from flowsentinel.capture.records import (
 )
 from flowsentinel.core.errors import InputError
 
-__all__ = ["CHUNK_BYTES", "MAX_RECORD", "ReadCounters", "RecordBatch", "iter_records"]
+__all__ = [
+    "CHUNK_BYTES",
+    "MAX_RECORD",
+    "ReadCounters",
+    "RecordBatch",
+    "is_capture_magic",
+    "iter_records",
+]
 
 PCAP_HEADER = 24
 MAX_WIRE = 1 << 20  # a larger wire length is taken for damage while resynchronising
@@ -56,6 +63,11 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", True),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+def is_capture_magic(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a pcap or pcapng capture (by its magic)."""
+    return head[:4] in _PCAP_MAGICS or head[:4] == _PCAPNG_SHB
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -55,7 +55,12 @@ def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedMode
 
 
 def _scan_file(
-    path: Path, filename: str, models: ModelSet, name: str | None, limits: Limits
+    path: Path,
+    filename: str,
+    models: ModelSet,
+    name: str | None,
+    limits: Limits,
+    allow_damaged: bool,
 ) -> tuple[ServedModel, pd.DataFrame | Any, dict[str, Any]]:
     """Read the upload into flows and choose the model (runs in a worker thread); every limit
     is checked while the file is decoded (:mod:`flowsentinel.bounded`)."""
@@ -67,7 +72,7 @@ def _scan_file(
                 raise HTTPException(
                     422, "a packet capture gives CIC-IDS2017 flows; choose a CIC-IDS2017 model"
                 )
-            table, stats = capture_flows(path, limits, filename)
+            table, stats = capture_flows(path, limits, filename, allow_damaged=allow_damaged)
             return served, table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()}
         found = sniff(path).get("dataset")
         served = _pick(models, name, found if isinstance(found, str) else None)
@@ -141,7 +146,19 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
         }
     },
 )
-async def scan(request: Request, models: Models, metrics: Metrics, config: Config) -> JSONResponse:
+async def scan(
+    request: Request,
+    models: Models,
+    metrics: Metrics,
+    config: Config,
+    allow_damaged: Annotated[
+        bool,
+        Query(
+            description="Score a capture of which more than 1 % could not be read (damaged "
+            "records); the answer's capture statistics list the skipped byte ranges."
+        ),
+    ] = False,
+) -> JSONResponse:
     """A CSV of flows (any CIC-IDS2017 or UNSW-NB15 dialect; .csv.gz and parquet too) or a
     pcap / pcapng capture. The model is the ``model`` form field, else the first served model
     of the file's data set. Answers per-flow verdicts (with the file's own label when it has
@@ -153,7 +170,7 @@ async def scan(request: Request, models: Models, metrics: Metrics, config: Confi
         if path.stat().st_size == 0:
             raise HTTPException(422, "the upload is empty")
         served, frame, source = await run_in_threadpool(
-            _scan_file, path, filename, models, model_name, config.scan_limits
+            _scan_file, path, filename, models, model_name, config.scan_limits, allow_damaged
         )
         verdicts = await run_in_threadpool(served.score_frame, frame)
     finally:
