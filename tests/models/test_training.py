@@ -22,6 +22,20 @@ def _use_home(home: Path) -> None:
     get_settings.cache_clear()
 
 
+def _loky_workers() -> list[int]:
+    """loky worker processes of this process (from /proc; empty where there is none)."""
+    me, out = os.getpid(), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == me and b"popen_loky_posix" in cmd:
+            out.append(int(entry.name))
+    return out
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cic_csv: Path) -> dict[str, Any]:
     from flowsentinel.models import TrainConfig, train
@@ -29,17 +43,26 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cic_csv: Path) -> dict[str
     home = tmp_path_factory.mktemp("store")
     saved = os.environ.get("FLOWSENTINEL_HOME")
     _use_home(home)
+    workers: list[int] = []  # the most loky workers seen at a progress step
     try:
         keep: dict[str, Any] = {}
         result = train(
-            TrainConfig(sources=[str(cic_csv)], task="dos", models=["dt", "lr"], n_iter=2),
+            TrainConfig(
+                sources=[str(cic_csv)], task="dos", models=["dt", "lr"], n_iter=2, n_jobs=2
+            ),
             keep=keep,
+            progress=lambda text: workers.append(len(_loky_workers())),
         )
     finally:
         if saved is not None:
             os.environ["FLOWSENTINEL_HOME"] = saved
         get_settings.cache_clear()
-    return {"home": home, "result": result, "keep": keep}
+    return {
+        "home": home,
+        "result": result,
+        "keep": keep,
+        "workers": (max(workers), _loky_workers()),
+    }
 
 
 @pytest.fixture
@@ -88,17 +111,29 @@ def test_runs_alias_and_model_exist_in_the_store(store: dict[str, Any]) -> None:
     r = store["result"]
     parent = client.get_run(r["parent_run_id"])
     assert parent.data.params["protocol"] == "holdout"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["flowsentinel.pid"] == str(os.getpid())
     children = client.search_runs(
         [r["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{r['parent_run_id']}'"
     )
     assert sorted(c.info.run_name for c in children) == ["dt", "lr"]
     for child in children:
-        assert "f1" in child.data.metrics
+        assert "f1" in child.data.metrics and child.info.status == "FINISHED"
         files = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert {"plots/confusion_matrix.png", "plots/roc_pr.png"} <= files
     mv = client.get_model_version_by_alias("flowsentinel-cicids2017-dos", "champion")
     assert str(mv.version) == "1"
     assert "Test metrics" in (mv.description or "")
+    assert mv.tags["flowsentinel.complete"] == "true" and mv.tags["model"] in ("dt", "lr")
+    card = client.download_artifacts(mv.run_id, "model_card.md")
+    assert Path(card).read_text() == mv.description
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_train_shuts_its_search_workers_down(store: dict[str, Any]) -> None:
+    during, after = store["workers"]
+    assert during == 2  # --n-jobs 2: the search ran in two loky worker processes
+    assert after == []  # they do not idle on for loky's 300 s after train returns
 
 
 def test_model_loads_back_and_predicts_as_before_logging(store: dict[str, Any]) -> None:
