@@ -176,10 +176,10 @@ def list_models(
 ) -> None:
     """Registered models: versions, state, aliases and test metrics.
 
-    State: ready; incomplete (its train was killed before the registration finished: no card
-    or alias is guaranteed, `promote` refuses it, `--repair` deletes it); registering (its
-    train is still running). Runs left RUNNING by a killed train of this host are marked
-    KILLED when any command opens the store.
+    State: ready; incomplete (its train was killed while registering it: never the champion,
+    `promote` refuses it, `--repair` deletes it); registering (its train is still running).
+    Runs left RUNNING by a killed train of this host are marked KILLED when any command opens
+    the store.
     """
     from flowsentinel.models import registry, tracking
 
