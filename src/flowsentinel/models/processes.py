@@ -9,7 +9,7 @@ and SIGTERM ending it the way Ctrl-C does.
   idle timeout (300 s) plus 30 s before exiting. ``worker_scope`` gives those workers an
   initializer that asks the kernel to kill them when their parent dies (Linux
   ``prctl(PR_SET_PDEATHSIG)``; elsewhere a thread polling the parent pid) and shuts them down
-  when the training ends in any way Python sees (return, exception, Ctrl-C, SIGTERM).
+  when the training fails or is interrupted in a way Python sees (exception, Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -103,12 +103,15 @@ def _stop_workers() -> None:
 
 @contextlib.contextmanager
 def worker_scope() -> Iterator[None]:
-    """Worker processes of the parameter searches inside die with this process; they are shut
-    down when the block ends, however it ends."""
+    """Shut the search workers down when the block fails or is interrupted. After a normal end
+    they stay for the next search of this process (loky's reuse, idle timeout 300 s): a
+    process that trains again does not pay their start-up twice. Either way they die with
+    this process (``die_with_parent``)."""
     try:
         yield
-    finally:
+    except BaseException:
         _stop_workers()
+        raise
 
 
 @contextlib.contextmanager

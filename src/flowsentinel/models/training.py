@@ -213,8 +213,9 @@ def train(
     (``"_test"``), for callers that compare them with what MLflow gives back.
 
     However it ends, its runs end (FINISHED, KILLED on Ctrl-C or SIGTERM, FAILED on an error),
-    the worker processes of its searches are shut down, and the champion is registered
-    completely or not at all (``registry.register``).
+    the worker processes of its searches die with this process (and are shut down at once when
+    it fails or is interrupted), and the champion is registered completely or not at all
+    (``registry.register``).
     """
     with processes.sigterm_as_interrupt(), processes.worker_scope():
         return _train(cfg, settings, progress, keep)
