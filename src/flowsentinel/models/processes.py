@@ -98,7 +98,8 @@ def _stop_workers() -> None:
 
     executor = getattr(reusable_executor, "_executor", None)
     if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+        with contextlib.suppress(Exception):  # never hide the error that brought us here
+            executor.shutdown(wait=True, kill_workers=True)
 
 
 @contextlib.contextmanager

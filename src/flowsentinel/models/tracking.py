@@ -86,9 +86,9 @@ def end_orphan_runs(mlflow: Any, uri: str) -> list[str]:
     and without owner tags are left as they are. Never fails the command that calls it."""
     if is_local_store(uri) and not _sqlite_file(uri).is_file():
         return []  # a store not created yet holds no run
-    client = mlflow.MlflowClient()
     ended: list[str] = []
     try:
+        client = mlflow.MlflowClient()
         experiments = client.search_experiments(filter_string="name LIKE 'flowsentinel-%'")
         ids = [e.experiment_id for e in experiments]
         running = client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []
