@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -52,3 +53,12 @@ def test_an_application_sigterm_handler_is_left_alone() -> None:
 def test_pause_for_tests_does_nothing_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWSENTINEL_TEST_PAUSE_AT", "registered")
     processes.pause_for_tests("tuned")  # returns at once
+
+
+def test_the_worker_initializer_module_imports_nothing_heavy() -> None:
+    """A search worker is unprotected until it has imported ``die_with_parent``: its module
+    must not pull in the package's heavy imports."""
+    code = "import sys, flowsentinel.models.processes; print(sorted({'sklearn', 'polars', "
+    code += "'pandas', 'mlflow', 'flowsentinel.models.training'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
