@@ -22,6 +22,20 @@ def _use_home(home: Path) -> None:
     get_settings.cache_clear()
 
 
+def _loky_workers() -> list[int]:
+    """loky worker processes of this process (from /proc; empty where there is none)."""
+    me, out = os.getpid(), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == me and b"popen_loky_posix" in cmd:
+            out.append(int(entry.name))
+    return out
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cic_csv: Path) -> dict[str, Any]:
     from flowsentinel.models import TrainConfig, train
@@ -32,7 +46,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cic_csv: Path) -> dict[str
     try:
         keep: dict[str, Any] = {}
         result = train(
-            TrainConfig(sources=[str(cic_csv)], task="dos", models=["dt", "lr"], n_iter=2),
+            TrainConfig(
+                sources=[str(cic_csv)], task="dos", models=["dt", "lr"], n_iter=2, n_jobs=2
+            ),
             keep=keep,
         )
     finally:
@@ -88,17 +104,22 @@ def test_runs_alias_and_model_exist_in_the_store(store: dict[str, Any]) -> None:
     r = store["result"]
     parent = client.get_run(r["parent_run_id"])
     assert parent.data.params["protocol"] == "holdout"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["flowsentinel.pid"] == str(os.getpid())
     children = client.search_runs(
         [r["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{r['parent_run_id']}'"
     )
     assert sorted(c.info.run_name for c in children) == ["dt", "lr"]
     for child in children:
-        assert "f1" in child.data.metrics
+        assert "f1" in child.data.metrics and child.info.status == "FINISHED"
         files = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert {"plots/confusion_matrix.png", "plots/roc_pr.png"} <= files
     mv = client.get_model_version_by_alias("flowsentinel-cicids2017-dos", "champion")
     assert str(mv.version) == "1"
     assert "Test metrics" in (mv.description or "")
+    assert mv.tags["flowsentinel.complete"] == "true" and mv.tags["model"] in ("dt", "lr")
+    card = client.download_artifacts(mv.run_id, "model_card.md")
+    assert Path(card).read_text() == mv.description
 
 
 def test_model_loads_back_and_predicts_as_before_logging(store: dict[str, Any]) -> None:
@@ -247,3 +268,33 @@ def test_permutation_importance_rows_follow_the_prediction_time(
     middle = feature_importance(pipe, X, y, seed=1, seconds_per_row=0.0005, budget_seconds=3)
     assert rows == [1000, 100, 300]  # 3 / (0.0005 * 2 repeats * 10 features) = 300
     assert fast.index[0] == "c0" and set(slow.index) == set(X.columns) and len(middle) == 10
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_failing_train_ends_its_runs_failed_and_stops_its_workers(
+    cic_csv: Path, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last in this file: the search reuses the workers the trains above left warm."""
+    import mlflow.sklearn
+
+    from flowsentinel.models import TrainConfig, tracking, train
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(mlflow.sklearn, "log_model", full)
+    workers: list[int] = []  # loky workers alive at each progress step
+    with pytest.raises(OSError, match="No space"):
+        train(
+            TrainConfig(sources=[str(cic_csv)], task="dos", models=["dt"], n_iter=2, n_jobs=2),
+            progress=lambda text: workers.append(len(_loky_workers())),
+        )
+    assert max(workers) == 2  # the search ran in two worker processes
+    assert _loky_workers() == []  # shut down at once, not left to loky's 300 s idle timeout
+    client = tracking.configure().MlflowClient()
+    runs = client.search_runs([tracking.experiment_id("flowsentinel-cicids2017-dos")])
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [
+        ("dt", "FAILED"),
+        ("train dt (holdout)", "FAILED"),
+    ]
+    assert client.search_model_versions() == []

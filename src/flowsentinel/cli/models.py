@@ -101,7 +101,13 @@ def train_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Train and compare models, track them in MLflow and register the best."""
+    """Train and compare models, track them in MLflow and register the best.
+
+    Interrupted (Ctrl-C, SIGTERM, an error) its MLflow runs end KILLED or FAILED, its worker
+    processes stop, and no new version is registered; after SIGKILL the next command marks the
+    runs KILLED and `flowsentinel models list` shows an unfinished version as incomplete.
+    """
+    from flowsentinel.models.processes import Terminated
     from flowsentinel.models.training import TrainConfig, train
     from flowsentinel.models.zoo import parse_models
 
@@ -126,8 +132,12 @@ def train_command(
         register=register,
         registered_name=name,
     )
-    with console.status("training") as status, contextlib.redirect_stdout(sys.stderr):
-        result = train(cfg, progress=lambda text: status.update(text))
+    try:
+        with console.status("training") as status, contextlib.redirect_stdout(sys.stderr):
+            result = train(cfg, progress=lambda text: status.update(text))
+    except Terminated:
+        console.print("[bold red]terminated[/]")
+        raise typer.Exit(143) from None
     _emit(result, as_json)
 
 
@@ -155,11 +165,31 @@ def evaluate_command(
 @friendly_errors
 def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="First delete the incomplete versions (left by a train killed while "
+            "registering; never one whose train still runs).",
+        ),
+    ] = False,
 ) -> None:
-    """Registered models, their versions, aliases and test metrics."""
-    from flowsentinel.models.registry import list_versions
+    """Registered models: versions, state, aliases and test metrics.
 
-    rows = list_versions()
+    State: ready; incomplete (its train was killed while registering it: never the champion,
+    `promote` refuses it, `--repair` deletes it); registering (its train is still running).
+    Runs left RUNNING by a killed train of this host are marked KILLED when any command opens
+    the store.
+    """
+    from flowsentinel.models import registry, tracking
+
+    removed = registry.repair() if repair else []
+    rows = registry.list_versions()
+    ended = tracking.swept_runs()
+    if ended:
+        console.print(f"marked {len(ended)} runs of trains that no longer run as KILLED")
+    for r in removed:
+        console.print(f"removed incomplete version {r['version']} of {r['name']}")
     if as_json:
         stdout.print_json(json.dumps(rows, default=str))
         return
@@ -169,11 +199,12 @@ def list_models(
     console.print(
         table(
             "Registered models",
-            ["name", "version", "aliases", "model", "features", "protocol", "f1", "fpr"],
+            ["name", "version", "state", "aliases", "model", "features", "protocol", "f1", "fpr"],
             [
                 [
                     r["name"],
                     str(r["version"]),
+                    r["state"],
                     ",".join(r["aliases"]),
                     r["tags"].get("model", ""),
                     r["tags"].get("feature_set", ""),
@@ -185,6 +216,8 @@ def list_models(
             ],
         )
     )
+    if any(r["state"] == "incomplete" for r in rows):
+        console.print("incomplete versions: `flowsentinel models list --repair` removes them")
 
 
 @app.command("promote")

@@ -4,19 +4,29 @@ The store is ``FLOWSENTINEL_MLFLOW_TRACKING_URI`` when set, else ``MLFLOW_TRACKI
 set (a remote server, say), else a SQLite file ``HOME/mlflow.db`` with artefacts in
 ``HOME/mlartifacts``, where HOME is ``FLOWSENTINEL_HOME`` (default ``~/.flowsentinel``): the
 same models are found from any working directory and nothing leaves the machine.
+
+Runs are opened with :func:`run`: tagged with the process that writes them, ended FINISHED,
+KILLED (Ctrl-C, SIGTERM) or FAILED (any other error). A run whose process was killed outright
+(SIGKILL) stays RUNNING in the store until the next command of this host configures it:
+:func:`end_orphan_runs` then marks it KILLED, never touching a run whose process still lives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.models import processes
 
 _configured: str | None = None
+_swept: dict[str, list[str]] = {}  # store URI → runs this process marked KILLED there
+ENDED_TAG = "flowsentinel.ended"
 
 
 def tracking_uri(settings: Settings | None = None) -> str:
@@ -60,7 +70,59 @@ def configure(settings: Settings | None = None) -> Any:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         _configured = uri
+    if uri not in _swept:
+        _swept[uri] = end_orphan_runs(mlflow, uri)
     return mlflow
+
+
+def swept_runs(settings: Settings | None = None) -> list[str]:
+    """The runs that this process marked KILLED in the store of ``settings``."""
+    return list(_swept.get(tracking_uri(settings), []))
+
+
+def end_orphan_runs(mlflow: Any, uri: str) -> list[str]:
+    """Mark KILLED every run of a flowsentinel experiment left RUNNING by a process of this
+    host that no longer exists; returns their ids. Runs of living processes, of other hosts
+    and without owner tags are left as they are. Never fails the command that calls it."""
+    if is_local_store(uri) and not _sqlite_file(uri).is_file():
+        return []  # a store not created yet holds no run
+    ended: list[str] = []
+    try:
+        client = mlflow.MlflowClient()
+        experiments = client.search_experiments(filter_string="name LIKE 'flowsentinel-%'")
+        ids = [e.experiment_id for e in experiments]
+        running = client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []
+        for r in running:
+            if processes.owner_alive(r.data.tags) is False:
+                client.set_tag(r.info.run_id, ENDED_TAG, "process gone; marked by a later command")
+                client.set_terminated(r.info.run_id, "KILLED")
+                ended.append(r.info.run_id)
+    except Exception:  # a read-only or unreachable store: the command itself will say so
+        return ended
+    return ended
+
+
+def _sqlite_file(uri: str) -> Path:
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+@contextlib.contextmanager
+def run(**kwargs: Any) -> Iterator[Any]:
+    """``mlflow.start_run(**kwargs)`` tagged with its owner process; the run ends FINISHED,
+    KILLED on ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM inside ``train``) or FAILED on any
+    other exception, which is raised again. The store is the one ``configure`` set."""
+    import mlflow
+
+    tags = {**kwargs.pop("tags", {}), **processes.owner_tags()}
+    active = mlflow.start_run(tags=tags, **kwargs)
+    try:
+        yield active
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        raise
+    mlflow.end_run("FINISHED")
 
 
 def experiment_id(name: str, settings: Settings | None = None) -> str:

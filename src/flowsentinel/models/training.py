@@ -19,8 +19,8 @@ from flowsentinel.core.errors import InputError
 from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import ColumnarCache
+from flowsentinel.models import processes, registry, tracking
 from flowsentinel.models import protocols as pr
-from flowsentinel.models import tracking
 from flowsentinel.models.card import model_card
 from flowsentinel.models.feature_sets import resolve_features
 from flowsentinel.models.metrics import METRIC_NAMES, compute_metrics
@@ -141,10 +141,12 @@ def _fit(
             error_score="raise",
         )
         rows = _search_rows(split.y_train, spec.search_rows, seed)
-        if rows is None:
-            search.fit(split.train, split.y_train)
-        else:
-            search.fit(split.train.iloc[rows], split.y_train[rows])
+        with processes.search_workers():
+            if rows is None:
+                search.fit(split.train, split.y_train)
+            else:
+                search.fit(split.train.iloc[rows], split.y_train[rows])
+        processes.pause_for_tests("tuned")
         pipe.set_params(**search.best_params_)
         chosen = pipe.get_params()
         best = {k.removeprefix("model__"): _plain(chosen[k]) for k in space}
@@ -211,7 +213,22 @@ def train(
 
     ``keep``, when given, receives the fitted pipelines by model name and the test rows
     (``"_test"``), for callers that compare them with what MLflow gives back.
+
+    However it ends, its runs end (FINISHED, KILLED on Ctrl-C or SIGTERM, FAILED on an error),
+    the worker processes of its searches die with this process (and are shut down at once when
+    it fails or is interrupted), and the champion is registered completely or not at all
+    (``registry.register``).
     """
+    with processes.sigterm_as_interrupt(), processes.worker_scope():
+        return _train(cfg, settings, progress, keep)
+
+
+def _train(
+    cfg: TrainConfig,
+    settings: Settings | None,
+    progress: Any,
+    keep: dict[str, Any] | None,
+) -> dict[str, Any]:
     from flowsentinel.models.plots import (
         confusion_heatmap,
         feature_importance,
@@ -300,7 +317,7 @@ def train(
         example = X_test.head(5).copy()
         for c in numeric:
             example[c] = example[c].astype("float64")
-        with mlflow.start_run(
+        with tracking.run(
             experiment_id=exp, run_name=f"train {','.join(cfg.models)} ({cfg.protocol})"
         ) as parent:
             mlflow.log_params(
@@ -370,11 +387,12 @@ def train(
                     pipe, X_test, split.y_test, seed, predict_s / max(1, len(X_test))
                 )
                 importance_bar(imp, plots / "feature_importance.png", f"importance: {title}")
-                with mlflow.start_run(experiment_id=exp, run_name=name, nested=True) as run:
+                with tracking.run(experiment_id=exp, run_name=name, nested=True) as run:
                     mlflow.log_params({"model": name, **{f"p_{k}": v for k, v in best.items()}})
                     if best and spec.search_rows and len(split.y_train) > spec.search_rows:
                         mlflow.log_param("search_rows", spec.search_rows)
                     mlflow.log_metrics({k: float(v) for k, v in m.items() if v is not None})
+                    processes.pause_for_tests("logging")
                     mlflow.log_artifacts(str(plots), "plots")
                     mlflow.log_dict(imp.to_dict(), "feature_importance.json")
                     mlflow.log_dict(report, "cleaning_report.json")
@@ -393,6 +411,7 @@ def train(
                     )
                     entry["run_id"] = run.info.run_id
                     entry["model_uri"] = info.model_uri
+                    entry["model_id"] = info.model_id
                 results.append(entry)
                 if keep is not None:
                     keep[name] = pipe
@@ -419,11 +438,17 @@ def train(
             mlflow.log_dict(out, "comparison.json")
             mlflow.set_tag("champion", champion["name"])
             card = model_card(champion, context, results)
-            with mlflow.start_run(run_id=champion["run_id"], nested=True):
-                mlflow.log_text(card, "model_card.md")
-            if cfg.register:
+            mlflow.MlflowClient().log_text(champion["run_id"], card, "model_card.md")
+            if cfg.register:  # the last step: complete or absent
                 say(f"registering {champion['name']} as {reg_name}")
-                version = register(champion["model_uri"], reg_name, card, champion["metadata"])
+                version = registry.register(
+                    champion["model_uri"],
+                    champion["run_id"],
+                    reg_name,
+                    card,
+                    champion["metadata"],
+                    champion["model_id"],
+                )
                 out["champion"].update(registered_model=reg_name, version=int(version))
         return out
 
@@ -436,24 +461,3 @@ def _pick(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         return -v if metric in LOWER_IS_BETTER else v
 
     return max(results, key=key)
-
-
-def register(model_uri: str, name: str, card: str, meta: dict[str, Any]) -> str:
-    """Register a logged model, describe it with its card and give it the ``champion`` alias."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    mv = mlflow.register_model(
-        model_uri,
-        name,
-        tags={
-            "dataset": meta["dataset"],
-            "task": meta["task"],
-            "model": meta["model"],
-            "feature_set": meta["feature_set"],
-            "protocol": meta["protocol"],
-        },
-    )
-    client.update_model_version(name, mv.version, description=card)
-    client.set_registered_model_alias(name, "champion", mv.version)
-    return str(mv.version)
