@@ -298,3 +298,25 @@ def test_a_failing_train_ends_its_runs_failed_and_stops_its_workers(
         ("train dt (holdout)", "FAILED"),
     ]
     assert client.search_model_versions() == []
+
+
+def test_a_test_file_of_one_class_is_scored_but_training_rows_need_two(
+    cic_csv: Path, tmp_path: Path
+) -> None:
+    """``--protocol files``: a test day of benign traffic only is a fair test; training rows of
+    one class are not (one line names the labels and the task that fits them)."""
+    from flowsentinel.datasets.synthetic import generate_flows, write_cic_csv
+
+    other_day = write_cic_csv(generate_flows(600, seed=99), tmp_path / "other-day.csv")
+    header, *rows = other_day.read_text().splitlines(keepends=True)
+    benign = tmp_path / "benign-day.csv"
+    benign.write_text(header + "".join(r for r in rows if r.rstrip().endswith(",BENIGN")))
+    res = _cli(
+        "train", str(cic_csv), "--protocol", "files", "--test", str(benign), "--models", "dt",
+        "--n-iter", "0", "--no-register", "--json", home=tmp_path / "h",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["n_test"] > 0
+    res = _cli("train", str(benign), "--models", "dt", "--n-iter", "0", home=tmp_path / "h")
+    assert res.returncode == 2 and "leaves one class" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

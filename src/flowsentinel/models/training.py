@@ -85,10 +85,14 @@ def _clean(
     opts: CleaningOptions,
     settings: Settings,
     mixed: str = "error",
+    *,
+    training: bool = True,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Clean ``sources`` into ``out``. Training rows must hold two classes (else one line names
+    the task that fits the labels); test rows may hold one (a day of benign traffic)."""
     cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    clean_to_dir(  # stops when the task leaves one class, naming the task that fits the labels
-        sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed, two_classes=True
+    clean_to_dir(
+        sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed, two_classes=training
     )
     frame = pl.read_parquet(out / CLEAN_FILE)
     return frame, json.loads((out / REPORT_FILE).read_text())
@@ -274,7 +278,13 @@ def _train(
             say("cleaning the test sources")
             test_opts = opts.model_copy(update={"near_constant": "none"})
             test_frame, _ = _clean(
-                cfg.test_sources, work / "test", dataset, test_opts, settings, cfg.mixed
+                cfg.test_sources,
+                work / "test",
+                dataset,
+                test_opts,
+                settings,
+                cfg.mixed,
+                training=False,
             )
             available = [c for c in available if c in test_frame.columns]
         features = resolve_features(cfg.features, dataset, available)
