@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from craft import pcap_bytes, tcp_session
-from damage import dpkt_packets, read, same
+from damaged_captures import dpkt_packets, read, same
 from typer.testing import CliRunner
 
 from flowsentinel.capture import extract_flows

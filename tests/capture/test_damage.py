@@ -1,4 +1,4 @@
-"""The robustness corpus: seeded damaged captures (damage.py) read by our reader, checked
+"""The robustness corpus: seeded damaged captures (damaged_captures.py) read by our reader, checked
 against what dpkt reads of the undamaged originals minus exactly the damaged records."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from damage import (
+from damaged_captures import (
     Case,
     corpus,
     crafted_packets,
@@ -134,7 +134,7 @@ def test_random_damage_never_raises_anything_but_one_input_error() -> None:
 
 def test_base_captures_agree_with_dpkt() -> None:
     """The corpus' own layout parser reads the undamaged captures exactly as dpkt does."""
-    from damage import check_layout
+    from damaged_captures import check_layout
 
     rng = np.random.default_rng(SEED)
     packets = crafted_packets(rng)

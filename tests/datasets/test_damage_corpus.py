@@ -1,4 +1,4 @@
-"""The robustness corpus (damage.py): damaged CSV, gzip and parquet files made from real rows.
+"""The robustness corpus (damaged_files.py): damaged CSV, gzip and parquet files of real rows.
 
 For every case: what the reader keeps and counts (rows, skipped lines, every bad cell per column
 with its first row numbers, decoded text) equals what the generator worked out from the damage
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from damage import ERROR_CASES, READ_CASES, Damaged, available
+from damaged_files import ERROR_CASES, READ_CASES, Damaged, available
 from typer.testing import CliRunner, Result
 
 from flowsentinel.cli.main import app
