@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flowsentinel.core.errors import FlowsentinelError
@@ -20,6 +21,12 @@ stdout = Console(width=None if sys.stdout.isatty() else 140)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(exc: BaseException) -> str:
+    """An error's text as one line (its first non-empty one), safe from rich markup."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return escape(lines[0] if lines else type(exc).__name__)
+
+
 def friendly_errors(func: F) -> F:
     """Turn any error into one line on stderr and a non-zero exit code (no traceback)."""
 
@@ -28,7 +35,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FlowsentinelError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]")
@@ -39,7 +46,7 @@ def friendly_errors(func: F) -> F:
             if os.environ.get("FLOWSENTINEL_DEBUG"):
                 raise
             console.print(
-                f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {one_line(exc)} "
                 "(set FLOWSENTINEL_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
