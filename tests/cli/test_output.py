@@ -13,7 +13,7 @@ from flowsentinel.core.errors import InputError
     ("error", "code", "line"),
     [
         (InputError("first line\nsecond line", path="f.csv"), 2, "error: f.csv: first line"),
-        (ValueError("\n  [bold]odd[/bold] text\nmore"), 1, "error: unexpected ValueError: [bold]odd"),
+        (ValueError("\n  [b]odd[/b] text\nmore"), 1, "error: unexpected ValueError: [b]odd"),
         (RuntimeError(), 1, "error: unexpected RuntimeError: RuntimeError"),
     ],
 )
