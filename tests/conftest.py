@@ -5,12 +5,20 @@ from every test module because pytest puts this folder on sys.path with the conf
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flowsentinel.core.settings import get_settings
+
+# The tests start the CLI and the server in many subprocesses: let Python keep the compiled
+# modules of the project (a shell may set PYTHONDONTWRITEBYTECODE, and an editable install is not
+# compiled at install time), or every subprocess compiles them again.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 _ENV_TO_CLEAR = (
     "FLOWSENTINEL_OFFLINE",
