@@ -24,7 +24,6 @@ from flowsentinel.scoring import DEFAULT_MODEL
 from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import ModelSet
-from flowsentinel.service.hot import SeedShortcut
 from flowsentinel.service.metrics import MetricsMiddleware, ServiceMetrics
 from flowsentinel.service.middleware import BodyLimit
 from flowsentinel.service.routes import meta, page, predict, scan, seeds
@@ -86,7 +85,6 @@ def create_app(
     def limit_for(path: str) -> int:
         return config.max_upload_bytes if path.startswith("/v1/scan") else config.max_body_bytes
 
-    app.add_middleware(SeedShortcut, service=app)  # innermost: inside the limit and metrics
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -120,8 +118,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus the request bodies generated from the served models."""
     if app.openapi_schema:
         return app.openapi_schema
-    from flowsentinel.service.schemas import flow_model, predict_request_models
-
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
@@ -131,34 +127,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if models is None:  # not started: no model-specific bodies yet (do not cache)
         return doc
     components = doc.setdefault("components", {}).setdefault("schemas", {})
-    typed = [(m, flow_model(m)) for m in models.models]
+    flows: dict[str, dict[str, Any]] = {}
+    batches: list[dict[str, Any]] = []
+    for served in models.models:  # the request declarations of the served models
+        flow, batch, parts = served.body.schemas()
+        components.update(parts)
+        flows[served.key] = flow
+        batches.append(batch)
+    for batch in batches:  # the server's batch limit, a setting beside the declaration
+        name = batch["$ref"].rsplit("/", 1)[1]
+        components[name]["properties"]["flows"]["maxItems"] = app.state.config.max_batch
 
-    def add(model: Any) -> dict[str, str]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in schema.pop("$defs", {}).items():
-            components[name] = sub
-        components[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    def body(ref: dict[str, str]) -> dict[str, Any]:
-        return {"required": True, "content": {"application/json": {"schema": ref}}}
+    def body(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
 
     paths = doc.get("paths", {})
     for path, dataset in (("/reports/", "cicids2017"), ("/classify", "unsw-nb15")):
-        served = models.for_dataset(dataset)
+        served_for = models.for_dataset(dataset)
         op = paths.get(path, {}).get("post")
         if op is None:
             continue
         op.pop("x-flow-dataset", None)
-        if served is not None:
-            op["requestBody"] = body(add(next(t for m, t in typed if m is served)))
+        if served_for is not None:
+            op["requestBody"] = body(flows[served_for.key])
         else:
             op["description"] = op.get("description", "") + "\n\n(not served: no such model)"
     op = paths.get("/v1/predict", {}).get("post")
     if op is not None:
         op.pop("x-flow-batch", None)
-        bodies = predict_request_models(typed, app.state.config.max_batch)
-        refs = [add(model) for model in bodies]
-        op["requestBody"] = body(refs[0] if len(refs) == 1 else {"anyOf": refs})
+        op["requestBody"] = body(batches[0] if len(batches) == 1 else {"anyOf": batches})
     app.openapi_schema = doc
     return doc

@@ -17,7 +17,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
-from flowsentinel.service.inputs import FlowInputError, error, parse_json
 from flowsentinel.service.metrics import ServiceMetrics
 
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
@@ -79,23 +78,12 @@ def require_json(request: Request) -> None:
         )
 
 
-async def json_body(request: Request) -> Any:
-    require_json(request)
-    return parse_json(await request.body())
-
-
 def model_for(models: ModelSet, dataset: str, route: str) -> ServedModel:
     served = models.for_dataset(dataset)
     if served is None:
         title = DATASET_TITLES.get(dataset, dataset)
         raise HTTPException(404, f"this server serves no {title} model, which {route} needs")
     return served
-
-
-def require_object(data: Any, loc: list[Any]) -> dict[str, Any]:
-    if type(data) is not dict:
-        raise FlowInputError([error(loc, "must be a JSON object", "dict_type")])
-    return data
 
 
 class FastJSONResponse(JSONResponse):

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -15,9 +16,8 @@ import polars as pl
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings
 from flowsentinel.scoring import Detector, Verdicts, resolve_uri
-from flowsentinel.service.batches import HotBatch
+from flowsentinel.service.bodies import FlowBody, FlowInputError, Parsed, clamp
 from flowsentinel.service.fastpath import FastScorer, compile_pipeline
-from flowsentinel.service.inputs import FlowParser, Parsed, clamp
 
 log = logging.getLogger("flowsentinel.service")
 
@@ -37,10 +37,10 @@ def _single_threaded(pipeline: Any) -> None:
 
 @dataclass
 class ServedModel:
-    """A loaded :class:`Detector`, its request parser and (when possible) its fast path."""
+    """A loaded :class:`Detector`, its request declaration and (when possible) its fast path."""
 
     detector: Detector
-    parser: FlowParser
+    body: FlowBody
     fast: FastScorer | None
     loaded_seconds: float
     key: str
@@ -49,58 +49,47 @@ class ServedModel:
     @classmethod
     def load(cls, ref: str, settings: Settings) -> ServedModel:
         started = time.perf_counter()
-        detector = Detector.load(ref, settings)
-        _single_threaded(detector.pipeline)
-        parser = FlowParser(
-            detector.features, detector.categorical, detector.dataset, detector.canonical_columns
-        )
-        fast = compile_pipeline(detector.pipeline, detector.features, detector.categorical)
-        return cls(detector, parser, fast, time.perf_counter() - started, detector.name)
+        d = Detector.load(ref, settings)
+        _single_threaded(d.pipeline)
+        body = FlowBody(d.name, d.features, d.categorical, d.dataset)
+        fast = compile_pipeline(d.pipeline, d.features, d.categorical)
+        return cls(d, body, fast, time.perf_counter() - started, d.name)
+
+    def rename(self, key: str) -> None:
+        """Serve under another name (two versions of one registered model)."""
+        d = self.detector
+        self.key = key
+        self.body = FlowBody(key, d.features, d.categorical, d.dataset, d.name)
 
     # --- scoring ------------------------------------------------------------------------------
-    def _verdicts(self, proba: np.ndarray) -> Verdicts:
-        classes = self.detector.classes
-        proba = np.asarray(proba, dtype=np.float64)
-        if proba.shape[1] < len(classes):
-            full = np.zeros((len(proba), len(classes)))
-            full[:, self.detector.pipeline.classes_] = proba
-            proba = full
-        idx = proba.argmax(axis=1)
-        labels = np.asarray(classes, dtype=object)[idx]
-        return Verdicts(labels, proba[np.arange(len(idx)), idx], 1.0 - proba[:, 0], proba)
-
-    def _empty(self) -> Verdicts:
-        empty = np.empty(0)
-        return Verdicts(
-            np.empty(0, dtype=object), empty, empty, np.empty((0, len(self.detector.classes)))
-        )
-
     def score(self, parsed: Parsed) -> Verdicts:
-        """One model call for validated JSON flows."""
+        """One model call for checked JSON flows."""
         if len(parsed) == 0:
-            return self._empty()
+            return Verdicts.empty(len(self.detector.classes))
         if self.fast is not None:
             return self._fast(parsed.numeric, parsed.categorical)
-        frame = pd.DataFrame(parsed.numeric, columns=self.parser.numeric)
+        frame = pd.DataFrame(parsed.numeric, columns=self.body.numeric)
         for name, values in parsed.categorical.items():
             frame[name] = pd.Series(values, dtype=object)
-        return self._predict_frame(frame[self.detector.features])
+        d = self.detector
+        return d.verdicts(d.predict_proba(frame[d.features]))
 
     def score_frame(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
         """One model call for flows read from a file (any known column spelling)."""
-        X = self.detector.align(frame)
+        d = self.detector
+        X = d.align(frame)
         if len(X) == 0:
-            return self._empty()
-        numeric = clamp(X[self.parser.numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+            return Verdicts.empty(len(d.classes))
+        numeric = clamp(X[self.body.numeric].to_numpy(dtype=np.float64, na_value=np.nan))
         if self.fast is not None:
             categorical = {  # the text FrameSelector makes of them
                 c: X[c].astype("string").fillna("-").astype(object).tolist()
-                for c in self.parser.categorical
+                for c in self.body.categorical
             }
             return self._fast(numeric, categorical)
         X = X.copy()
-        X[self.parser.numeric] = numeric
-        return self._predict_frame(X)
+        X[self.body.numeric] = numeric
+        return d.verdicts(d.predict_proba(X))
 
     def _fast(self, numeric: np.ndarray, categorical: dict[str, list[str]]) -> Verdicts:
         assert self.fast is not None
@@ -109,20 +98,12 @@ class ServedModel:
         except Exception as exc:  # e.g. an encoder refusing an unknown category
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"the model could not score these flows: {text}") from None
-        return self._verdicts(proba)
-
-    def _predict_frame(self, X: pd.DataFrame) -> Verdicts:
-        try:
-            proba = self.detector.pipeline.predict_proba(X)
-        except Exception as exc:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"the model could not score these flows: {text}") from None
-        return self._verdicts(proba)
+        return self.detector.verdicts(proba)
 
     # --- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         info = self.detector.describe()
-        info["request_fields"] = [self.parser.display[f] for f in self.detector.features]
+        info["request_fields"] = [self.body.display[f] for f in self.detector.features]
         info["categorical"] = list(self.detector.categorical)
         info["dataset_title"] = DATASET_TITLES.get(self.detector.dataset, self.detector.dataset)
         info["fast_path"] = self.fast is not None
@@ -136,7 +117,6 @@ class ModelSet:
         if not models:
             raise ModelError("no model to serve")
         self.models = models
-        self.hot_batch = HotBatch()  # the typed decode of the common /v1/predict body
         self.by_key: dict[str, ServedModel] = {}
         for m in models:
             for key in (m.key, m.detector.uri, m.detector.name):
@@ -168,9 +148,9 @@ class ModelSet:
         keys = [m.key for m in loaded]
         for i, m in enumerate(loaded):  # two versions of one registered model: tell them apart
             if keys.count(m.key) > 1 and m.detector.version:
-                m.key = f"{m.detector.name}/{m.detector.version}"
+                m.rename(f"{m.detector.name}/{m.detector.version}")
             elif keys.count(m.key) > 1:
-                m.key = f"{m.detector.name}#{i}"
+                m.rename(f"{m.detector.name}#{i}")
         return cls(loaded)
 
     @property
@@ -184,3 +164,24 @@ class ModelSet:
 
     def for_dataset(self, dataset: str) -> ServedModel | None:
         return next((m for m in self.models if m.detector.dataset == dataset), None)
+
+    def decode_batch(self, raw: bytes, max_batch: int) -> tuple[ServedModel, Parsed]:
+        """The model a ``/v1/predict`` body is for and its flows: the first served model whose
+        declaration accepts it; a body none accepts is explained by the model it names, else
+        by the one whose fields its first flow holds most of."""
+        for served in self.models:
+            parsed = served.body.decode_batch(raw, max_batch)
+            if parsed is not None:
+                return served, parsed
+        raise FlowInputError(self._meant_for(raw).body.explain(raw, single=False))
+
+    def _meant_for(self, raw: bytes) -> ServedModel:
+        try:
+            doc = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            return self.default
+        name = doc.get("model") if type(doc) is dict else None
+        named = self.by_key.get(name) if isinstance(name, str) else None
+        if named is not None:
+            return named
+        return max(self.models, key=lambda m: m.body.fits(raw))

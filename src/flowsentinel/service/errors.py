@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowsentinel.core.errors import InputError, LimitError, ModelError
-from flowsentinel.service.inputs import FlowInputError
+from flowsentinel.service.bodies import FlowInputError
 
 log = logging.getLogger("flowsentinel.service")
 
@@ -53,7 +53,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _flow_input(request: Request, exc: FlowInputError) -> JSONResponse:
-    return JSONResponse({"detail": _clean_errors(exc.errors)}, status_code=exc.status_code)
+    return JSONResponse({"detail": _clean_errors(exc.errors)}, status_code=422)
 
 
 async def _input(request: Request, exc: InputError) -> JSONResponse:

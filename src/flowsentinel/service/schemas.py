@@ -1,19 +1,13 @@
-"""Pydantic models of the API: fixed responses, and request models generated from each served
-model's feature list so that the OpenAPI document shows the real fields.
+"""The API's answers as pydantic models (what the OpenAPI document shows for each status).
 
-Requests are checked by :mod:`.inputs` (same rules, plus every other known spelling of a
-feature); the generated models are what the documentation and schemathesis see.
+Request bodies are declared by the served models themselves (:mod:`.bodies`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
-
-from flowsentinel.service.engine import ServedModel
-from flowsentinel.service.inputs import VALUE_LIMIT
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorItem(BaseModel):
@@ -118,60 +112,3 @@ class Health(BaseModel):
 class Ready(BaseModel):
     ready: bool
     models: list[str]
-
-
-def _title(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", name) if part)
-
-
-def flow_model(served: ServedModel) -> type[BaseModel]:
-    """A pydantic model of one flow for ``served``: every feature required, numbers finite and
-    within ±1e30, categorical fields strings, nothing else."""
-    fields: dict[str, Any] = {}
-    categorical = set(served.detector.categorical)
-    for feature in served.detector.features:
-        name = served.parser.display[feature]
-        if feature in categorical:
-            fields[name] = (str, Field(description=feature))
-        else:
-            fields[name] = (
-                float,
-                Field(
-                    description=feature,
-                    ge=-VALUE_LIMIT,
-                    le=VALUE_LIMIT,
-                    allow_inf_nan=False,
-                ),
-            )
-    model_name = f"Flow{_title(served.key)}"
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        model_name,
-        __config__=ConfigDict(
-            extra="forbid",
-            title=f"Flow for {served.key}",
-            json_schema_extra={
-                "description": f"One {served.detector.dataset} flow for model {served.key} "
-                "(any other known spelling of each feature is accepted too)."
-            },
-        ),
-        **fields,
-    )
-
-
-def predict_request_models(
-    models: list[tuple[ServedModel, type[BaseModel]]], max_batch: int
-) -> list[type[BaseModel]]:
-    """The /v1/predict bodies, one per served model: ``flows`` of that model's shape and an
-    optional ``model`` naming it (the server scores a batch with one model)."""
-    return [
-        create_model(  # type: ignore[call-overload]
-            f"PredictRequest{_title(served.key)}",
-            __config__=ConfigDict(extra="forbid"),
-            flows=(list[flow], Field(min_length=0, max_length=max_batch)),  # type: ignore[valid-type]
-            model=(
-                Literal[served.key] | None,  # type: ignore[valid-type]
-                Field(default=None, description="Served model name (default: chosen by fields)."),
-            ),
-        )
-        for served, flow in models
-    ]

@@ -1,0 +1,273 @@
+"""The one scoring entry: a fitted flowsentinel pipeline with its contract, from probabilities to
+verdicts.
+
+A :class:`Detector` is a fitted pipeline together with what it was trained on (data set, task,
+classes, the exact input columns). It is loaded from MLflow (``models:/NAME@alias``,
+``models:/NAME/VERSION``, a bare registered name meaning its ``champion``, ``runs:/…`` or a
+local model folder) or built around a pipeline just fitted (training scores its test rows
+through the same object). Every caller — ``scan``, ``watch``, ``evaluate``, the service and
+training — gets its verdicts from :meth:`Detector.verdicts`: class padding (a class absent from
+the training rows), the decision threshold, labels.
+
+Examples
+--------
+>>> import numpy as np
+>>> from flowsentinel.models.detector import Verdicts
+>>> v = Verdicts.from_proba(np.array([[0.9, 0.1], [0.2, 0.8]]), ["BENIGN", "DoS"])
+>>> v.labels.tolist(), v.attack_probability.round(1).tolist()
+(['BENIGN', 'DoS'], [0.1, 0.8])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from flowsentinel.core.errors import InputError, ModelError
+from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.models import tracking
+from flowsentinel.models.feature_sets import canonical_name
+
+DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
+DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
+
+
+def resolve_uri(model: str | None, settings: Settings | None = None) -> str:
+    """A model reference as an MLflow URI (``None``: the configured default model)."""
+    settings = settings or get_settings()
+    ref = model or settings.default_model or DEFAULT_MODEL
+    if "://" in ref or ref.startswith(("models:/", "runs:/")):
+        return ref
+    if Path(ref).expanduser().exists():
+        return str(Path(ref).expanduser().resolve())
+    if "@" in ref:
+        return f"models:/{ref}"
+    if "/" in ref and ref.rsplit("/", 1)[1].isdigit():
+        return f"models:/{ref}"
+    return f"models:/{ref}@champion"
+
+
+def _registered(mlflow: Any, uri: str) -> bool:
+    name, alias = uri.removeprefix("models:/").split("@", 1)
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except Exception:
+        return False
+    return True
+
+
+@dataclass
+class Verdicts:
+    """Per-flow results of one model call."""
+
+    codes: np.ndarray  # class index per flow
+    labels: np.ndarray  # class name per flow
+    probability: np.ndarray  # probability of the assigned class
+    attack_probability: np.ndarray  # 1 - P(BENIGN)
+    proba: np.ndarray  # all class probabilities
+
+    @classmethod
+    def from_proba(
+        cls,
+        proba: np.ndarray,
+        classes: list[str],
+        fitted: np.ndarray | None = None,
+        threshold: float | None = None,
+    ) -> Verdicts:
+        """Verdicts from a model's probabilities: the columns of the classes the model saw
+        (``fitted``: their indices in ``classes``) are placed among all ``classes``; then the
+        most probable class, or, with a ``threshold``, an attack when ``1 - P(benign)`` reaches
+        it (the most probable attack class)."""
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.shape[1] < len(classes):
+            full = np.zeros((len(proba), len(classes)))
+            full[:, np.arange(proba.shape[1]) if fitted is None else fitted] = proba
+            proba = full
+        attack = 1.0 - proba[:, 0]
+        if threshold is None or len(classes) < 2:
+            codes = proba.argmax(axis=1)
+        else:
+            best_attack = proba[:, 1:].argmax(axis=1) + 1
+            codes = np.where(attack >= threshold, best_attack, 0)
+        labels = np.asarray(classes, dtype=object)[codes]
+        return cls(codes, labels, proba[np.arange(len(codes)), codes], attack, proba)
+
+    @classmethod
+    def empty(cls, n_classes: int) -> Verdicts:
+        none = np.empty(0)
+        return cls(np.empty(0, np.int64), np.empty(0, object), none, none, np.empty((0, n_classes)))
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def summary(self) -> dict[str, int]:
+        names, counts = np.unique(self.labels, return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+@dataclass
+class Detector:
+    """A fitted pipeline and its contract."""
+
+    pipeline: Any
+    uri: str
+    name: str
+    version: str | None
+    dataset: str
+    task: str
+    classes: list[str]
+    features: list[str]
+    categorical: list[str]
+    feature_set: str = "all"
+    model: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    threshold: float | None = None
+
+    @classmethod
+    def from_metadata(cls, pipeline: Any, meta: dict[str, Any], **where: Any) -> Detector:
+        """A detector around ``pipeline`` described by its flowsentinel metadata (the dict
+        training logs with the model); ``where`` sets ``uri``, ``name``, ``version``..."""
+        return cls(
+            pipeline=pipeline,
+            uri=where.pop("uri", ""),
+            name=where.pop("name", meta.get("model", "")),
+            version=where.pop("version", None),
+            dataset=meta["dataset"],
+            task=meta["task"],
+            classes=list(meta["classes"]),
+            features=list(meta["features"]),
+            categorical=list(meta.get("categorical", [])),
+            feature_set=meta.get("feature_set", "all"),
+            model=meta.get("model", ""),
+            metrics=dict(meta.get("metrics", {})),
+            threshold=meta.get("threshold"),
+            **where,
+        )
+
+    @classmethod
+    def load(cls, model: str | None = None, settings: Settings | None = None) -> Detector:
+        settings = settings or get_settings()
+        uri = resolve_uri(model, settings)
+        mlflow = tracking.configure(settings)
+        if model is None and not settings.default_model and not _registered(mlflow, uri):
+            uri = DEMO_MODEL  # no real CIC-IDS2017 champion yet: the demo's model
+        try:
+            name, version = _name_and_version(mlflow, uri)
+            info = mlflow.models.get_model_info(uri)
+            meta = (info.metadata or {}).get("flowsentinel")
+            if not meta:
+                raise ModelError(f"{uri} is not a flowsentinel model (no flowsentinel metadata)")
+            pipeline = mlflow.sklearn.load_model(uri)
+        except ModelError:
+            raise
+        except Exception as exc:  # mlflow raises many types; the user needs one clear line
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load model {uri} from {tracking.tracking_uri(settings)}: {text} "
+                "(train one with `flowsentinel train`, list them with `flowsentinel models list`)"
+            ) from None
+        return cls.from_metadata(
+            pipeline,
+            meta,
+            uri=uri,
+            name=name,
+            version=version,
+            run_id=getattr(info, "run_id", None),
+        )
+
+    # --- inputs -------------------------------------------------------------------------------
+    @property
+    def numeric(self) -> list[str]:
+        categorical = set(self.categorical)
+        return [f for f in self.features if f not in categorical]
+
+    def canonical_columns(self, columns: list[str]) -> tuple[dict[str, str], list[str]]:
+        """Map input column names to the model's names; returns (mapping, unknown columns)."""
+        wanted = set(self.features)
+        mapping: dict[str, str] = {}
+        unknown: list[str] = []
+        for col in columns:
+            canonical = col if col in wanted else canonical_name(str(col), self.dataset)
+            if canonical in wanted and canonical not in mapping.values():
+                mapping[col] = canonical
+            elif canonical is None:
+                unknown.append(col)
+        return mapping, unknown
+
+    def missing(self, columns: list[str]) -> list[str]:
+        mapping, _ = self.canonical_columns(columns)
+        return self._absent(mapping)
+
+    def _absent(self, mapping: dict[str, str]) -> list[str]:
+        present = set(mapping.values())
+        return [f for f in self.features if f not in present]
+
+    def align(self, frame: pd.DataFrame | pl.DataFrame) -> pd.DataFrame:
+        """The model's input columns, renamed from any known spelling; missing ones are an error."""
+        if isinstance(frame, pl.DataFrame):
+            frame = frame.to_pandas()
+        mapping, _ = self.canonical_columns(list(frame.columns))
+        absent = self._absent(mapping)
+        if absent:
+            raise InputError(
+                f"the flows lack {len(absent)} feature(s) the model "
+                f"{self.name} needs: {', '.join(absent)}"
+            )
+        return frame[list(mapping)].rename(columns=mapping)[self.features]
+
+    # --- outputs ------------------------------------------------------------------------------
+    def verdicts(self, proba: np.ndarray) -> Verdicts:
+        """The step from the model's probabilities to verdicts (every caller goes through it)."""
+        fitted = getattr(self.pipeline, "classes_", None)
+        return Verdicts.from_proba(proba, self.classes, fitted, self.threshold)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The pipeline's probabilities for aligned input columns (a scoring failure is one
+        line naming it)."""
+        try:
+            return np.asarray(self.pipeline.predict_proba(X), dtype=np.float64)
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"the model could not score these flows: {text}") from None
+
+    def predict(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
+        """One vectorised model call for all flows of ``frame`` (any known column spelling)."""
+        X = self.align(frame)
+        if len(X) == 0:
+            return Verdicts.empty(len(self.classes))
+        return self.verdicts(self.predict_proba(X))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "dataset": self.dataset,
+            "task": self.task,
+            "model": self.model,
+            "classes": self.classes,
+            "feature_set": self.feature_set,
+            "features": self.features,
+            "threshold": self.threshold,
+            "metrics": self.metrics,
+        }
+
+
+def _name_and_version(mlflow: Any, uri: str) -> tuple[str, str | None]:
+    """The registered name and version a ``models:/`` URI points at (the URI itself otherwise)."""
+    if not uri.startswith("models:/"):
+        return uri, None
+    ref = uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    if "/" in ref:
+        name, version = ref.split("/", 1)
+        return name, version
+    return ref, None
