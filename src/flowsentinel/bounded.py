@@ -69,6 +69,10 @@ class Limits:
     max_packets: int
 
 
+#: no limit (the command line reads the user's own files)
+UNLIMITED = Limits(max_bytes=1 << 62, max_rows=1 << 62, max_packets=1 << 62)
+
+
 def sniff(head: bytes, name: str = "") -> Literal["pcap", "parquet", "gzip", "csv"]:
     """The format of a file from its first bytes (its name only when the bytes say nothing)."""
     if is_capture_magic(head):

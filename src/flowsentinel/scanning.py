@@ -15,16 +15,63 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
+from flowsentinel.datasets.reader import read_file
+from flowsentinel.datasets.reader import sniff as sniff_header
 from flowsentinel.scoring import Detector
 
 IDENTIFIERS: tuple[str, ...] = sc.CIC_IDENTIFIERS
-FLOW_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
 def is_flow_file(path: Path) -> bool:
-    return path.name.lower().endswith(FLOW_FILE_SUFFIXES)
+    """A file of flows (CSV, gzip CSV, parquet) rather than a packet capture, by its content
+    (:func:`flowsentinel.bounded.sniff`: the one place that knows file formats)."""
+    with path.open("rb") as fh:
+        return sniff(fh.read(8), path.name) != "pcap"
+
+
+def dataset_of(path: Path, kind: Kind) -> str | None:
+    """The data set a file's flows belong to: captures give CIC-IDS2017 flows, a flow file
+    says it in its header (``None`` when it cannot be told)."""
+    if kind == "pcap":
+        return "cicids2017"
+    found = sniff_header(path).get("dataset")
+    return found if isinstance(found, str) else None
+
+
+@dataclass
+class Flows:
+    """The flows read from a file and where they came from (for the answer)."""
+
+    frame: pd.DataFrame
+    source: dict[str, Any]
+
+
+def read_flows(
+    path: Path,
+    kind: Kind,
+    det: Detector,
+    *,
+    limits: Limits = UNLIMITED,
+    name: str = "",
+    allow_damaged: bool = False,
+) -> Flows:
+    """The flows of a prepared file (:func:`flowsentinel.bounded.prepare`) for ``det``: a
+    capture is metered (its packets counted against ``limits``, its damage checked), a flow
+    file read in the model's data set; errors name the file as ``name``."""
+    try:
+        if kind == "pcap":
+            check_capture_model(det)
+            table, stats = capture_flows(path, limits, name, allow_damaged=allow_damaged)
+            return Flows(table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()})
+        frame, report = read_file(path, dataset=det.dataset, require_label=False)
+    except InputError as exc:
+        if not name:
+            raise
+        raise type(exc)(str(exc).replace(str(path), name)) from None
+    return Flows(frame.to_pandas(), {"source": f"csv ({report.dialect})"})
 
 
 @dataclass
@@ -82,10 +129,7 @@ def iter_capture_frames(source: Path | bytes, stats: Any = None) -> Iterator[pd.
 
 
 def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:
-    from flowsentinel.datasets.reader import read_file
-
-    frame, _report = read_file(path, dataset=det.dataset, require_label=False)
-    return frame.to_pandas()
+    return read_flows(path, "csv", det).frame
 
 
 def scan_frames(

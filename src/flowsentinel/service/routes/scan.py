@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -16,10 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from flowsentinel.bounded import Limits, capture_flows, prepare
-from flowsentinel.core.errors import InputError
+from flowsentinel.bounded import Limits, prepare
 from flowsentinel.datasets import schema as sc
-from flowsentinel.datasets.reader import read_file, sniff
+from flowsentinel.scanning import Flows, dataset_of, read_flows
 from flowsentinel.service.deps import (
     Config,
     FastJSONResponse,
@@ -61,26 +60,15 @@ def _scan_file(
     name: str | None,
     limits: Limits,
     allow_damaged: bool,
-) -> tuple[ServedModel, pd.DataFrame | Any, dict[str, Any]]:
+) -> tuple[ServedModel, Flows]:
     """Read the upload into flows and choose the model (runs in a worker thread); every limit
     is checked while the file is decoded (:mod:`flowsentinel.bounded`)."""
     path, kind = prepare(path, limits, filename)
-    try:
-        if kind == "pcap":
-            served = _pick(models, name, "cicids2017")
-            if served.detector.dataset != "cicids2017":
-                raise HTTPException(
-                    422, "a packet capture gives CIC-IDS2017 flows; choose a CIC-IDS2017 model"
-                )
-            table, stats = capture_flows(path, limits, filename, allow_damaged=allow_damaged)
-            return served, table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()}
-        found = sniff(path).get("dataset")
-        served = _pick(models, name, found if isinstance(found, str) else None)
-        frame, report = read_file(path, dataset=served.detector.dataset, require_label=False)
-    except InputError as exc:  # name the file as the user did, not by its temporary path
-        text = str(exc).replace(str(path), filename)
-        raise type(exc)(text) from None
-    return served, frame, {"source": f"csv ({report.dialect})"}
+    served = _pick(models, name, dataset_of(path, kind))
+    flows = read_flows(
+        path, kind, served.detector, limits=limits, name=filename, allow_damaged=allow_damaged
+    )
+    return served, flows
 
 
 async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str | None, str | None]:
@@ -169,15 +157,15 @@ async def scan(
         model_name = model_name or request.query_params.get("model") or None
         if path.stat().st_size == 0:
             raise HTTPException(422, "the upload is empty")
-        served, frame, source = await run_in_threadpool(
+        served, flows = await run_in_threadpool(
             _scan_file, path, filename, models, model_name, config.scan_limits, allow_damaged
         )
-        verdicts = await run_in_threadpool(served.score_frame, frame)
+        verdicts = await run_in_threadpool(served.score_frame, flows.frame)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     metrics.count_verdicts(served.key, verdicts.labels)
     rows = verdict_rows(verdicts)
-    truth = _labels(frame)
+    truth = _labels(flows.frame)
     for i, row in enumerate(rows):
         row["row"] = i
         if truth is not None:
@@ -190,7 +178,7 @@ async def scan(
             "version": d.version,
             "dataset": d.dataset,
             "task": d.task,
-            **source,
+            **flows.source,
             "filename": original,
             "n_flows": len(rows),
             "summary": verdicts.summary(),
@@ -200,11 +188,10 @@ async def scan(
     )
 
 
-def _labels(frame: Any) -> list[str | None] | None:
-    if sc.LABEL not in getattr(frame, "columns", ()):
+def _labels(frame: pd.DataFrame) -> list[str | None] | None:
+    if sc.LABEL not in frame.columns:
         return None
-    values = frame[sc.LABEL]
-    values = values.to_list() if hasattr(values, "to_list") else list(values)
-    if all(v is None for v in values):
+    values = frame[sc.LABEL].to_list()
+    if all(v is None or v != v for v in values):  # None, or NaN from pandas
         return None
-    return [None if v is None else str(v) for v in values]
+    return [None if v is None or v != v else str(v) for v in values]
