@@ -184,6 +184,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=20_000, help="generated training flows")
     ap.add_argument("--repeats", type=int, default=20, help="batches per batch size")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree of another version (e.g. `git worktree add ../before REV`): its "
+        "server is measured in the same run, beside ours, and the ratios are printed",
+    )
     args = ap.parse_args()
 
     from flowsentinel.core.settings import Settings
@@ -250,6 +256,11 @@ def main() -> None:
         "ours": start(ours_cmd, env),
         "mlflow": mlflow_serve(uri, ports["mlflow"], args.workers, env),
     }
+    if args.baseline:
+        ports["before"] = free_port()
+        before_cmd = [*ours_cmd[:-4], "--port", str(ports["before"]), "--log-level", "warning"]
+        before_env = env | {"PYTHONPATH": str(args.baseline.resolve() / "src")}
+        procs["before"] = start(before_cmd, before_env)
     if unsw_uri:
         procs["mlflow_unsw"] = mlflow_serve(unsw_uri, ports["mlflow_unsw"], args.workers, env)
     results: dict[str, Any] = {
@@ -264,7 +275,9 @@ def main() -> None:
         "load_average_before": load_average(),
     }
     try:
-        wait_ready(f"http://{host}:{ports['ours']}/readyz", procs["ours"])
+        for name in ("ours", "before"):
+            if name in procs:
+                wait_ready(f"http://{host}:{ports[name]}/readyz", procs[name])
         for name in ("mlflow", "mlflow_unsw"):
             if name in procs:
                 wait_ready(f"http://{host}:{ports[name]}/ping", procs[name])
@@ -289,6 +302,10 @@ def main() -> None:
                 "/invocations",
                 [split(unsw_features, list(unsw_records[i % k].values())) for i in range(n)],
             )
+        if "before" in procs:
+            for name, (server, path, bodies) in list(cases.items()):
+                if server == "ours":
+                    cases[f"{name}_before"] = ("before", path, bodies)
         for server, path, bodies in cases.values():  # warm-up
             single(host, ports[server], path, bodies[:200], c)
         for name, (server, path, bodies) in cases.items():
@@ -305,6 +322,10 @@ def main() -> None:
             results[f"batch{size}_mlflow"] = batch_rate(
                 host, ports["mlflow"], "/invocations", theirs_body, size, args.repeats
             )
+            if "before" in procs:
+                results[f"batch{size}_before"] = batch_rate(
+                    host, ports["before"], "/v1/predict", ours_body, size, args.repeats
+                )
     finally:
         for proc in procs.values():
             stop(proc)
@@ -340,8 +361,31 @@ def main() -> None:
         print(f"{label:34} {o['median_ms']:14.1f} {m_['median_ms']:14.1f}")
     ratios = ", ".join(f"{route} {results[f'rps_ratio_{name}']:.1f}x" for name, route in routes)
     print(f"requests/s ratio: {ratios} (target ≥ 2x); p99 target ≤ 20 ms; batch ≥ 50k/s")
+    if args.baseline:
+        _print_baseline(results, routes, c)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def _print_baseline(results: dict[str, Any], routes: list[tuple[str, str]], c: int) -> None:
+    """Ours against the baseline tree, measured in the same run (ratio > 1: ours better)."""
+    print(f"\n{'':34} {'flowsentinel':>14} {'baseline':>14} {'ratio':>7}")
+    for name, route in routes:
+        now, before = results[f"concurrent_{name}"], results[f"concurrent_{name}_before"]
+        one, one_before = results[f"sequential_{name}"], results[f"sequential_{name}_before"]
+        rows = [
+            ("one at a time p50 (ms)", one["p50_ms"], one_before["p50_ms"], False),
+            ("one at a time p99 (ms)", one["p99_ms"], one_before["p99_ms"], False),
+            (f"concurrency {c} p99 (ms)", now["p99_ms"], before["p99_ms"], False),
+            (f"requests/s (concurrency {c})", now["rps"], before["rps"], True),
+        ]
+        for label, a, b, higher in rows:
+            ratio = a / b if higher else b / a
+            print(f"{route + ' ' + label:34} {a:14.2f} {b:14.2f} {ratio:7.2f}")
+    for size in (1_000, 10_000):
+        a = results[f"batch{size}_ours"]["flows_per_s"]
+        b = results[f"batch{size}_before"]["flows_per_s"]
+        print(f"{f'batch {size:,} flows/s':34} {a:14,.0f} {b:14,.0f} {a / b:7.2f}")
 
 
 if __name__ == "__main__":

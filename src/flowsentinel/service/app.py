@@ -25,7 +25,7 @@ from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import ModelSet
 from flowsentinel.service.metrics import MetricsMiddleware, ServiceMetrics
-from flowsentinel.service.middleware import BodyLimit
+from flowsentinel.service.middleware import ApiKeyGuard, BodyLimit, is_open
 from flowsentinel.service.routes import meta, page, predict, scan, seeds
 
 log = logging.getLogger("flowsentinel.service")
@@ -71,6 +71,7 @@ def create_app(
         description=DESCRIPTION,
         version=_version(),
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.config = config
     app.state.settings = settings
@@ -85,6 +86,7 @@ def create_app(
     def limit_for(path: str) -> int:
         return config.max_upload_bytes if path.startswith("/v1/scan") else config.max_body_bytes
 
+    app.add_middleware(ApiKeyGuard, key=config.key)  # inside the metrics: 401s are counted
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -105,13 +107,23 @@ def _version() -> str:
         return "0"
 
 
-def _without_security(doc: dict[str, Any]) -> None:
-    """A server without an API key asks for none: no security scheme, no 401 answer."""
-    doc.get("components", {}).pop("securitySchemes", None)
-    for operations in doc.get("paths", {}).values():
+SECURITY_SCHEMES = {
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "The API key."},
+}
+
+
+def _declare_security(doc: dict[str, Any], keyed: bool) -> None:
+    """What :class:`~.middleware.ApiKeyGuard` does: with a key, every guarded route asks for it
+    and may answer 401; without one, no route does."""
+    if keyed:
+        doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in doc.get("paths", {}).items():
         for op in operations.values():
-            op.pop("security", None)
-            op.get("responses", {}).pop("401", None)
+            if keyed and not is_open(path):
+                op["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            else:
+                op.get("responses", {}).pop("401", None)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -121,8 +133,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    if not app.state.config.key:
-        _without_security(doc)
+    _declare_security(doc, keyed=bool(app.state.config.key))
     models: ModelSet | None = app.state.models
     if models is None:  # not started: no model-specific bodies yet (do not cache)
         return doc

@@ -1,4 +1,4 @@
-"""Shared route helpers: the loaded models, the API key, content types, JSON bodies.
+"""Shared route helpers: the loaded models, the settings, the metrics, content types.
 
 The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
 thread pool, a thread hand-off per dependency and request (the largest cost of a single-flow
@@ -7,20 +7,17 @@ request before this was noticed). They never block, so they run on the event loo
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
 from flowsentinel.service.metrics import ServiceMetrics
-
-_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
-_bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
 
 
 async def get_models(request: Request) -> ModelSet:
@@ -40,23 +37,6 @@ async def get_config(request: Request) -> ServiceSettings:
 
 async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
-
-
-async def require_api_key(
-    request: Request,
-    key: Annotated[str | None, Depends(_key_header)] = None,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-) -> None:
-    expected = _config(request).key
-    if not expected:
-        return
-    given = key if key is not None else (bearer.credentials if bearer is not None else None)
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401,
-            "a valid API key is required (header X-API-Key or Authorization: Bearer)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 Models = Annotated[ModelSet, Depends(get_models)]
@@ -91,3 +71,26 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
+
+
+class RequestRoute(APIRoute):
+    """A documented route whose handler takes the request alone (the scoring routes).
+
+    FastAPI documents it from its declaration as usual (summary, responses, the request body
+    added from the served models); serving it skips the dependency solver and the parameter
+    validation, which have nothing to do here (the body is decoded and checked by the served
+    model's declaration) and cost more than scoring one flow.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            return await endpoint(request)  # type: ignore[no-any-return]
+
+        return handle
+
+
+def state(request: Request) -> Any:
+    """The app's state: ``models``, ``config``, ``metrics`` (for :class:`RequestRoute` handlers)."""
+    return request.app.state

@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: request body size limit (bytes counted as they arrive)."""
+"""Pure ASGI middleware: the API key and the request body size limit (bytes counted as they
+arrive). Both run before any routing, once per request, for every route they guard."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,9 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit:,} bytes")
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     data = json.dumps(body).encode()
     await send(
         {
@@ -24,7 +28,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(data)).encode()),
-                (b"connection", b"close"),
+                *(extra or [(b"connection", b"close")]),
             ],
         }
     )
@@ -77,3 +81,51 @@ class BodyLimit:
             if started:
                 raise
             await _send_json(send, 413, {"detail": exc.detail})
+
+
+#: routes anyone may call (the page, health, metrics, the API's documentation)
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+
+def is_open(path: str) -> bool:
+    return (
+        path == "/"
+        or path.startswith("/static/")
+        or path in OPEN_PATHS
+        or (path.startswith("/docs/"))
+    )
+
+
+class ApiKeyGuard:
+    """When a key is configured, every route but the open ones (:data:`OPEN_PATHS`, the page)
+    needs it in ``X-API-Key`` or ``Authorization: Bearer``; otherwise 401 at once."""
+
+    UNAUTHORISED = "a valid API key is required (header X-API-Key or Authorization: Bearer)"
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app = app
+        self.key = key.encode() if key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] != "http" or is_open(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        if self._given(scope.get("headers", ())):
+            await self.app(scope, receive, send)
+            return
+        await _send_json(
+            send, 401, {"detail": self.UNAUTHORISED}, [(b"www-authenticate", b"Bearer")]
+        )
+
+    def _given(self, headers: Any) -> bool:
+        """``X-API-Key`` when it is set (not empty), else the bearer token, compared as text:
+        the header as latin-1, the key as UTF-8 (what a client sends for it)."""
+        assert self.key is not None
+        key = bearer = b""
+        for name, value in headers:
+            if name == b"x-api-key" and not key:
+                key = value.strip()
+            elif name == b"authorization" and value[:7].lower() == b"bearer " and not bearer:
+                bearer = value[7:].strip()
+        given = key or bearer
+        return bool(given) and hmac.compare_digest(given.decode("latin-1").encode(), self.key)

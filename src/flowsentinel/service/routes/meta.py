@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from flowsentinel.service.deps import Metrics, Models, require_api_key
+from flowsentinel.service.deps import Metrics, Models
 from flowsentinel.service.schemas import (
     Health,
     ModelInfo,
@@ -21,7 +21,6 @@ router = APIRouter(tags=["service"])
     "/v1/model",
     response_model=ModelInfo,
     summary="The served model: name, version, data set, task, features, metrics",
-    dependencies=[Depends(require_api_key)],
     responses=error_responses(401, 404),
 )
 async def model_info(
@@ -38,7 +37,6 @@ async def model_info(
     "/v1/models",
     response_model=ModelsResponse,
     summary="Every served model",
-    dependencies=[Depends(require_api_key)],
     responses=error_responses(401),
 )
 async def models_info(models: Models) -> JSONResponse:

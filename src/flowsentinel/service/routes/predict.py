@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from flowsentinel.scoring import Verdicts
-from flowsentinel.service.deps import (
-    Config,
-    FastJSONResponse,
-    Metrics,
-    Models,
-    require_api_key,
-    require_json,
-)
+from flowsentinel.service.deps import FastJSONResponse, RequestRoute, require_json, state
 from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.schemas import PredictResponse, error_responses
 
-router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["batch"], route_class=RequestRoute)
 
 INLINE_BYTES = 16_384  # bigger bodies are decoded and scored off the event loop
 
@@ -47,20 +40,19 @@ def _answer(models: ModelSet, raw: bytes, max_batch: int) -> tuple[ServedModel, 
     responses=error_responses(401, 413, 415, 422, 503),
     openapi_extra={"x-flow-batch": True},
 )
-async def predict(
-    request: Request, models: Models, metrics: Metrics, config: Config
-) -> JSONResponse:
+async def predict(request: Request) -> JSONResponse:
     """``{"flows": [...], "model": optional name}`` → per flow its label, the probability of
     that label and the attack probability, with the model's name and version. Up to
     ``FLOWSENTINEL_SERVE_MAX_BATCH`` flows (413 beyond). Without ``model``, the first served
     model whose request fields the flows have."""
     require_json(request)
+    app = state(request)
     raw = await request.body()
     if len(raw) <= INLINE_BYTES:
-        served, verdicts = _answer(models, raw, config.max_batch)
+        served, verdicts = _answer(app.models, raw, app.config.max_batch)
     else:  # decoded and scored off the event loop
-        served, verdicts = await run_in_threadpool(_answer, models, raw, config.max_batch)
-    metrics.count_verdicts(served.key, verdicts.labels)
+        served, verdicts = await run_in_threadpool(_answer, app.models, raw, app.config.max_batch)
+    app.metrics.count_verdicts(served.key, verdicts.labels)
     d = served.detector
     return FastJSONResponse(
         {

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -25,13 +25,12 @@ from flowsentinel.service.deps import (
     Metrics,
     Models,
     media_type,
-    require_api_key,
 )
 from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
 from flowsentinel.service.routes.predict import verdict_rows
 from flowsentinel.service.schemas import ScanResponse, error_responses
 
-router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["batch"])
 
 _RAW_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream"}
 _CHUNK = 1 << 20

@@ -8,23 +8,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from flowsentinel.scoring import Verdicts
-from flowsentinel.service.deps import Metrics, Models, model_for, require_api_key, require_json
-from flowsentinel.service.engine import ServedModel
+from flowsentinel.service.deps import FastJSONResponse, RequestRoute, model_for, require_json, state
 from flowsentinel.service.schemas import ClassifyResponse, ReportsResponse, error_responses
 
-router = APIRouter(tags=["seed APIs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["seed APIs"], route_class=RequestRoute)
 
 ERRORS = error_responses(401, 404, 413, 415, 422, 503)
 
 
-async def _one_flow(request: Request, served: ServedModel, metrics: Metrics) -> Verdicts:
+async def _one_flow(request: Request, dataset: str, route: str) -> Verdicts:
     require_json(request)
+    app = state(request)
+    served = model_for(app.models, dataset, route)
     verdicts = served.score(served.body.decode_flow(await request.body()))
-    metrics.count_verdicts(served.key, verdicts.labels)
+    app.metrics.count_verdicts(served.key, verdicts.labels)
     return verdicts
 
 
@@ -35,12 +36,11 @@ async def _one_flow(request: Request, served: ServedModel, metrics: Metrics) -> 
     responses=ERRORS,
     openapi_extra={"x-flow-dataset": "cicids2017"},
 )
-async def reports(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
+async def reports(request: Request) -> JSONResponse:
     """The first seed's request (its snake_case CIC-IDS2017 features), answered as it was:
     ``{"predictions": ["BENIGN"]}`` or ``["DoS"]``."""
-    served = model_for(models, "cicids2017", "/reports/")
-    verdicts = await _one_flow(request, served, metrics)
-    return JSONResponse({"predictions": [str(label) for label in verdicts.labels]})
+    verdicts = await _one_flow(request, "cicids2017", "/reports/")
+    return FastJSONResponse({"predictions": [str(label) for label in verdicts.labels]})
 
 
 @router.post(
@@ -50,11 +50,10 @@ async def reports(request: Request, models: Models, metrics: Metrics) -> JSONRes
     responses=ERRORS,
     openapi_extra={"x-flow-dataset": "unsw-nb15"},
 )
-async def classify(request: Request, models: Models, metrics: Metrics) -> JSONResponse:
+async def classify(request: Request) -> JSONResponse:
     """The second seed's UNSW-NB15 record answered ``{"status": "Attack" | "Not attack",
     "attack_prob": p}``."""
-    served = model_for(models, "unsw-nb15", "/classify")
-    verdicts = await _one_flow(request, served, metrics)
+    verdicts = await _one_flow(request, "unsw-nb15", "/classify")
     attack = int(verdicts.codes[0]) != 0
     p = float(verdicts.attack_probability[0])
-    return JSONResponse({"status": "Attack" if attack else "Not attack", "attack_prob": p})
+    return FastJSONResponse({"status": "Attack" if attack else "Not attack", "attack_prob": p})
