@@ -130,7 +130,7 @@ def test_trained_lgbm_loads_from_mlflow_with_its_fast_path(tmp_path) -> None:
     assert "derive" in served.detector.pipeline.named_steps
     assert served.fast is not None and served.fast.derive is not None
     frame = unsw_frame(120, seed=10)
-    numeric = frame[served.parser.numeric].to_numpy(dtype=np.float64)
-    cats = {c: frame[c].astype(str).tolist() for c in served.parser.categorical}
+    numeric = frame[served.body.numeric].to_numpy(dtype=np.float64)
+    cats = {c: frame[c].astype(str).tolist() for c in served.body.categorical}
     expected = served.detector.pipeline.predict_proba(frame[served.detector.features])
     np.testing.assert_allclose(served.fast.proba(numeric, cats), expected, rtol=0, atol=1e-12)
