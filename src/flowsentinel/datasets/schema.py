@@ -13,10 +13,12 @@ the 49-column raw files (``UNSW-NB15_1.csv`` ... ``_4.csv``, no header; names fr
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from flowsentinel.core.errors import InputError
+
 DatasetName = Literal["cicids2017", "unsw-nb15"]
-DATASETS: Final[tuple[str, ...]] = ("cicids2017", "unsw-nb15")
 
 # Meta columns added by the readers and cleaning (never features).
 LABEL: Final = "Label"  # the original label text, trimmed (UNSW: attack_cat, "Normal" if blank)
@@ -225,16 +227,72 @@ CIC_ALIASES: Final[dict[str, str]] = _build_cic_aliases()
 UNSW_ALIASES: Final[dict[str, str]] = _build_unsw_aliases()
 
 
-def features_of(dataset: str) -> tuple[str, ...]:
-    """The canonical feature columns of a data set."""
-    return CIC_FEATURES if dataset == "cicids2017" else UNSW_FEATURES
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """What the code needs to know of one data set, in one place.
+
+    Examples
+    --------
+    >>> CIC.canonical(" Flow Bytes/s"), CIC.canonical("flow_bytes_s"), CIC.canonical("nope")
+    ('Flow Bytes/s', 'Flow Bytes/s', None)
+    >>> dataset("unsw-nb15").title, dataset("unsw-nb15").json_name("sbytes")
+    ('UNSW-NB15', 'sbytes')
+    """
+
+    name: DatasetName
+    title: str
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    identifiers: tuple[str, ...]
+    string_identifiers: frozenset[str]
+    label_columns: tuple[str, ...]
+    #: name_key → canonical name, for every known spelling of a column
+    aliases: dict[str, str] = field(repr=False)
+    #: JSON request bodies use snake_case names (the first seed's API) instead of the
+    #: canonical ones
+    snake_case_json: bool = False
+
+    def canonical(self, name: str) -> str | None:
+        """The canonical name of a column in any known spelling, or None."""
+        return self.aliases.get(name_key(name))
+
+    def json_name(self, feature: str) -> str:
+        """The name of a feature in JSON bodies and answers."""
+        return snake_case(feature) if self.snake_case_json else feature
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(f for f in self.features if f not in self.categorical)
 
 
-def identifiers_of(dataset: str) -> tuple[str, ...]:
-    """The identifier columns of a data set (dropped by default: they leak)."""
-    return CIC_IDENTIFIERS if dataset == "cicids2017" else UNSW_IDENTIFIERS
+CIC: Final = Dataset(
+    name="cicids2017",
+    title="CIC-IDS2017",
+    features=CIC_FEATURES,
+    categorical=(),
+    identifiers=CIC_IDENTIFIERS,
+    string_identifiers=CIC_STRING_IDENTIFIERS,
+    label_columns=(LABEL,),
+    aliases=CIC_ALIASES,
+    snake_case_json=True,
+)
+UNSW: Final = Dataset(
+    name="unsw-nb15",
+    title="UNSW-NB15",
+    features=UNSW_FEATURES,
+    categorical=UNSW_CATEGORICAL,
+    identifiers=UNSW_IDENTIFIERS,
+    string_identifiers=UNSW_STRING_IDENTIFIERS,
+    label_columns=UNSW_LABEL_COLUMNS,
+    aliases=UNSW_ALIASES,
+)
+_BY_NAME: Final[dict[str, Dataset]] = {d.name: d for d in (CIC, UNSW)}
+DATASETS: Final[tuple[str, ...]] = tuple(_BY_NAME)
 
 
-def categorical_of(dataset: str) -> tuple[str, ...]:
-    """Feature columns holding categories (strings) rather than numbers."""
-    return () if dataset == "cicids2017" else UNSW_CATEGORICAL
+def dataset(name: str) -> Dataset:
+    """The descriptor of a data set by its name (``cicids2017``, ``unsw-nb15``)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise InputError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})") from None
