@@ -107,7 +107,7 @@ class CleaningReport(BaseModel):
 
 def feature_columns(frame: pl.DataFrame, dataset: str) -> list[str]:
     """The canonical feature columns present in a frame, in canonical order."""
-    return [c for c in sc.features_of(dataset) if c in frame.columns]
+    return [c for c in sc.dataset(dataset).features if c in frame.columns]
 
 
 def _numeric(frame: pl.DataFrame, columns: list[str]) -> list[str]:
@@ -243,7 +243,7 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         )
     )
     # 1. identifiers
-    idents = [c for c in sc.identifiers_of(dataset) if c in first.columns]
+    idents = [c for c in sc.dataset(dataset).identifiers if c in first.columns]
     if opts.drop_identifiers and idents:
         dropped_cols += [ColumnDrop(column=c, reason="identifier (leaks)") for c in idents]
     features = feature_columns(first, dataset)

@@ -36,7 +36,7 @@ def dataset_of(path: Path, kind: Kind) -> str | None:
     """The data set a file's flows belong to: captures give CIC-IDS2017 flows, a flow file
     says it in its header (``None`` when it cannot be told)."""
     if kind == "pcap":
-        return "cicids2017"
+        return sc.CIC.name  # the meter writes CICFlowMeter-2017 flows
     found = sniff_header(path).get("dataset")
     return found if isinstance(found, str) else None
 
@@ -114,7 +114,7 @@ def verdict_records(frame: pd.DataFrame, det: Detector) -> tuple[list[dict[str, 
 
 
 def check_capture_model(det: Detector) -> None:
-    if det.dataset != "cicids2017":
+    if det.dataset != sc.CIC.name:
         raise InputError(
             f"the model {det.name} is a {det.dataset} model; packet captures give CIC-IDS2017 "
             "flows, so scan needs a cicids2017 model (train one or run `flowsentinel demo`)"

@@ -74,8 +74,8 @@ class Slice:
 
     def numeric_features(self) -> list[str]:
         present = {h.strip() for h in self.header}
-        features = sc.features_of(self.dataset)
-        categorical = set(sc.categorical_of(self.dataset))
+        features = sc.dataset(self.dataset).features
+        categorical = set(sc.dataset(self.dataset).categorical)
         return [f for f in features if f in present and f not in categorical]
 
 
@@ -391,7 +391,7 @@ def _parquet_columns(piece: Slice, text: tuple[str, ...] = ()) -> dict[str, pa.A
     text columns as bytes."""
     out: dict[str, pa.Array] = {}
     for i, name in enumerate(piece.header):
-        if name in TEXT_COLUMNS or name in sc.categorical_of(piece.dataset):
+        if name in TEXT_COLUMNS or name in sc.dataset(piece.dataset).categorical:
             out[name] = pa.array([row[i] for row in piece.cells], pa.binary())
         elif name in text:
             out[name] = pa.array([row[i].decode() for row in piece.cells], pa.string())

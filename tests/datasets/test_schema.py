@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flowdata import CICFLOWMETER_V4_HEADER
+from flowsentinel.cli.data import Dataset
+from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import schema as sc
 
 
@@ -142,9 +144,25 @@ def test_seed_a_snake_case_names_map_back() -> None:
 
 
 def test_dataset_helpers() -> None:
-    assert sc.features_of("cicids2017") == sc.CIC_FEATURES
-    assert sc.features_of("unsw-nb15") == sc.UNSW_FEATURES
-    assert sc.identifiers_of("cicids2017") == sc.CIC_IDENTIFIERS
-    assert "id" in sc.identifiers_of("unsw-nb15")
-    assert set(sc.categorical_of("unsw-nb15")) == {"proto", "service", "state"}
-    assert sc.categorical_of("cicids2017") == ()
+    assert sc.dataset("cicids2017").features == sc.CIC_FEATURES
+    assert sc.dataset("unsw-nb15").features == sc.UNSW_FEATURES
+    assert sc.dataset("cicids2017").identifiers == sc.CIC_IDENTIFIERS
+    assert "id" in sc.dataset("unsw-nb15").identifiers
+    assert set(sc.dataset("unsw-nb15").categorical) == {"proto", "service", "state"}
+    assert sc.dataset("cicids2017").categorical == ()
+
+
+def test_dataset_descriptors() -> None:
+    assert [d.value for d in Dataset] == list(sc.DATASETS) == [d.name for d in sc.ALL]
+    for d in sc.ALL:
+        assert sc.dataset(d.name) is d
+        assert set(d.features) >= set(d.categorical)
+        assert not set(d.features) & set(d.identifiers)
+        for column in (*d.features, *d.identifiers):
+            assert d.canonical(column) == column
+            assert d.canonical(f"  {column.upper()} ") == column
+    assert sc.CIC.json_name("Flow Bytes/s") == "flow_bytes_s"
+    assert sc.UNSW.json_name("sbytes") == "sbytes"
+    assert sc.UNSW.numeric == tuple(f for f in sc.UNSW_FEATURES if f not in sc.UNSW_CATEGORICAL)
+    with pytest.raises(InputError, match="unknown data set 'kdd99'"):
+        sc.dataset("kdd99")

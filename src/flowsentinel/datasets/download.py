@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flowsentinel.core.errors import FlowsentinelError
 from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import is_supported
 
 Downloader = Callable[[str], str]
@@ -24,7 +25,7 @@ class OfflineError(FlowsentinelError):
 
 def kaggle_handle(dataset: str, settings: Settings | None = None) -> str:
     s = settings or get_settings()
-    handles = {"cicids2017": s.kaggle_cicids2017, "unsw-nb15": s.kaggle_unsw_nb15}
+    handles = {sc.CIC.name: s.kaggle_cicids2017, sc.UNSW.name: s.kaggle_unsw_nb15}
     if dataset not in handles:
         raise FlowsentinelError(f"unknown data set {dataset!r}; choose one of {sorted(handles)}")
     return handles[dataset]

@@ -143,13 +143,14 @@ def _first_line(head: bytes, path: Path) -> tuple[list[str], str]:
     return fields, encoding
 
 
-def _map_names(names: list[str], aliases: dict[str, str]) -> tuple[list[str | None], list[str]]:
+def _map_names(names: list[str], dataset: str) -> tuple[list[str | None], list[str]]:
     """Canonical name per column (None if unknown) and the unknown names."""
     mapped: list[str | None] = []
     unknown: list[str] = []
     seen: set[str] = set()
+    ds = sc.dataset(dataset)
     for raw in names:
-        canon = aliases.get(sc.name_key(raw))
+        canon = ds.canonical(raw)
         if canon == sc.CIC_DUPLICATE_OF and canon in seen:
             canon = sc.CIC_DUPLICATE_COLUMN  # the second "Fwd Header Length" of CICFlowMeter
         if canon is None or canon in seen:
@@ -167,14 +168,9 @@ def _score(names: list[str], aliases: dict[str, str]) -> int:
 
 def detect_dataset(names: list[str]) -> str | None:
     """The data set a header belongs to, or None when it matches neither."""
-    cic, unsw = _score(names, sc.CIC_ALIASES), _score(names, sc.UNSW_ALIASES)
-    if max(cic, unsw) < 3:
-        return None
-    return "cicids2017" if cic >= unsw else "unsw-nb15"
-
-
-def _aliases(dataset: str) -> dict[str, str]:
-    return sc.CIC_ALIASES if dataset == "cicids2017" else sc.UNSW_ALIASES
+    scores = [_score(names, d.aliases) for d in sc.ALL]
+    best = max(range(len(scores)), key=scores.__getitem__)  # the first of equal scores
+    return sc.ALL[best].name if scores[best] >= 3 else None
 
 
 def _check_dataset(path: Path, names: list[str], dataset: str | None) -> str:
@@ -193,7 +189,7 @@ def _check_dataset(path: Path, names: list[str], dataset: str | None) -> str:
 
 def _dialect(dataset: str, canon: list[str | None], names: list[str]) -> str:
     present = {c for c in canon if c}
-    if dataset == "unsw-nb15":
+    if sc.dataset(dataset) is sc.UNSW:
         return "unsw-partition" if "id" in present or "rate" in present else "unsw-raw-header"
     if any(sc.name_key(n) in {"totfwdpkts", "flowbytss"} for n in names):
         return "cicflowmeter-v4"
@@ -209,18 +205,8 @@ def _dialect(dataset: str, canon: list[str | None], names: list[str]) -> str:
 # reading
 
 
-def _string_columns(dataset: str) -> frozenset[str]:
-    if dataset == "cicids2017":
-        return sc.CIC_STRING_IDENTIFIERS
-    return sc.UNSW_STRING_IDENTIFIERS | frozenset(sc.UNSW_CATEGORICAL) | {"attack_cat"}
-
-
-def _label_columns(dataset: str) -> tuple[str, ...]:
-    return (sc.LABEL,) if dataset == "cicids2017" else sc.UNSW_LABEL_COLUMNS
-
-
 def _column_types(dataset: str, canon: list[str | None]) -> dict[str, pa.DataType]:
-    strings = _string_columns(dataset)
+    strings = sc.dataset(dataset).text_columns
     types: dict[str, pa.DataType] = {}
     for name in canon:
         if name is None:
@@ -534,7 +520,7 @@ def _decode_cells(column: pa.ChunkedArray, cp1252: bool) -> tuple[pa.ChunkedArra
 def _decode_binary_columns(table: pa.Table, dataset: str, report: FileReport) -> pa.Table:
     """Every binary column but the labels (decoded per distinct value with the label rules)
     as text, the cells not in UTF-8 counted per column."""
-    texts = _string_columns(dataset)
+    texts = sc.dataset(dataset).text_columns
     for index, name in enumerate(table.column_names):
         typ = table.schema.field(index).type
         if name in (sc.LABEL, "attack_cat") or not _is_binary(typ):
@@ -589,7 +575,7 @@ def _decode_binary_labels(col: pl.Series, report: FileReport | None = None) -> p
 def _numeric_parse(df: pl.DataFrame, dataset: str, report: FileReport) -> pl.DataFrame:
     """Number columns as float64 (text parsed, the cells that hold no number counted and
     missing), text columns as text; a column of another kind (lists, structs) is an error."""
-    texts = _string_columns(dataset)
+    texts = sc.dataset(dataset).text_columns
     exprs: list[pl.Expr | pl.Series] = []
     for name, dtype in df.schema.items():
         if dtype.is_nested():
@@ -617,7 +603,7 @@ def _shrink_floats(df: pl.DataFrame, dataset: str) -> pl.DataFrame:
 
     The first rows are tried first: most columns that need float64 show it there, and are not
     tested in full for nothing."""
-    strings = _string_columns(dataset) | set(_label_columns(dataset))
+    strings = sc.dataset(dataset).text_columns | set(sc.dataset(dataset).label_columns)
     floats = [n for n, t in df.schema.items() if t == pl.Float64 and n not in strings]
     if floats and df.height:
         shrink = _exact_in_float32(df, _exact_in_float32(df.head(4096), floats))
@@ -701,7 +687,7 @@ def complete_rows(df: pl.DataFrame, features: list[str]) -> np.ndarray:
 def row_facts(df: pl.DataFrame, dataset: str) -> RowFacts:
     """Facts of every row of a canonical frame (see :class:`RowFacts`)."""
     schema = df.schema
-    features = [c for c in sc.features_of(dataset) if c in schema]
+    features = [c for c in sc.dataset(dataset).features if c in schema]
     row_hash = df.select(features).hash_rows().to_numpy() if features and df.height else None
     return RowFacts(
         features=tuple(features),
@@ -791,15 +777,16 @@ def _unsw_labels(df: pl.DataFrame, report: FileReport, require_label: bool) -> p
 def _finish(
     df: pl.DataFrame, dataset: str, report: FileReport, require_label: bool, with_facts: bool
 ) -> tuple[pl.DataFrame, RowFacts | None]:
+    ds = sc.dataset(dataset)
     df = _numeric_parse(df, dataset, report)  # first: the copy below compares numbers
-    if dataset == "cicids2017" and sc.CIC_DUPLICATE_COLUMN in df.columns:
+    if ds is sc.CIC and sc.CIC_DUPLICATE_COLUMN in df.columns:
         if sc.CIC_DUPLICATE_OF in df.columns:
             a, b = df.get_column(sc.CIC_DUPLICATE_COLUMN), df.get_column(sc.CIC_DUPLICATE_OF)
             report.duplicate_column_mismatches = int((~a.eq_missing(b)).sum())
             df = df.drop(sc.CIC_DUPLICATE_COLUMN)
         else:
             df = df.rename({sc.CIC_DUPLICATE_COLUMN: sc.CIC_DUPLICATE_OF})
-    if dataset == "unsw-nb15":
+    if ds is sc.UNSW:
         fills = [c for c in sc.UNSW_BLANK_MEANS_ZERO if c in df.columns]
         if report.dialect.startswith("unsw-raw"):
             for c in fills:
@@ -807,11 +794,11 @@ def _finish(
                 if n:
                     report.blank_as_zero[c] = int(n)
             df = df.with_columns(pl.col(fills).fill_null(0))
-    df = (_cic_labels if dataset == "cicids2017" else _unsw_labels)(df, report, require_label)
-    features = sc.features_of(dataset)
+    df = (_cic_labels if ds is sc.CIC else _unsw_labels)(df, report, require_label)
+    features = ds.features
     report.missing_features = [f for f in features if f not in df.columns]
     report.rows = df.height
-    ordered = [c for c in (*sc.identifiers_of(dataset), *features) if c in df.columns]
+    ordered = [c for c in (*ds.identifiers, *features) if c in df.columns]
     df = _shrink_floats(df.select([*ordered, sc.LABEL, sc.FAMILY]), dataset)
     return df, (row_facts(df, dataset) if with_facts else None)
 
@@ -842,7 +829,7 @@ def read_file_with_facts(
         table = _read_parquet_table(path)
         names = list(table.column_names)
         found = _check_dataset(path, names, dataset)
-        canon, unknown = _map_names(names, _aliases(found))
+        canon, unknown = _map_names(names, found)
         report = FileReport(str(path), found, "parquet", unknown_columns=unknown)
         keep = [i for i, c in enumerate(canon) if c is not None]
         table = table.select(keep).rename_columns([canon[i] for i in keep])
@@ -858,13 +845,13 @@ def read_file_with_facts(
     names, encoding = _first_line(head, path)
     has_header = True
     if (
-        dataset in (None, "unsw-nb15")
+        dataset in (None, sc.UNSW.name)
         and detect_dataset(names) is None
         and len(names) == len(sc.UNSW_RAW_COLUMNS)
     ):
         names, has_header = list(sc.UNSW_RAW_COLUMNS), False  # headerless raw UNSW-NB15 file
     found = _check_dataset(path, names, dataset)
-    canon, unknown = _map_names(names, _aliases(found))
+    canon, unknown = _map_names(names, found)
     dialect = "unsw-raw" if not has_header else _dialect(found, canon, names)
     report = FileReport(str(path), found, dialect, encoding=encoding, unknown_columns=unknown)
     table = _read_csv_table(path, canon, _column_types(found, canon), has_header, report, names)
@@ -890,7 +877,7 @@ def sniff(path: str | Path) -> dict[str, object]:
     found = detect_dataset(names)
     if found is None:
         return {"dataset": None, "dialect": None, "encoding": encoding}
-    canon, _ = _map_names(names, _aliases(found))
+    canon, _ = _map_names(names, found)
     return {"dataset": found, "dialect": _dialect(found, canon, names), "encoding": encoding}
 
 

@@ -246,6 +246,8 @@ class Dataset:
     identifiers: tuple[str, ...]
     string_identifiers: frozenset[str]
     label_columns: tuple[str, ...]
+    #: columns read as text (identifiers, categories, the raw attack name), never as numbers
+    text_columns: frozenset[str]
     #: name_key → canonical name, for every known spelling of a column
     aliases: dict[str, str] = field(repr=False)
     #: JSON request bodies use snake_case names (the first seed's API) instead of the
@@ -273,6 +275,7 @@ CIC: Final = Dataset(
     identifiers=CIC_IDENTIFIERS,
     string_identifiers=CIC_STRING_IDENTIFIERS,
     label_columns=(LABEL,),
+    text_columns=CIC_STRING_IDENTIFIERS,
     aliases=CIC_ALIASES,
     snake_case_json=True,
 )
@@ -284,9 +287,12 @@ UNSW: Final = Dataset(
     identifiers=UNSW_IDENTIFIERS,
     string_identifiers=UNSW_STRING_IDENTIFIERS,
     label_columns=UNSW_LABEL_COLUMNS,
+    text_columns=UNSW_STRING_IDENTIFIERS | frozenset(UNSW_CATEGORICAL) | {"attack_cat"},
     aliases=UNSW_ALIASES,
 )
-_BY_NAME: Final[dict[str, Dataset]] = {d.name: d for d in (CIC, UNSW)}
+#: every data set the readers know, in detection order
+ALL: Final[tuple[Dataset, ...]] = (CIC, UNSW)
+_BY_NAME: Final[dict[str, Dataset]] = {d.name: d for d in ALL}
 DATASETS: Final[tuple[str, ...]] = tuple(_BY_NAME)
 
 

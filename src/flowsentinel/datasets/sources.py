@@ -262,7 +262,7 @@ def _from_cache(
 
 
 def _check_columns(frames: list[pl.DataFrame], reports: list[FileReport], mixed: str) -> list[str]:
-    idents = set(sc.identifiers_of(reports[0].dataset))
+    idents = set(sc.dataset(reports[0].dataset).identifiers)
     first = set(frames[0].columns) - idents
     differing: set[str] = set()
     for frame, report in zip(frames[1:], reports[1:], strict=True):

@@ -30,8 +30,8 @@ import polars as pl
 
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.datasets import schema as sc
 from flowsentinel.models import tracking
-from flowsentinel.models.feature_sets import canonical_name
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
 DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
@@ -193,7 +193,7 @@ class Detector:
         mapping: dict[str, str] = {}
         unknown: list[str] = []
         for col in columns:
-            canonical = col if col in wanted else canonical_name(str(col), self.dataset)
+            canonical = col if col in wanted else sc.dataset(self.dataset).canonical(str(col))
             if canonical in wanted and canonical not in mapping.values():
                 mapping[col] = canonical
             elif canonical is None:

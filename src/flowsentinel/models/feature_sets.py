@@ -10,12 +10,6 @@ from flowsentinel.datasets import schema as sc
 FEATURE_SETS: tuple[str, ...] = ("all", "seed-a", "seed-b")
 
 
-def canonical_name(name: str, dataset: str) -> str | None:
-    """The canonical column name of any known spelling (MLCVE, V4 short names, snake_case...)."""
-    aliases = sc.CIC_ALIASES if dataset == "cicids2017" else sc.UNSW_ALIASES
-    return aliases.get(sc.name_key(name))
-
-
 def resolve_features(spec: str, dataset: str, available: list[str]) -> list[str]:
     """The feature columns of ``spec`` (``all``, ``seed-a``, ``seed-b`` or a file of names).
 
@@ -25,11 +19,11 @@ def resolve_features(spec: str, dataset: str, available: list[str]) -> list[str]
     if spec == "all":
         return list(available)
     if spec == "seed-a":
-        if dataset != "cicids2017":
+        if dataset != sc.CIC.name:
             raise InputError("--features seed-a is the first seed's CIC-IDS2017 request")
         wanted = list(sc.SEED_A_FEATURES)
     elif spec == "seed-b":
-        if dataset != "unsw-nb15":
+        if dataset != sc.UNSW.name:
             raise InputError("--features seed-b is the second seed's UNSW-NB15 request")
         wanted = list(sc.SEED_B_FEATURES)
     else:
@@ -45,8 +39,8 @@ def resolve_features(spec: str, dataset: str, available: list[str]) -> list[str]
         names = [n for n in names if n]
         wanted, unknown = [], []
         for name in names:
-            canonical = canonical_name(name, dataset)
-            if canonical is None or canonical not in sc.features_of(dataset):
+            canonical = sc.dataset(dataset).canonical(name)
+            if canonical is None or canonical not in sc.dataset(dataset).features:
                 unknown.append(name)
             elif canonical not in wanted:
                 wanted.append(canonical)

@@ -25,6 +25,7 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.model_selection import train_test_split
 
 from flowsentinel.core.errors import InputError
+from flowsentinel.datasets import schema as sc
 
 Protocol = Literal["holdout", "seed", "files", "official"]
 PROTOCOLS: tuple[str, ...] = ("holdout", "seed", "files", "official")
@@ -108,7 +109,7 @@ def holdout(
 
 
 def seed_protocol(frame: pl.DataFrame, features: list[str], encode: Any, dataset: str) -> Split:
-    if dataset == "cicids2017":
+    if sc.dataset(dataset) is sc.CIC:
         y = encode(frame)
         _check_classes(y, "cleaned")
         sampler = RandomUnderSampler(random_state=17, sampling_strategy="majority")

@@ -272,7 +272,7 @@ def _train(
             frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings, cfg.mixed)
         if cfg.protocol == "official" and dataset != "unsw-nb15":
             raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
-        available = [c for c in sc.features_of(dataset) if c in frame.columns]
+        available = [c for c in sc.dataset(dataset).features if c in frame.columns]
         test_frame = None
         if cfg.test_sources:
             say("cleaning the test sources")
@@ -288,7 +288,7 @@ def _train(
             )
             available = [c for c in available if c in test_frame.columns]
         features = resolve_features(cfg.features, dataset, available)
-        categorical = [c for c in features if c in sc.categorical_of(dataset)]
+        categorical = [c for c in features if c in sc.dataset(dataset).categorical]
         numeric = [c for c in features if c not in categorical]
         coder = LabelCoder.for_frame(frame, cfg.task)
         say(f"splitting ({cfg.protocol})")

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from flowsentinel.core.errors import FlowsentinelError
 from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.datasets import schema as sc
 from flowsentinel.scoring import DEFAULT_MODEL
 from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings
@@ -153,7 +154,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
     paths = doc.get("paths", {})
-    for path, dataset in (("/reports/", "cicids2017"), ("/classify", "unsw-nb15")):
+    for path, dataset in (("/reports/", sc.CIC.name), ("/classify", sc.UNSW.name)):
         served_for = models.for_dataset(dataset)
         op = paths.get(path, {}).get("post")
         if op is None:

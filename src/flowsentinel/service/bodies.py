@@ -60,12 +60,6 @@ def error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-def display_name(feature: str, dataset: str) -> str:
-    """The JSON name of a feature: snake_case for CIC-IDS2017 (the first seed's API), the
-    partition name for UNSW-NB15 (already snake_case)."""
-    return sc.snake_case(feature) if dataset == "cicids2017" else feature
-
-
 def clamp(values: np.ndarray) -> np.ndarray:
     """Finite values of a file clamped to ±:data:`VALUE_LIMIT` (NaN and ±inf left as they
     are: the pipeline treats them as missing)."""
@@ -107,7 +101,7 @@ class FlowBody:
         self.key = key
         self.numeric = [f for f in features if f not in cats]
         self.categorical = [f for f in features if f in cats]
-        self.display = {f: display_name(f, dataset) for f in features}
+        self.display = {f: sc.dataset(dataset).json_name(f) for f in features}
         self.flow = self._flow_struct(_title(key), dataset, title or key)
         self.batch = msgspec.defstruct(
             f"PredictRequest{_title(key)}",

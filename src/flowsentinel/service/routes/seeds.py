@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from flowsentinel.datasets import schema as sc
 from flowsentinel.scoring import Verdicts
 from flowsentinel.service.deps import FastJSONResponse, RequestRoute, model_for, require_json, state
 from flowsentinel.service.schemas import ClassifyResponse, ReportsResponse, error_responses
@@ -34,12 +35,12 @@ async def _one_flow(request: Request, dataset: str, route: str) -> Verdicts:
     summary="First seed: is this CIC-IDS2017 flow a DoS?",
     response_model=ReportsResponse,
     responses=ERRORS,
-    openapi_extra={"x-flow-dataset": "cicids2017"},
+    openapi_extra={"x-flow-dataset": sc.CIC.name},
 )
 async def reports(request: Request) -> JSONResponse:
     """The first seed's request (its snake_case CIC-IDS2017 features), answered as it was:
     ``{"predictions": ["BENIGN"]}`` or ``["DoS"]``."""
-    verdicts = await _one_flow(request, "cicids2017", "/reports/")
+    verdicts = await _one_flow(request, sc.CIC.name, "/reports/")
     return FastJSONResponse({"predictions": [str(label) for label in verdicts.labels]})
 
 
@@ -48,12 +49,12 @@ async def reports(request: Request) -> JSONResponse:
     summary="Second seed: is this UNSW-NB15 record an attack?",
     response_model=ClassifyResponse,
     responses=ERRORS,
-    openapi_extra={"x-flow-dataset": "unsw-nb15"},
+    openapi_extra={"x-flow-dataset": sc.UNSW.name},
 )
 async def classify(request: Request) -> JSONResponse:
     """The second seed's UNSW-NB15 record answered ``{"status": "Attack" | "Not attack",
     "attack_prob": p}``."""
-    verdicts = await _one_flow(request, "unsw-nb15", "/classify")
+    verdicts = await _one_flow(request, sc.UNSW.name, "/classify")
     attack = int(verdicts.codes[0]) != 0
     p = float(verdicts.attack_probability[0])
     return FastJSONResponse({"status": "Attack" if attack else "Not attack", "attack_prob": p})
