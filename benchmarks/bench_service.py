@@ -192,8 +192,8 @@ def main() -> None:
     )
     args = ap.parse_args()
 
+    from flowsentinel.core import schema as sc
     from flowsentinel.core.settings import Settings
-    from flowsentinel.datasets import schema as sc
     from flowsentinel.datasets.synthetic import generate_flows
     from flowsentinel.models.tracking import tracking_uri
     from flowsentinel.scoring import Detector

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"

@@ -15,8 +15,8 @@ import pytest
 
 from flowdata import cic_row, write_cic_file, write_csv, write_unsw_partition
 from flowsentinel.cleaning import CleaningOptions, CleaningReport, clean, clean_to_dir
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.datasets.sources import load_sources
 

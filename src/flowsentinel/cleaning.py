@@ -34,9 +34,9 @@ import polars as pl
 import xxhash
 from pydantic import BaseModel, Field
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import READER_VERSION, ColumnarCache
 from flowsentinel.datasets.reader import RowFacts, complete_rows
 from flowsentinel.datasets.sources import LoadedData, expand_sources, load_sources

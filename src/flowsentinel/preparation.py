@@ -21,8 +21,8 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import train_test_split
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 
 
 def correlation_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:

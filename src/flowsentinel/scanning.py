@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
 from flowsentinel.scoring import Detector

@@ -10,7 +10,7 @@ from craft import ACK, FIN, PSH, SYN, T0, C, Pkt, S, frame, pcap_bytes, pcapng_b
 from craft import udp_idle_session as udp_session
 
 from flowsentinel.capture import MeterConfig, Quirks, extract_flows
-from flowsentinel.datasets.schema import CIC_FEATURES, CIC_IDENTIFIERS
+from flowsentinel.core.schema import CIC_FEATURES, CIC_IDENTIFIERS
 
 ZERO_BULK = [
     "Fwd Avg Bytes/Bulk", "Fwd Avg Packets/Bulk", "Fwd Avg Bulk Rate", "Bwd Avg Bytes/Bulk",

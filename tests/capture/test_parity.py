@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from flowsentinel.capture import MeterConfig, Quirks, extract_flows
-from flowsentinel.datasets.schema import CIC_ALIASES, CIC_FEATURES, name_key
+from flowsentinel.core.schema import CIC_ALIASES, CIC_FEATURES, name_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ATTACK = ROOT.parent / "shared" / "datasets" / "pcaps" / "attack"

@@ -24,7 +24,7 @@ from flowdata import (
     write_unsw_partition,
 )
 from flowsentinel.cli.main import app
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.datasets.synthetic import write_demo_dataset
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("flowsentinel")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowdata import SHARED_DATASETS
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 
 SOURCES = {
     "cic": SHARED_DATASETS / "cicids2017" / "cicids2017-sample-grouped-labels.csv.gz",

@@ -18,8 +18,8 @@ from flowdata import (
     write_csv,
     write_unsw_partition,
 )
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import read_file, sniff
 
 EN_DASH = "\u2013"

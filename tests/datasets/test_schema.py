@@ -6,8 +6,8 @@ import pytest
 
 from flowdata import CICFLOWMETER_V4_HEADER
 from flowsentinel.cli.data import Dataset
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 
 
 def test_cic_features_are_76_distinct_stripped_names() -> None:

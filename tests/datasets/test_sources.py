@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from flowdata import write_cic_file, write_ten_feature_parquet, write_unsw_partition
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets import sources as sources_mod
 from flowsentinel.datasets.cache import ColumnarCache, content_hash
 from flowsentinel.datasets.sources import expand_sources, load_sources

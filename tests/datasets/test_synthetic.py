@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.synthetic import generate_flows, write_demo_dataset
 

@@ -17,8 +17,8 @@ import pytest
 
 from flowdata import SHARED_DATASETS
 from flowsentinel.cleaning import CleaningOptions, clean, clean_to_dir
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.sources import load_sources
 from flowsentinel.preparation import prepare

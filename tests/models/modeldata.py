@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 
 
 def unsw_frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:

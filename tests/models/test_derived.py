@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from modeldata import unsw_frame
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.models._transformers import FrameSelector
 from flowsentinel.models.derived import UNSW_COUNTED, UNSW_NOISE, DerivedFeatures
 from flowsentinel.models.zoo import SPECS, build_pipeline

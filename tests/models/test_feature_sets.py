@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.models.feature_sets import resolve_features
 
 

@@ -9,7 +9,7 @@ from modeldata import unsw_frame
 from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.models import protocols as pr
 from flowsentinel.models.training import TrainConfig, _fit, _SearchWithDefaults
 from flowsentinel.models.zoo import SPECS

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from modeldata import unsw_frame
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.models.zoo import SPECS, build_pipeline, parse_models, search_space
 
 NUM = [c for c in sc.UNSW_FEATURES if c not in sc.UNSW_CATEGORICAL]

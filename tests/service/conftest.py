@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.settings import Settings
-from flowsentinel.datasets import schema as sc
 
 with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the project uses
     warnings.simplefilter("ignore")

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, SHARED, UNSW_NAME, cic_record
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.service.app import create_app
 from flowsentinel.service.config import ServiceSettings

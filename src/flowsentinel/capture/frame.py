@@ -1,8 +1,8 @@
 """Turn finished-flow arrays into a table with the canonical CIC-IDS2017 column names.
 
-Columns: the identifiers of :data:`~flowsentinel.datasets.schema.CIC_IDENTIFIERS` (``Flow ID``
+Columns: the identifiers of :data:`~flowsentinel.core.schema.CIC_IDENTIFIERS` (``Flow ID``
 is ``src-dst-sport-dport-protocol`` in the flow's direction, ``Timestamp`` the start time in UTC
-with microseconds) then the 76 features of :data:`~flowsentinel.datasets.schema.CIC_FEATURES`,
+with microseconds) then the 76 features of :data:`~flowsentinel.core.schema.CIC_FEATURES`,
 so that :func:`flowsentinel.datasets.reader.read_file` reads the CSV back as the
 TrafficLabelling dialect. Strings are built with Arrow compute kernels, not per row in Python.
 """
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, OI_START, OI_V6, FlowArrays
-from flowsentinel.datasets.schema import CIC_FEATURES, CIC_IDENTIFIERS, LABEL
+from flowsentinel.core.schema import CIC_FEATURES, CIC_IDENTIFIERS, LABEL
 
 #: features that are integers by definition (written without a decimal point)
 INTEGER_FEATURES: Final[frozenset[str]] = frozenset(

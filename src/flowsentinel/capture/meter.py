@@ -43,7 +43,7 @@ from flowsentinel.capture.quirks import (
     Q_WIN_LAST,
     Quirks,
 )
-from flowsentinel.datasets.schema import CIC_FEATURES
+from flowsentinel.core.schema import CIC_FEATURES
 
 N_FEATURES: Final = len(CIC_FEATURES)
 assert N_FEATURES == 76

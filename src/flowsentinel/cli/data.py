@@ -21,7 +21,7 @@ app = typer.Typer(help="Download, inspect, clean and prepare flow records.", no_
 
 
 class Dataset(StrEnum):
-    """The choices of ``--dataset``: the names of :data:`flowsentinel.datasets.schema.ALL`
+    """The choices of ``--dataset``: the names of :data:`flowsentinel.core.schema.ALL`
     (a test keeps the two equal)."""
 
     cicids2017 = "cicids2017"

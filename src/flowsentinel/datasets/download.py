@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import FlowsentinelError
 from flowsentinel.core.settings import Settings, get_settings
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.reader import is_supported
 
 Downloader = Callable[[str], str]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
-from flowsentinel.datasets.schema import BENIGN
+from flowsentinel.core.schema import BENIGN
 
 Task = Literal["dos", "attack", "multiclass"]
 TASKS: Final[tuple[str, ...]] = ("dos", "attack", "multiclass")

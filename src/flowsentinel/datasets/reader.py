@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
-from flowsentinel.datasets import schema as sc
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _SNIFF_BYTES = 1 << 16

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import ColumnarCache, Mapping
 from flowsentinel.datasets.reader import (
     FACT_COMPLETE,

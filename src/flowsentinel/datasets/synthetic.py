@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 
 _CLASSES = {  # label: (share, fwd pkts λ, bwd pkts λ, fwd size μ, bwd size μ, gap μs, port)
     "BENIGN": (0.62, 8, 7, 120, 700, 40_000, 443),

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
-from flowsentinel.datasets import schema as sc
 from flowsentinel.models import tracking
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 
 FEATURE_SETS: tuple[str, ...] = ("all", "seed-a", "seed-b")
 

@@ -24,8 +24,8 @@ import polars as pl
 from imblearn.under_sampling import RandomUnderSampler
 from sklearn.model_selection import train_test_split
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.datasets import schema as sc
 
 Protocol = Literal["holdout", "seed", "files", "official"]
 PROTOCOLS: tuple[str, ...] = ("holdout", "seed", "files", "official")

@@ -15,9 +15,9 @@ import polars as pl
 from sklearn.model_selection import ParameterSampler, RandomizedSearchCV
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.core.settings import Settings, get_settings
-from flowsentinel.datasets import schema as sc
 from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.models import processes, registry, tracking
 from flowsentinel.models import protocols as pr

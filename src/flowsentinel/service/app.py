@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import FlowsentinelError
 from flowsentinel.core.settings import Settings, get_settings
-from flowsentinel.datasets import schema as sc
 from flowsentinel.scoring import DEFAULT_MODEL
 from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings

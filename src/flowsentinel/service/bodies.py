@@ -36,8 +36,8 @@ import numpy as np
 import pydantic_core
 from msgspec.structs import astuple
 
+from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import LimitError
-from flowsentinel.datasets import schema as sc
 
 #: numbers beyond this are refused in requests (models work in float32) and clamped in files
 VALUE_LIMIT = 1e30

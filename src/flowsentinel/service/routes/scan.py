@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from flowsentinel.bounded import Limits, prepare
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.scanning import Flows, dataset_of, read_flows
 from flowsentinel.service.deps import (
     Config,

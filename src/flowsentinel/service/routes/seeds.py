@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from flowsentinel.datasets import schema as sc
+from flowsentinel.core import schema as sc
 from flowsentinel.scoring import Verdicts
 from flowsentinel.service.deps import FastJSONResponse, RequestRoute, model_for, require_json, state
 from flowsentinel.service.schemas import ClassifyResponse, ReportsResponse, error_responses
