@@ -12,6 +12,36 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+class HttpMiddleware:
+    """Base of the pure ASGI middleware of the service: other scopes (lifespan, websocket)
+    pass through; HTTP requests go to :meth:`http`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class ResponseWatch:
+    """Wraps ``send`` to see the response status as it starts (0 until then)."""
+
+    def __init__(self, send: Send) -> None:
+        self.status = 0
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body larger than {limit:,} bytes")
@@ -35,18 +65,15 @@ async def _send_json(
     await send({"type": "http.response.body", "body": data})
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """413 for a body beyond the limit of its path: at once from ``Content-Length``, otherwise
     as soon as the counted bytes of a streamed (chunked) body pass it."""
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit_for = limit_for
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -58,7 +85,6 @@ class BodyLimit:
                     await _send_json(send, 413, {"detail": BodyTooLarge(limit).detail})
                     return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -69,16 +95,11 @@ class BodyLimit:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, watch)
         except BodyTooLarge as exc:
-            if started:
+            if watch.status:  # the answer had begun: too late for a 413
                 raise
             await _send_json(send, 413, {"detail": exc.detail})
 
@@ -96,18 +117,18 @@ def is_open(path: str) -> bool:
     )
 
 
-class ApiKeyGuard:
+class ApiKeyGuard(HttpMiddleware):
     """When a key is configured, every route but the open ones (:data:`OPEN_PATHS`, the page)
     needs it in ``X-API-Key`` or ``Authorization: Bearer``; otherwise 401 at once."""
 
     UNAUTHORISED = "a valid API key is required (header X-API-Key or Authorization: Bearer)"
 
     def __init__(self, app: ASGIApp, key: str | None) -> None:
-        self.app = app
+        super().__init__(app)
         self.key = key.encode() if key else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.key is None or scope["type"] != "http" or is_open(scope.get("path", "")):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or is_open(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         if self._given(scope.get("headers", ())):

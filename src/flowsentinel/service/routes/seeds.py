@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -30,13 +32,18 @@ async def _one_flow(request: Request, dataset: str, route: str) -> Verdicts:
     return verdicts
 
 
-@router.post(
-    "/reports/",
-    summary="First seed: is this CIC-IDS2017 flow a DoS?",
-    response_model=ReportsResponse,
-    responses=ERRORS,
-    openapi_extra={"x-flow-dataset": sc.CIC.name},
-)
+def _seed_route(path: str, summary: str, answer: type, dataset: sc.Dataset) -> Any:
+    """The declaration of a seed route: its answer model, errors and the data set it serves."""
+    return router.post(
+        path,
+        summary=summary,
+        response_model=answer,
+        responses=ERRORS,
+        openapi_extra={"x-flow-dataset": dataset.name},
+    )
+
+
+@_seed_route("/reports/", "First seed: is this CIC-IDS2017 flow a DoS?", ReportsResponse, sc.CIC)
 async def reports(request: Request) -> JSONResponse:
     """The first seed's request (its snake_case CIC-IDS2017 features), answered as it was:
     ``{"predictions": ["BENIGN"]}`` or ``["DoS"]``."""
@@ -44,12 +51,8 @@ async def reports(request: Request) -> JSONResponse:
     return FastJSONResponse({"predictions": [str(label) for label in verdicts.labels]})
 
 
-@router.post(
-    "/classify",
-    summary="Second seed: is this UNSW-NB15 record an attack?",
-    response_model=ClassifyResponse,
-    responses=ERRORS,
-    openapi_extra={"x-flow-dataset": sc.UNSW.name},
+@_seed_route(
+    "/classify", "Second seed: is this UNSW-NB15 record an attack?", ClassifyResponse, sc.UNSW
 )
 async def classify(request: Request) -> JSONResponse:
     """The second seed's UNSW-NB15 record answered ``{"status": "Attack" | "Not attack",
