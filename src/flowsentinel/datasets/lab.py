@@ -261,7 +261,7 @@ def _hulk(cap: _Capture, n: int) -> None:
         conn = _Tcp(cap, ATTACKER, cport, SERVER, 80, 229, 235)
         cap.sessions.append(Session(ATTACKER, cport, SERVER, 80, 6, t, HULK))
         t = conn.handshake(t, rtt)
-        url = f"GET /?{rng.integers(1e9)}={rng.integers(1e9)} HTTP/1.1\r\n".encode()
+        url = f"GET /?{rng.integers(10**9)}={rng.integers(10**9)} HTTP/1.1\r\n".encode()
         conn.client_send(t + 100, cap.text(int(rng.integers(300, 700)), url))
         conn.server_ack(t + 100 + rtt // 2)
         if rng.random() < 0.75:  # the server answers, slowly as it saturates
