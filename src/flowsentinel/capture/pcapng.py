@@ -316,7 +316,9 @@ def _resolve(ids, raw, linktype, mul, div, shift, offset, last_ts, links, ts):  
             prev = ts[i]
 
 
-def _timestamps(ids: np.ndarray, raw: np.ndarray, interfaces: _Interfaces, last_ts: int):
+def _timestamps(
+    ids: np.ndarray, raw: np.ndarray, interfaces: _Interfaces, last_ts: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(link types, µs timestamps, readable mask) of a batch."""
     links = np.empty(len(ids), np.int32)
     ts = np.empty(len(ids), np.int64)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
-from flowsentinel.capture.output import write_flows
+from flowsentinel.capture.output import Labeller, write_flows
 
 T_BASE = 1_499_245_200  # 2017-07-05 09:00:00 UTC (a Wednesday, like CIC-IDS2017's DoS day)
 SERVER = "192.168.10.50"
@@ -408,7 +408,7 @@ def _endpoint_key(a: str, ap: int, b: str, bp: int, proto: int) -> tuple:
     return (*min(x, y), *max(x, y), proto)
 
 
-def labeller_for(sessions: list[Session]):
+def labeller_for(sessions: list[Session]) -> Labeller:
     """A ``write_flows`` labeller that adds ``Label`` from the sessions' 5-tuples."""
     by_key = {_endpoint_key(s.src, s.sport, s.dst, s.dport, s.proto): s.label for s in sessions}
 
