@@ -469,7 +469,7 @@ def compile_pipeline(
     return scorer
 
 
-def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastScorer | None:
+def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastScorer | None:  # noqa: C901
     from sklearn.compose import ColumnTransformer
 
     from flowsentinel.models._transformers import FrameSelector
