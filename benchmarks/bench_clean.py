@@ -764,7 +764,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     args = parse_args(argv)
     repo = HERE.parent.resolve()
     if args.workdir == repo or repo in args.workdir.parents:

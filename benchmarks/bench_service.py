@@ -171,7 +171,7 @@ def load_average() -> str:
         return "n/a"
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901, PLR0915
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", help="CIC-IDS2017 model URI in your store (default: train one)")
     ap.add_argument("--unsw-model", help="UNSW-NB15 model URI in your store (default: train one)")

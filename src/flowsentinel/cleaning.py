@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -538,7 +538,7 @@ def _stored_hashes(facts: list[RowFacts | None], features: list[str]) -> list[np
             or f.row_hash is None
             or f.hash_version != pl.__version__
             or f.features != tuple(features)
-            or f.hash_dtypes != facts[0].hash_dtypes  # type: ignore[union-attr]
+            or f.hash_dtypes != facts[0].hash_dtypes  # type: ignore[union-attr]  # facts[0] is f on the first pass
         ):
             return None
         out.append(f.row_hash)
@@ -634,9 +634,9 @@ def _numeric_kinds(values: pl.Series) -> set[object]:
         nans = 0
     if nulls + nans < values.len():
         lo, hi = values.min(), values.max()
-        kinds.add(float(lo))  # type: ignore[arg-type]
+        kinds.add(float(lo))  # type: ignore[arg-type]  # numeric column, not all missing: a number
         if hi != lo:
-            kinds.add(float(hi))  # type: ignore[arg-type]
+            kinds.add(float(hi))  # type: ignore[arg-type]  # numeric column, not all missing: a number
     return kinds
 
 
@@ -684,7 +684,7 @@ def _first_occurrences(
     parts: list[pl.DataFrame],
     alive: list[np.ndarray],
     features: list[str],
-    row_hashes: list[np.ndarray | None],
+    row_hashes: Sequence[np.ndarray | None],
     release: Callable[[], None],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Over the alive rows of all parts in order: the mask keeping the first of each group of

@@ -30,7 +30,8 @@ def evaluate(
 
     settings = settings or get_settings()
     det = Detector.load(model, settings)
-    opts = CleaningOptions(task=det.task, near_constant="none")  # type: ignore[arg-type]
+    # the detector's task is a plain str: validated (against lab.Task) as the options are made
+    opts = CleaningOptions.model_validate({"task": det.task, "near_constant": "none"})
     cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
     with tempfile.TemporaryDirectory(prefix="flowsentinel-eval-") as tmp:
         clean_to_dir(sources, Path(tmp), dataset=det.dataset, options=opts, cache=cache)

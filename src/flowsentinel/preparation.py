@@ -146,7 +146,8 @@ def prepare(
     counts = frame.get_column(sc.TARGET).value_counts()
     if counts.height < 2:
         raise InputError("only one class left after cleaning: nothing to learn", path=source)
-    if int(counts.get_column("count").min()) < 2:
+    fewest = counts.get_column("count").min()
+    if not isinstance(fewest, int) or fewest < 2:
         raise InputError("a class has fewer than 2 rows: cannot split it", path=source)
     data = frame.to_pandas()
     binary = data[sc.TARGET].dtype.kind in "iu"

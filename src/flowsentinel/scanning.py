@@ -7,7 +7,7 @@ is :class:`flowsentinel.scoring.Detector`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -99,8 +99,11 @@ def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
         counts[str(name)] = counts.get(str(name), 0) + int(count)
 
 
-def verdict_records(frame: pd.DataFrame, det: Detector) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """One dict per flow: its identifiers, ``label``, ``probability``, ``attack_probability``."""
+def verdict_records(
+    frame: pd.DataFrame, det: Detector
+) -> tuple[list[dict[Hashable, Any]], np.ndarray]:
+    """One dict per flow: its identifiers, ``label``, ``probability``, ``attack_probability``
+    (str keys: the frame's column names, typed ``Hashable`` as pandas types them)."""
     verdicts = det.predict(frame)
     ids = [c for c in IDENTIFIERS if c in frame.columns]
     records = frame[ids].astype(object).where(frame[ids].notna(), None).to_dict("records")
@@ -125,7 +128,7 @@ def iter_capture_frames(source: Path | bytes, stats: Any = None) -> Iterator[pd.
     """Flows of a capture in batches, as the meter finishes them."""
     from flowsentinel.capture import iter_flow_batches
 
-    yield from iter_flow_batches(source, stats=stats)  # type: ignore[misc]
+    yield from iter_flow_batches(source, stats=stats)
 
 
 def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:

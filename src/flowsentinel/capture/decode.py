@@ -109,7 +109,7 @@ def _decode(buf, offs, caps, wires, links, out_reason, v6, shi, slo, dhi, dlo, s
         wire_end = base + np.int64(wires[i])
         lt = links[i]
         p = base
-        etype = np.int64(-1)
+        etype: int | np.int64 = np.int64(-1)
         reason = OK
         # ---- link layer
         if lt == 1:
@@ -242,8 +242,8 @@ def _decode(buf, offs, caps, wires, links, out_reason, v6, shi, slo, dhi, dlo, s
         # ---- transport layer
         sport = 0
         dport = 0
-        th = 0
-        fl = 0
+        th: int | np.int64 = 0
+        fl: int | np.int64 = 0
         w = -1
         if reason == OK:
             if proto == TCP:

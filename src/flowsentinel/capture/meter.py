@@ -306,7 +306,7 @@ def _rate(num, dur, q):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True)
-def _emit(TI, TK, TF, s, q, OF, OI, OK, o):  # pragma: no cover - numba
+def _emit(TI, TK, TF, s, q, OF, OI, OK, o):  # noqa: PLR0915  # pragma: no cover - numba
     if q[Q_NO_FINAL_ACTIVE] == 0 and TI[s, AEND] - TI[s, ASTART] > 0:
         _st_add(TF, s, ST_ACT, float(TI[s, AEND] - TI[s, ASTART]))
     row = OF[o]
@@ -463,7 +463,7 @@ def _rehash(TI, TK, TF, TI2, TK2, TF2):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True)
-def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg, win, start,
+def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg, win, start,  # noqa: PLR0915
              TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc):  # fmt: skip
     """Meter packets [start:]; returns (next packet, rows emitted, status).
 

@@ -257,12 +257,16 @@ def parse_idb(block: bytes, big: bool) -> _Iface | None:
     return iface
 
 
+#: (linktype or -1, mul, div, shift, offset) per interface: the arguments of :func:`_resolve`
+_IfaceArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 class _Interfaces:
     """The interfaces of the current section (None: an unreadable description), as arrays."""
 
     def __init__(self) -> None:
         self.items: list[_Iface | None] = []
-        self._arrays: tuple[np.ndarray, ...] | None = None
+        self._arrays: _IfaceArrays | None = None
 
     def reset(self) -> None:
         self.items = []
@@ -272,13 +276,20 @@ class _Interfaces:
         self.items.append(iface)
         self._arrays = None
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
+    def arrays(self) -> _IfaceArrays:
         """(linktype or -1, mul, div, shift, offset) per interface, plus one unreadable entry."""
         if self._arrays is None:
             rows = [i if i is not None else _Iface(-1) for i in self.items] + [_Iface(-1)]
-            self._arrays = tuple(
-                np.array([getattr(r, k) for r in rows], np.int64)
-                for k in ("linktype", "mul", "div", "shift", "offset_us")
+
+            def column(name: str) -> np.ndarray:
+                return np.array([getattr(r, name) for r in rows], np.int64)
+
+            self._arrays = (
+                column("linktype"),
+                column("mul"),
+                column("div"),
+                column("shift"),
+                column("offset_us"),
             )
         return self._arrays
 
@@ -305,7 +316,9 @@ def _resolve(ids, raw, linktype, mul, div, shift, offset, last_ts, links, ts):  
             prev = ts[i]
 
 
-def _timestamps(ids: np.ndarray, raw: np.ndarray, interfaces: _Interfaces, last_ts: int):
+def _timestamps(
+    ids: np.ndarray, raw: np.ndarray, interfaces: _Interfaces, last_ts: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(link types, µs timestamps, readable mask) of a batch."""
     links = np.empty(len(ids), np.int32)
     ts = np.empty(len(ids), np.int64)

@@ -96,7 +96,7 @@ class RecordBatch:
 
 
 @nb.njit(cache=True, inline="always")
-def u32(buf: np.ndarray, p: int, big: bool) -> int:
+def u32(buf: np.ndarray, p: int, big: bool) -> np.int64:
     if big:
         return (
             (np.int64(buf[p]) << 24)
@@ -113,7 +113,7 @@ def u32(buf: np.ndarray, p: int, big: bool) -> int:
 
 
 @nb.njit(cache=True, inline="always")
-def u16(buf: np.ndarray, p: int, big: bool) -> int:
+def u16(buf: np.ndarray, p: int, big: bool) -> np.int64:
     if big:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return (np.int64(buf[p + 1]) << 8) | np.int64(buf[p])
@@ -192,10 +192,10 @@ class Source:
         if room <= 0 and not self.eof:
             raise RuntimeError("capture reader: no room left in its buffer")
         if not self.eof:
-            view = memoryview(self.buf)[tail : tail + room]
+            view = self.buf.data[tail : tail + room]
             got = 0
             while got < room:
-                k = self.fh.readinto(view[got:])  # type: ignore[attr-defined]
+                k = self.fh.readinto(view[got:])  # type: ignore[attr-defined]  # BinaryIO omits readinto; io's files have it
                 if not k:
                     self.eof = True
                     break

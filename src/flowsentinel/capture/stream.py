@@ -213,4 +213,4 @@ def extract_flows(
         from flowsentinel.capture.frame import empty_table
 
         return empty_table().to_pandas(), stats
-    return pa.concat_tables(tables).to_pandas(), stats  # type: ignore[arg-type]
+    return pa.concat_tables(tables).to_pandas(), stats

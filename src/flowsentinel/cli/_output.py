@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +18,8 @@ from flowsentinel.core.errors import FlowsentinelError
 # tables stay readable in logs and CI (a non-terminal gets 80 columns by default otherwise)
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 stdout = Console(width=None if sys.stdout.isatty() else 140)
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def one_line(exc: BaseException) -> str:
@@ -27,11 +28,11 @@ def one_line(exc: BaseException) -> str:
     return escape(lines[0] if lines else type(exc).__name__)
 
 
-def friendly_errors(func: F) -> F:
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn any error into one line on stderr and a non-zero exit code (no traceback)."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except FlowsentinelError as exc:
@@ -53,7 +54,7 @@ def friendly_errors(func: F) -> F:
             )
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -6,15 +6,21 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from flowsentinel.cli._output import console, friendly_errors, is_tty, stdout, table
 
+if TYPE_CHECKING:  # the capture package loads numba: imported by the commands that use it
+    from collections.abc import Callable
 
-def _config(flow_timeout: float, activity_timeout: float, cic_quirks: bool):
+    from flowsentinel.capture import CaptureStats, MeterConfig
+    from flowsentinel.capture.stream import CaptureSource
+
+
+def _config(flow_timeout: float, activity_timeout: float, cic_quirks: bool) -> MeterConfig:
     from flowsentinel.capture import MeterConfig, Quirks
 
     return MeterConfig(
@@ -27,7 +33,7 @@ def _config(flow_timeout: float, activity_timeout: float, cic_quirks: bool):
 SHOWN_RANGES = 5  # damaged byte ranges listed in the summary table (--json lists 100)
 
 
-def damage_rows(stats) -> list[list[object]]:
+def damage_rows(stats: CaptureStats) -> list[list[object]]:
     """Rows of the summary table for the skipped byte ranges of the file, if any."""
     read = stats.read
     rows: list[list[object]] = [
@@ -39,7 +45,7 @@ def damage_rows(stats) -> list[list[object]]:
     return rows
 
 
-def print_capture_summary(stats, seconds: float) -> None:
+def print_capture_summary(stats: CaptureStats, seconds: float) -> None:
     """One table: packets read/decoded/skipped per reason, damaged byte ranges, flows, speed."""
     rows: list[list[object]] = [
         ["packets read", stats.packets],
@@ -96,7 +102,7 @@ def flows_cmd(
 
     output_format(out)
     config = _config(flow_timeout, activity_timeout, cic_quirks)
-    source: object = sys.stdin.buffer if capture == "-" else Path(capture)
+    source: CaptureSource = sys.stdin.buffer if capture == "-" else Path(capture)
     if isinstance(source, Path) and not source.is_file():
         raise InputError("no such capture file", path=source)
     stats = CaptureStats()
@@ -118,7 +124,13 @@ def flows_cmd(
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
-def _write(source, out: Path, config, stats, check) -> None:
+def _write(
+    source: CaptureSource,
+    out: Path,
+    config: MeterConfig,
+    stats: CaptureStats,
+    check: Callable[[CaptureStats], object],
+) -> None:
     """Meter the capture into `out`, with a progress bar on a terminal."""
     from flowsentinel.capture import write_flows
 
@@ -136,7 +148,7 @@ def _write(source, out: Path, config, stats, check) -> None:
         )  # fmt: skip
 
 
-def _report(stats, seconds: float, out: Path | None, as_json: bool) -> None:
+def _report(stats: CaptureStats, seconds: float, out: Path | None, as_json: bool) -> None:
     """The summary table (stderr) and, with --json, the statistics (stdout)."""
     print_capture_summary(stats, seconds)
     if out is not None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,6 +61,7 @@ def scan_cmd(
         det = Detector.load(model)
     started = time.perf_counter()
     stats = None
+    frames: Iterable[Any]  # pandas DataFrames: one file's, or a capture's batches
     sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
     try:
         with sink as fh, console.status(f"scanning {capture.name} with {det.name}"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,7 +47,7 @@ def serve_command(
     from flowsentinel.service.config import ServiceSettings
     from flowsentinel.service.engine import ModelSet
 
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "models": model or None,
@@ -75,7 +75,7 @@ def serve_command(
 
     import uvicorn
 
-    options = {
+    options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "log_level": config.log_level,
@@ -83,7 +83,7 @@ def serve_command(
         "timeout_graceful_shutdown": 10,
     }
     if config.workers == 1:
-        uvicorn.run(create_app(config, settings, models=models), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(config, settings, models=models), **options)
         return
     # several processes: each worker builds the app from the environment
     os.environ["FLOWSENTINEL_SERVE_MODELS"] = ",".join(refs)
@@ -101,5 +101,5 @@ def serve_command(
         "flowsentinel.service.app:create_app_from_env",
         factory=True,
         workers=config.workers,
-        **options,  # type: ignore[arg-type]
+        **options,
     )

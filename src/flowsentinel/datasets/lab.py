@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
-from flowsentinel.capture.output import write_flows
+from flowsentinel.capture.output import Labeller, write_flows
 
 T_BASE = 1_499_245_200  # 2017-07-05 09:00:00 UTC (a Wednesday, like CIC-IDS2017's DoS day)
 SERVER = "192.168.10.50"
@@ -261,7 +261,7 @@ def _hulk(cap: _Capture, n: int) -> None:
         conn = _Tcp(cap, ATTACKER, cport, SERVER, 80, 229, 235)
         cap.sessions.append(Session(ATTACKER, cport, SERVER, 80, 6, t, HULK))
         t = conn.handshake(t, rtt)
-        url = f"GET /?{rng.integers(1e9)}={rng.integers(1e9)} HTTP/1.1\r\n".encode()
+        url = f"GET /?{rng.integers(10**9)}={rng.integers(10**9)} HTTP/1.1\r\n".encode()
         conn.client_send(t + 100, cap.text(int(rng.integers(300, 700)), url))
         conn.server_ack(t + 100 + rtt // 2)
         if rng.random() < 0.75:  # the server answers, slowly as it saturates
@@ -408,7 +408,7 @@ def _endpoint_key(a: str, ap: int, b: str, bp: int, proto: int) -> tuple:
     return (*min(x, y), *max(x, y), proto)
 
 
-def labeller_for(sessions: list[Session]):
+def labeller_for(sessions: list[Session]) -> Labeller:
     """A ``write_flows`` labeller that adds ``Label`` from the sessions' 5-tuples."""
     by_key = {_endpoint_key(s.src, s.sport, s.dst, s.dport, s.proto): s.label for s in sessions}
 

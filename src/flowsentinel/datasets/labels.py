@@ -37,9 +37,9 @@ def decode_label(raw: bytes | str | None) -> str | None:
         return None
     if isinstance(raw, bytes):
         try:
-            raw = raw.decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raw = raw.decode("cp1252", errors="replace")
+            return raw.decode("cp1252", errors="replace")
     return raw
 
 

@@ -169,7 +169,7 @@ def load_sources(
             seen = dtypes.get(col)
             dtypes[col] = dtype if seen is None or seen == dtype else _wider(seen, dtype)
     order = list(dtypes)
-    tagged = []
+    tagged: list[pl.DataFrame] = []
     while frames:
         frame, name = frames.pop(0), names[len(tagged)]
         casts = [pl.col(c).cast(dtypes[c]) for c, t in frame.schema.items() if t != dtypes[c]]
@@ -183,8 +183,8 @@ def load_sources(
 
 def _wider(a: pl.DataType, b: pl.DataType) -> pl.DataType:
     if a.is_numeric() and b.is_numeric():
-        return pl.Float64
-    return pl.String
+        return pl.Float64()
+    return pl.String()
 
 
 def _needs_reading(
@@ -221,7 +221,7 @@ def _read_one(
         stored = frame.with_columns(pl.Series(FACT_COMPLETE, fact.complete))
         if fact.row_hash is not None:
             stored = stored.with_columns(pl.Series(FACT_HASH, fact.row_hash, dtype=pl.UInt64))
-        meta = {"report": report.to_dict(), "facts": fact.meta()}
+        meta: dict[str, object] = {"report": report.to_dict(), "facts": fact.meta()}
         try:
             cache.put(key, stored, meta)
         except OSError:
@@ -241,7 +241,9 @@ def _from_cache(
         return None
     stored, meta, mapping = hit
     try:
-        info = dict(meta["report"])  # type: ignore[call-overload]
+        report_meta = meta["report"]
+        assert isinstance(report_meta, dict)
+        info = dict(report_meta)
         info["path"] = str(path)
         report = FileReport(**info)
         fact_meta = meta["facts"]

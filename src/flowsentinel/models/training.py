@@ -257,11 +257,13 @@ def _train(
     with tempfile.TemporaryDirectory(prefix="flowsentinel-train-") as tmp:
         work = Path(tmp)
         keep_dups = cfg.protocol == "seed" and (cfg.dataset or "") == "unsw-nb15"
-        opts = CleaningOptions(
-            task=cfg.task,  # type: ignore[arg-type]
-            near_constant=cfg.near_constant,  # type: ignore[arg-type]
-            drop_duplicates=not keep_dups,
-            ddos_as_dos=cfg.ddos_as_dos,
+        opts = CleaningOptions.model_validate(
+            {
+                "task": cfg.task,  # str fields of TrainConfig, validated here
+                "near_constant": cfg.near_constant,
+                "drop_duplicates": not keep_dups,
+                "ddos_as_dos": cfg.ddos_as_dos,
+            }
         )
         say("cleaning the training sources")
         frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed)

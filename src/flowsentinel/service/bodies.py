@@ -106,15 +106,16 @@ class FlowBody:
         self.batch = msgspec.defstruct(
             f"PredictRequest{_title(key)}",
             [
-                ("flows", list[self.flow]),  # type: ignore[name-defined]
-                ("model", Literal[key] | None, None),  # type: ignore[valid-type]
+                ("flows", list[self.flow]),  # type: ignore[name-defined]  # a struct made at run time
+                ("model", Literal[key] | None, None),
             ],
             forbid_unknown_fields=True,
             kw_only=True,
         )
         self.batch.__doc__ = f"A batch of flows for model {key} (`model` optional)."
         self._flow_decoder = msgspec.json.Decoder(self.flow)
-        self._batch_decoder = msgspec.json.Decoder(self.batch)
+        # the batch struct is made at run time: its fields (``flows``) are unknown to mypy
+        self._batch_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.batch)
         self._fields = msgspec.structs.fields(self.flow)
 
     def _flow_struct(self, name: str, dataset: str, title: str) -> type[msgspec.Struct]:

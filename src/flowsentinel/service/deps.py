@@ -24,11 +24,11 @@ async def get_models(request: Request) -> ModelSet:
     models = getattr(request.app.state, "models", None)
     if models is None:
         raise HTTPException(503, "the models are not loaded yet")
-    return models  # type: ignore[no-any-return]
+    return models
 
 
 def _config(request: Request) -> ServiceSettings:
-    return request.app.state.config  # type: ignore[no-any-return]
+    return request.app.state.config
 
 
 async def get_config(request: Request) -> ServiceSettings:
@@ -36,7 +36,7 @@ async def get_config(request: Request) -> ServiceSettings:
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
+    return request.app.state.metrics
 
 
 Models = Annotated[ModelSet, Depends(get_models)]
@@ -86,7 +86,7 @@ class RequestRoute(APIRoute):
         endpoint = self.endpoint
 
         async def handle(request: Request) -> Response:
-            return await endpoint(request)  # type: ignore[no-any-return]
+            return await endpoint(request)
 
         return handle
 

@@ -91,10 +91,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
-    app.add_exception_handler(FlowInputError, _flow_input)  # type: ignore[arg-type]
-    app.add_exception_handler(InputError, _input)  # type: ignore[arg-type]
-    app.add_exception_handler(LimitError, _limit)  # type: ignore[arg-type]
-    app.add_exception_handler(ModelError, _model)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]  # starlette: handlers of Exception
+    app.add_exception_handler(FlowInputError, _flow_input)  # type: ignore[arg-type]  # starlette: handlers of Exception
+    app.add_exception_handler(InputError, _input)  # type: ignore[arg-type]  # starlette: handlers of Exception
+    app.add_exception_handler(LimitError, _limit)  # type: ignore[arg-type]  # starlette: handlers of Exception
+    app.add_exception_handler(ModelError, _model)  # type: ignore[arg-type]  # starlette: handlers of Exception
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]  # starlette: handlers of Exception
     app.add_exception_handler(Exception, _unexpected)

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numba as nb
@@ -52,7 +53,7 @@ def _numeric_steps(branch: Any) -> list[Step] | None:
             continue
         if type(step) is CorrelatedFeatureDropper:
             keep = np.flatnonzero(np.asarray(step.keep_, dtype=bool))
-            steps.append(lambda X, keep=keep: X[:, keep])
+            steps.append(partial(_columns, keep=keep))
         elif type(step) is SimpleImputer:
             if step.add_indicator or not (
                 isinstance(step.missing_values, float) and np.isnan(step.missing_values)
@@ -61,11 +62,11 @@ def _numeric_steps(branch: Any) -> list[Step] | None:
             stats = np.asarray(step.statistics_, dtype=np.float64)
             if not np.isfinite(stats).all():
                 return None
-            steps.append(lambda X, stats=stats: _impute(X, stats))
+            steps.append(partial(_impute, stats=stats))
         elif type(step) is StandardScaler:
             mean = step.mean_ if step.with_mean else None
             scale = step.scale_ if step.with_std else None
-            steps.append(lambda X, mean=mean, scale=scale: _scale(X, mean, scale))
+            steps.append(partial(_scale, mean=mean, scale=scale))
         else:
             return None
     return steps
@@ -82,6 +83,10 @@ def _identity(step: Any) -> bool:
         and not step.validate
         and step.inverse_func is None
     )
+
+
+def _columns(X: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    return X[:, keep]
 
 
 def _impute(X: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -191,7 +196,7 @@ class _FlatForest:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
         workers = _split_workers(X32.shape[0])
         if workers == 1:
-            return _forest_proba(X32, *self.arrays)  # type: ignore[no-any-return]
+            return _forest_proba(X32, *self.arrays)
         # the compiled walk releases the GIL: large batches are cut into row ranges walked on
         # every core (each row's sum is made in the same order, so results do not change)
         parts = np.array_split(X32, workers)
@@ -243,12 +248,18 @@ def _xgb_logistic(
     return out
 
 
+#: (roots, left, right, feature, threshold, nan_left, leaf): the node arrays of _xgb_logistic
+_XGBArrays = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
 class _XGBTrees:
     """A binary ``XGBClassifier`` (gbtree, ``binary:logistic``) as flat node arrays; ``None``
     from :meth:`build` for anything else (the probe check then still compares the result
     with the pipeline to the last bit)."""
 
-    def __init__(self, arrays: tuple[np.ndarray, ...], base: np.float32) -> None:
+    def __init__(self, arrays: _XGBArrays, base: np.float32) -> None:
         self.arrays = arrays
         self.base = base
 
@@ -376,7 +387,7 @@ class _CategoricalBranch:
         width = next(iter(self.memo.values()), next(iter(new.values()), None))
         if not rows or width is None:
             return np.empty((n, 0 if width is None else len(width)))
-        return np.vstack([self.memo.get(r) if r in self.memo else new[r] for r in rows])
+        return np.vstack([self.memo[r] if r in self.memo else new[r] for r in rows])
 
 
 @dataclass
@@ -458,7 +469,7 @@ def compile_pipeline(
     return scorer
 
 
-def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastScorer | None:
+def _compile(pipeline: Any, numeric: list[str], categorical: list[str]) -> FastScorer | None:  # noqa: C901
     from sklearn.compose import ColumnTransformer
 
     from flowsentinel.models._transformers import FrameSelector
