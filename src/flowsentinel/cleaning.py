@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 from pydantic import BaseModel, Field
 
@@ -900,9 +902,6 @@ class _ParquetParts:
         path.unlink(missing_ok=True)
 
     def write(self, frame: pl.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         table = frame.to_arrow()
         if self.writer is None:
             self.schema = pa.schema(
