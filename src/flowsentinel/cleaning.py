@@ -134,7 +134,6 @@ class _Plan:
     conflicting: int
     started: float
     first_rows: np.ndarray | None  # over all rows of all parts: first of identical rows
-    all_features: list[str]
     warnings: list[CleaningWarning]
 
     def output(self, part: pl.DataFrame, index: int) -> pl.DataFrame:
@@ -267,7 +266,6 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         conflicting=conflicting,
         started=started,
         first_rows=first_rows,
-        all_features=all_features,
         warnings=warnings,
     )
 
