@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 from pydantic import BaseModel, Field
 
@@ -132,7 +134,6 @@ class _Plan:
     conflicting: int
     started: float
     first_rows: np.ndarray | None  # over all rows of all parts: first of identical rows
-    all_features: list[str]
     warnings: list[CleaningWarning]
 
     def output(self, part: pl.DataFrame, index: int) -> pl.DataFrame:
@@ -212,177 +213,259 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
     started = time.perf_counter()
     parts = data.parts
     first = parts[0]  # the columns (all parts share them)
-    dataset = data.dataset
     facts: list[RowFacts | None] = list(data.facts) or [None] * len(parts)
-    steps: list[StepReport] = []
-    dropped_cols: list[ColumnDrop] = []
+    dropped_cols = _columns_dropped_when_read(data)
+    steps = [_read_step(data)]
+    idents, dropped = _identifier_columns(first, data.dataset, opts)
+    dropped_cols += dropped
+    features = feature_columns(first, data.dataset)
+    families = sorted(
+        {f for part in parts for f in part.get_column(sc.FAMILY).unique().drop_nulls().to_list()}
+    )
+    # Steps 2-4 only choose rows: one mask per part (narrowed in place), counts in step order.
+    alive = [np.ones(part.height, dtype=bool) for part in parts]
+    steps.append(_unlabelled_rows(parts, alive, opts))
+    step, warnings = _label_filter(data, alive, families, opts)
+    steps.append(step)
+    steps.append(_nonfinite_rows(data, alive, facts, features, opts))
+    height = steps[-1].rows_out
 
+    all_features = list(features)
+    hashes = _stored_hashes(facts, all_features)
+    if first_rows is None and opts.drop_duplicates and height and all_features:
+        first_rows, hashes = _first_of_identical_rows(data, all_features, hashes)
+    first_parts = _split(first_rows, parts) if first_rows is not None else None
+    # alive rows that are the first of their identical rows: same distinct values as all alive
+    candidates = (
+        [a & f for a, f in zip(alive, first_parts, strict=True)]
+        if first_parts is not None
+        else alive
+    )
+    features, dropped, same_key = _near_constant_columns(data, candidates, features, height, opts)
+    dropped_cols += dropped
+    if not features:
+        raise InputError(
+            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
+            "rule dropped them all); try --near-constant constant"
+        )
+    keep, conflicting, step = _duplicate_rows(
+        data, alive, candidates, features, all_features, hashes, height, same_key, opts
+    )
+    steps.append(step)
+    positive = [f for f in families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)]
+    return _Plan(
+        opts=opts,
+        dataset=data.dataset,
+        rows_in=data.height,
+        steps=steps,
+        dropped_cols=dropped_cols,
+        features=features,
+        kept_ids=[] if opts.drop_identifiers else idents,
+        keep=keep,
+        positive=positive,
+        conflicting=conflicting,
+        started=started,
+        first_rows=first_rows,
+        warnings=warnings,
+    )
+
+
+def _columns_dropped_when_read(data: LoadedData) -> list[ColumnDrop]:
+    """The columns the reader left out: unknown ones, and CICFlowMeter's duplicate column."""
+    dropped: list[ColumnDrop] = []
     for rep in data.files:
         for col in rep.unknown_columns:
-            dropped_cols.append(ColumnDrop(column=col, reason=f"unknown column in {rep.path}"))
+            dropped.append(ColumnDrop(column=col, reason=f"unknown column in {rep.path}"))
         if rep.duplicate_column_mismatches is not None:
-            dropped_cols.append(
+            dropped.append(
                 ColumnDrop(
                     column=sc.CIC_DUPLICATE_COLUMN,
                     reason=f"copy of {sc.CIC_DUPLICATE_OF} written twice by CICFlowMeter "
                     f"({rep.duplicate_column_mismatches} rows differ) in {rep.path}",
                 )
             )
+    return dropped
+
+
+def _read_step(data: LoadedData) -> StepReport:
+    """The malformed CSV rows the reader skipped."""
     rows_in = data.height
     malformed = sum(r.malformed_rows_skipped for r in data.files)
-    steps.append(
-        StepReport(
-            step="read (malformed CSV rows)",
-            enabled=True,
-            rows_in=rows_in + malformed,
-            rows_out=rows_in,
-            dropped=malformed,
-            detail={
-                r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped
-            },
-        )
+    return StepReport(
+        step="read (malformed CSV rows)",
+        enabled=True,
+        rows_in=rows_in + malformed,
+        rows_out=rows_in,
+        dropped=malformed,
+        detail={r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped},
     )
-    # 1. identifiers
-    idents = [c for c in sc.dataset(dataset).identifiers if c in first.columns]
-    if opts.drop_identifiers and idents:
-        dropped_cols += [ColumnDrop(column=c, reason="identifier (leaks)") for c in idents]
-    features = feature_columns(first, dataset)
-    numeric = _numeric(first, features)
 
-    # Steps 2-4 only choose rows: one mask per part, counts in the step order.
-    all_families = sorted(
-        {f for part in parts for f in part.get_column(sc.FAMILY).unique().drop_nulls().to_list()}
-    )
-    keep_families = [
-        f for f in all_families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
-    ]
-    one_class = (
-        len(
-            lab.task_classes(
-                all_families,
-                opts.task,
-                ddos_as_dos=opts.ddos_as_dos,
-                filter_labels=opts.filter_labels,
-            )
-        )
-        < 2
-    )
-    kept_by_family: dict[str, int] = {}  # rows per family after the label filter (one class)
-    labels_found: set[str] = set()
-    counts = np.zeros(4, dtype=np.int64)  # rows alive before step 2, after 2, after 3, after 4
+
+def _identifier_columns(
+    first: pl.DataFrame, dataset: str, opts: CleaningOptions
+) -> tuple[list[str], list[ColumnDrop]]:
+    """Step 1: the identifier columns present, and those dropped (they leak)."""
+    idents = [c for c in sc.dataset(dataset).identifiers if c in first.columns]
+    if not (opts.drop_identifiers and idents):
+        return idents, []
+    return idents, [ColumnDrop(column=c, reason="identifier (leaks)") for c in idents]
+
+
+def _alive_count(alive: list[np.ndarray]) -> int:
+    return sum(int(np.count_nonzero(a)) for a in alive)
+
+
+def _unlabelled_rows(
+    parts: list[pl.DataFrame], alive: list[np.ndarray], opts: CleaningOptions
+) -> StepReport:
+    """Step 2: rows without a label leave ``alive``."""
+    rows_in = _alive_count(alive)
+    if opts.drop_unlabelled:
+        for part, mask in zip(parts, alive, strict=True):
+            mask &= part.get_column(sc.FAMILY).is_not_null().to_numpy()
+    return _count_step("unlabelled", opts.drop_unlabelled, rows_in, _alive_count(alive))
+
+
+def _label_filter(
+    data: LoadedData, alive: list[np.ndarray], families: list[str], opts: CleaningOptions
+) -> tuple[StepReport, list[CleaningWarning]]:
+    """Step 3: rows of families outside the task leave ``alive`` (counted by family); the
+    one-class warning when the task's classes in these families are fewer than two."""
+    rows_in = _alive_count(alive)
     by_family: dict[str, int] = {}
-    finite_detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
-    alive_parts: list[np.ndarray] = []
-    for index, (part, fact) in enumerate(zip(parts, facts, strict=True)):
-        family = part.get_column(sc.FAMILY)
-        alive = np.ones(part.height, dtype=bool)
-        counts[0] += part.height
-        if opts.drop_unlabelled:
-            alive &= family.is_not_null().to_numpy()
-        counts[1] += int(np.count_nonzero(alive))
-        if opts.filter_labels:
+    if opts.filter_labels:
+        keep_families = [
+            f for f in families if lab.keeps_family(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
+        ]
+        for part, mask in zip(data.parts, alive, strict=True):
+            family = part.get_column(sc.FAMILY)
             in_task = family.is_in(keep_families).fill_null(False).to_numpy()
-            for fam, cnt in family.filter(pl.Series(alive & ~in_task)).value_counts().iter_rows():
+            for fam, cnt in family.filter(pl.Series(mask & ~in_task)).value_counts().iter_rows():
                 if fam:
                     by_family[fam] = by_family.get(fam, 0) + int(cnt)
-            alive &= in_task
-        counts[2] += int(np.count_nonzero(alive))
-        if one_class:  # only then: what the message needs
-            _add_counts(kept_by_family, family.filter(pl.Series(alive)))
-            labels_found.update(part.get_column(sc.LABEL).unique().drop_nulls().to_list())
-        if opts.drop_nonfinite and features:
+            mask &= in_task
+    step = _count_step(
+        "label_filter",
+        opts.filter_labels,
+        rows_in,
+        _alive_count(alive),
+        {"dropped_by_family": by_family} if opts.filter_labels else {},
+    )
+    classes = lab.task_classes(
+        families, opts.task, ddos_as_dos=opts.ddos_as_dos, filter_labels=opts.filter_labels
+    )
+    if len(classes) >= 2:
+        return step, []
+    kept_by_family: dict[str, int] = {}  # rows per family after the label filter
+    labels_found: set[str] = set()
+    for part, mask in zip(data.parts, alive, strict=True):
+        _add_counts(kept_by_family, part.get_column(sc.FAMILY).filter(pl.Series(mask)))
+        labels_found.update(part.get_column(sc.LABEL).unique().drop_nulls().to_list())
+    return step, [_one_class_warning(data, opts, families, kept_by_family, labels_found)]
+
+
+def _nonfinite_rows(
+    data: LoadedData,
+    alive: list[np.ndarray],
+    facts: list[RowFacts | None],
+    features: list[str],
+    opts: CleaningOptions,
+) -> StepReport:
+    """Step 4: rows with an infinite or missing feature leave ``alive``; what was wrong in them
+    (by column) is gathered from those rows only."""
+    rows_in = _alive_count(alive)
+    detail: dict[str, Any] = {"rows_with_inf": 0, "rows_with_nan_only": 0, "by_column": {}}
+    if opts.drop_nonfinite and features:
+        numeric = _numeric(data.parts[0], features)
+        for index, (part, fact, mask) in enumerate(zip(data.parts, facts, alive, strict=True)):
             if fact is not None and fact.features == tuple(features):
                 complete = fact.complete
             else:
                 complete = complete_rows(part, features)
-            bad = np.flatnonzero(alive & ~complete)
+            bad = np.flatnonzero(mask & ~complete)
             if bad.size:  # what is wrong in the rows dropped here (few rows: gathered)
                 rows = part.select(numeric)[bad]
                 data.release(index)
                 _, found = _finite_rows(rows, numeric, np.ones(rows.height, dtype=bool))
-                _merge_counts(finite_detail, found)
-                alive &= complete
-        counts[3] += int(np.count_nonzero(alive))
-        alive_parts.append(alive)
-    steps.append(_count_step("unlabelled", opts.drop_unlabelled, counts[0], counts[1]))
-    steps.append(
-        _count_step(
-            "label_filter",
-            opts.filter_labels,
-            counts[1],
-            counts[2],
-            {"dropped_by_family": by_family} if opts.filter_labels else {},
+                _merge_counts(detail, found)
+                mask &= complete
+    return _count_step(
+        "nonfinite",
+        opts.drop_nonfinite,
+        rows_in,
+        _alive_count(alive),
+        detail if opts.drop_nonfinite else {},
+    )
+
+
+def _first_of_identical_rows(
+    data: LoadedData, features: list[str], hashes: list[np.ndarray] | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Over all rows of all parts: which rows are the first of their identical rows (all
+    features and label), and the row hashes of the features (``hashes`` when stored).
+
+    Whatever the options, a row identical to an earlier one shares its label, hence its fate in
+    steps 2-3, and its values, hence its fate in step 4 and its distinct values, with the earlier
+    one; it goes with any duplicate rule. The mask is option-free, so it is kept beside the parsed
+    files (``first_rows``)."""
+    parts = data.parts
+    hashes = hashes or _row_hashes(parts, features, data.release)
+    every = [np.ones(part.height, dtype=bool) for part in parts]
+    first_rows, _ = _first_occurrences(parts, every, features, hashes, data.release)
+    return first_rows, hashes
+
+
+def _near_constant_columns(
+    data: LoadedData,
+    candidates: list[np.ndarray],
+    features: list[str],
+    height: int,
+    opts: CleaningOptions,
+) -> tuple[list[str], list[ColumnDrop], bool]:
+    """Step 5: the feature columns left after the near-constant rule, judged on the rows left
+    (``candidates``: alive, first of their identical rows), the columns dropped, and whether
+    duplicates on the features left are duplicates on all features."""
+    if opts.near_constant == "none" or not features or not height:
+        return features, [], True
+    if opts.near_constant == "constant":
+        constant, neutral = _constant_columns(data.parts, candidates, features)
+        data.release()
+        drop = {c: f"constant (1 distinct value in {height} rows)" for c in constant}
+        same_key = neutral
+    else:
+        nunique = _distinct_counts(
+            data.parts, candidates, features, height, opts.similarity_threshold, data.release
         )
-    )
-    steps.append(
-        _count_step(
-            "nonfinite",
-            opts.drop_nonfinite,
-            counts[2],
-            counts[3],
-            finite_detail if opts.drop_nonfinite else {},
-        )
-    )
-    height = int(counts[3])
-    warnings = (
-        [_one_class_warning(data, opts, all_families, kept_by_family, labels_found)]
-        if one_class
-        else []
-    )
+        drop = {}
+        for c in features:
+            similarity = (1 - nunique[c] / height) * 100
+            if similarity > opts.similarity_threshold:
+                drop[c] = (
+                    f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
+                    f"({nunique[c]} distinct values)"
+                )
+        same_key = not drop
+    dropped = [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
+    return [c for c in features if c not in drop], dropped, same_key
 
-    # Rows identical (all features and label) to an earlier row: whatever the options, such a
-    # row shares its label, hence its fate in steps 2-3, and its values, hence its fate in
-    # step 4 and its distinct values, with the earlier one; it goes with any duplicate rule.
-    # The mask is option-free, so it is kept beside the parsed files (``first_rows``).
-    all_features = list(features)
-    hashes = _stored_hashes(facts, all_features)
-    if first_rows is None and opts.drop_duplicates and height and all_features:
-        hashes = hashes or _row_hashes(parts, all_features, data.release)
-        every = [np.ones(part.height, dtype=bool) for part in parts]
-        first_rows, _ = _first_occurrences(parts, every, all_features, hashes, data.release)
-    first_parts = _split(first_rows, parts) if first_rows is not None else None
-    # alive rows that are the first of their identical rows: same distinct values as all alive
-    candidates = (
-        [a & f for a, f in zip(alive_parts, first_parts, strict=True)]
-        if first_parts is not None
-        else alive_parts
-    )
 
-    # 5. near-constant columns, judged on the rows left
-    same_key = True  # duplicates on the features left are duplicates on all features
-    if opts.near_constant != "none" and features and height:
-        if opts.near_constant == "constant":
-            constant, neutral = _constant_columns(parts, candidates, features)
-            data.release()
-            drop = {c: f"constant (1 distinct value in {height} rows)" for c in constant}
-            same_key = neutral
-        else:
-            nunique = _distinct_counts(
-                parts, candidates, features, height, opts.similarity_threshold, data.release
-            )
-            drop = {}
-            for c in features:
-                similarity = (1 - nunique[c] / height) * 100
-                if similarity > opts.similarity_threshold:
-                    drop[c] = (
-                        f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
-                        f"({nunique[c]} distinct values)"
-                    )
-            same_key = not drop
-        dropped_cols += [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
-        features = [c for c in features if c not in drop]
-
-    if not features:
-        raise InputError(
-            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
-            "rule dropped them all); try --near-constant constant"
-        )
-
-    # 6. duplicates
-    keep: list[np.ndarray | None] = [None if a.all() else a for a in alive_parts]
+def _duplicate_rows(
+    data: LoadedData,
+    alive: list[np.ndarray],
+    candidates: list[np.ndarray],
+    features: list[str],
+    all_features: list[str],
+    hashes: list[np.ndarray] | None,
+    height: int,
+    same_key: bool,
+    opts: CleaningOptions,
+) -> tuple[list[np.ndarray | None], int, StepReport]:
+    """Step 6: the rows kept (one mask per part, None for all), the rows sharing their features
+    with a row of another label, and the step's report."""
+    parts = data.parts
+    keep: list[np.ndarray | None] = [None if a.all() else a for a in alive]
     conflicting = 0
     if opts.drop_duplicates and height:
-        assert first_parts is not None
         if same_key:
             kept = candidates
             hashes = hashes or _row_hashes(parts, all_features, data.release)
@@ -402,36 +485,15 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         part.height if mask is None else int(np.count_nonzero(mask))
         for part, mask in zip(parts, keep, strict=True)
     )
-    steps.append(
-        StepReport(
-            step="duplicates",
-            enabled=opts.drop_duplicates,
-            rows_in=height,
-            rows_out=rows_out,
-            dropped=height - rows_out,
-            detail={"rows_sharing_features_with_another_label": conflicting},
-        )
+    step = StepReport(
+        step="duplicates",
+        enabled=opts.drop_duplicates,
+        rows_in=height,
+        rows_out=rows_out,
+        dropped=height - rows_out,
+        detail={"rows_sharing_features_with_another_label": conflicting},
     )
-    positive = [
-        f for f in all_families if lab.is_positive(f, opts.task, ddos_as_dos=opts.ddos_as_dos)
-    ]
-    kept_ids = [] if opts.drop_identifiers else idents
-    return _Plan(
-        opts=opts,
-        dataset=dataset,
-        rows_in=rows_in,
-        steps=steps,
-        dropped_cols=dropped_cols,
-        features=features,
-        kept_ids=kept_ids,
-        keep=keep,
-        positive=positive,
-        conflicting=conflicting,
-        started=started,
-        first_rows=first_rows,
-        all_features=all_features,
-        warnings=warnings,
-    )
+    return keep, conflicting, step
 
 
 def _add_counts(total: dict[str, int], values: pl.Series) -> None:
@@ -804,13 +866,6 @@ def _gather_rows(
     return frame
 
 
-def _rows_equal(a: pl.DataFrame, b: pl.DataFrame) -> np.ndarray:
-    """Row by row, whether all values are equal (null equals null, NaN equals NaN)."""
-    both = pl.concat([a, b.rename({c: f"{c}\x00b" for c in b.columns})], how="horizontal")
-    test = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}\x00b")) for c in a.columns)
-    return both.select(test).to_series().to_numpy()
-
-
 def _tally(total: dict[str, dict[str, int]], frame: pl.DataFrame) -> None:
     """Add a frame's counts of labels, families and targets (one group-by: the three go
     together)."""
@@ -845,9 +900,6 @@ class _ParquetParts:
         path.unlink(missing_ok=True)
 
     def write(self, frame: pl.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         table = frame.to_arrow()
         if self.writer is None:
             self.schema = pa.schema(
@@ -899,13 +951,7 @@ def clean_to_dir(
     out = Path(out_dir)
     result_key = None
     if cache is not None:
-        paths = expand_sources(sources)
-        digests = [cache.file_hash(p) for p in paths]
-        names = [str(p) for p in paths]  # the rows carry their file names
-        blob = json.dumps(
-            [digests, names, dataset, mixed, opts.model_dump(), CLEANING_VERSION, READER_VERSION]
-        )
-        result_key = xxhash.xxh3_128_hexdigest(blob.encode())
+        result_key = _result_key(cache, sources, dataset, mixed, opts)
         if cache.fetch_result(result_key, [CLEAN_FILE, REPORT_FILE], out):
             report = CleaningReport.model_validate_json((out / REPORT_FILE).read_text())
             if two_classes:
@@ -914,17 +960,7 @@ def clean_to_dir(
     data = load_sources(sources, dataset, cache=cache, mixed=mixed, progress=progress)
     first_rows, rows_key = None, None
     if cache is not None:
-        blob = json.dumps(
-            [
-                data.hashes,
-                data.dataset,
-                mixed,
-                feature_columns(data.parts[0], data.dataset),
-                CLEANING_VERSION,
-                READER_VERSION,
-            ]
-        )
-        rows_key = "first-rows-" + xxhash.xxh3_128_hexdigest(blob.encode())
+        rows_key = _first_rows_key(data, mixed)
         first_rows = cache.get_mask(rows_key)
         if first_rows is not None and first_rows.size != data.height:
             first_rows = None
@@ -937,11 +973,56 @@ def clean_to_dir(
     if plan.steps[-1].rows_out == 0:
         raise InputError("no rows left after cleaning; see the step counts with --json")
     out.mkdir(parents=True, exist_ok=True)
+    tally = _write_clean_parts(data, plan, out / CLEAN_FILE, opts)
+    report = plan.report(data, _sorted_counts(tally))
+    del data
+    (out / REPORT_FILE).unlink(missing_ok=True)  # may be a hard link into the cache
+    (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
+    if cache is not None and result_key is not None:
+        cache.store_result(result_key, [CLEAN_FILE, REPORT_FILE], out)
+    if two_classes:
+        require_two_classes(report)
+    return report, False
+
+
+def _result_key(
+    cache: ColumnarCache, sources: list[str], dataset: str | None, mixed: str, opts: CleaningOptions
+) -> str:
+    """The key of a stored result: the files' contents and names, the options, the versions."""
+    paths = expand_sources(sources)
+    digests = [cache.file_hash(p) for p in paths]
+    names = [str(p) for p in paths]  # the rows carry their file names
+    blob = json.dumps(
+        [digests, names, dataset, mixed, opts.model_dump(), CLEANING_VERSION, READER_VERSION]
+    )
+    return xxhash.xxh3_128_hexdigest(blob.encode())
+
+
+def _first_rows_key(data: LoadedData, mixed: str) -> str:
+    """The key of the stored first-of-identical-rows mask (it depends on no cleaning option)."""
+    blob = json.dumps(
+        [
+            data.hashes,
+            data.dataset,
+            mixed,
+            feature_columns(data.parts[0], data.dataset),
+            CLEANING_VERSION,
+            READER_VERSION,
+        ]
+    )
+    return "first-rows-" + xxhash.xxh3_128_hexdigest(blob.encode())
+
+
+def _write_clean_parts(
+    data: LoadedData, plan: _Plan, path: Path, opts: CleaningOptions
+) -> dict[str, dict[str, int]]:
+    """Write the kept rows part by part (one part is written in one thread while the next is
+    filtered in the other; each part's pages are released once filtered); the class counts."""
     # a feature of a row kept by the non-finite step is never missing
     required = {sc.SOURCE, *(plan.features if opts.drop_nonfinite else [])}
     tally: dict[str, dict[str, int]] = {sc.LABEL: {}, sc.FAMILY: {}, sc.TARGET: {}}
-    writer = _ParquetParts(out / CLEAN_FILE, required)
-    try:  # a part is written (one thread) while the next one is filtered (the other)
+    writer = _ParquetParts(path, required)
+    try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             writing = None
             for i in range(len(data.parts)):
@@ -957,12 +1038,4 @@ def clean_to_dir(
                 writing.result()
     finally:
         writer.close()
-    report = plan.report(data, _sorted_counts(tally))
-    del data
-    (out / REPORT_FILE).unlink(missing_ok=True)  # may be a hard link into the cache
-    (out / REPORT_FILE).write_text(report.model_dump_json(indent=2))
-    if cache is not None and result_key is not None:
-        cache.store_result(result_key, [CLEAN_FILE, REPORT_FILE], out)
-    if two_classes:
-        require_two_classes(report)
-    return report, False
+    return tally

@@ -12,9 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from flowsentinel.cleaning import CleaningOptions, clean_to_dir
 from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.datasets.cache import ColumnarCache
+from flowsentinel.datasets.lab import write_lab
+from flowsentinel.models.training import TrainConfig, train
+from flowsentinel.preparation import prepare
+from flowsentinel.scanning import iter_capture_frames, scan_frames
+from flowsentinel.scoring import Detector
 
 DEMO_NAME = "flowsentinel-lab-dos"
 DEMO_MODELS = ("rf", "xgb", "lgbm")
@@ -29,15 +37,6 @@ def run_demo(
     settings: Settings | None = None,
     say: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
-    import numpy as np
-    import pandas as pd
-
-    from flowsentinel.datasets.lab import write_lab
-    from flowsentinel.models.training import TrainConfig, train
-    from flowsentinel.preparation import prepare
-    from flowsentinel.scanning import iter_capture_frames, scan_frames
-    from flowsentinel.scoring import Detector
-
     settings = settings or get_settings()
     seed = settings.seed if seed is None else seed
     say(f"crafting the lab capture (seed {seed})")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
 from flowsentinel.core.errors import InputError
@@ -26,8 +27,6 @@ def evaluate(
     model: str | None, sources: list[str], settings: Settings | None = None
 ) -> dict[str, Any]:
     """Metrics of a model on labelled sources, in the shape of ``train``'s JSON (one model)."""
-    import polars as pl
-
     settings = settings or get_settings()
     det = Detector.load(model, settings)
     # the detector's task is a plain str: validated (against lab.Task) as the options are made

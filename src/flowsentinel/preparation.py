@@ -83,6 +83,7 @@ class CorrelatedFeatureDropper(TransformerMixin, BaseEstimator):
 
 def save_heatmap(frame: pd.DataFrame, path: Path, title: str) -> Path:
     """A coolwarm correlation heatmap of the numeric columns (as the seed's figures)."""
+    # lazy: matplotlib + seaborn cost 1.0 s, and the zoo (every training) imports this module
     import matplotlib
 
     matplotlib.use("Agg")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
+from flowsentinel.capture import iter_flow_batches
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
@@ -126,8 +127,6 @@ def check_capture_model(det: Detector) -> None:
 
 def iter_capture_frames(source: Path | bytes, stats: Any = None) -> Iterator[pd.DataFrame]:
     """Flows of a capture in batches, as the meter finishes them."""
-    from flowsentinel.capture import iter_flow_batches
-
     yield from iter_flow_batches(source, stats=stats)
 
 

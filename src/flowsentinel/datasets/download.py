@@ -40,7 +40,7 @@ def _offline_message(dataset: str, handle: str, why: str) -> str:
 
 
 def _kagglehub_download(handle: str) -> str:
-    import kagglehub
+    import kagglehub  # lazy: 1.1 s at CLI start-up (cli.data imports this module)
 
     return kagglehub.dataset_download(handle)
 

@@ -7,9 +7,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 
 def _plt() -> Any:
+    # lazy: matplotlib + seaborn cost 1.0 s, and the Agg backend chosen at import would be
+    # imposed on every process that imports training or evaluation
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +23,7 @@ def _plt() -> Any:
 
 
 def confusion_heatmap(cm: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
-    import seaborn as sns
+    import seaborn as sns  # lazy: with matplotlib, 1.0 s (see _plt)
 
     plt = _plt()
     size = max(4.5, 0.6 * len(classes) + 3)
@@ -47,8 +51,6 @@ def roc_pr_curves(
     y_true: np.ndarray, proba: np.ndarray, classes: list[str], path: Path, title: str
 ) -> Path:
     """ROC (left) and precision-recall (right); one curve per class for multiclass."""
-    from sklearn.metrics import auc, precision_recall_curve, roc_curve
-
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.6))
     targets = [1] if len(classes) == 2 else [i for i in range(len(classes)) if (y_true == i).any()]
@@ -99,8 +101,6 @@ def feature_importance(
             names = None
         if names is not None and len(names) == len(own):
             return pd.Series(np.asarray(own, dtype=float), index=names).sort_values(ascending=False)
-    from sklearn.inspection import permutation_importance
-
     rng = np.random.default_rng(seed)
     rows = 1000
     if seconds_per_row:  # every feature and repeat scores the sample once more

@@ -94,7 +94,7 @@ def _watch_parent(parent: int) -> None:
 
 def _stop_workers() -> None:
     """Shut down joblib's reusable loky executor (a process-wide singleton) and its workers."""
-    from joblib.externals.loky import reusable_executor
+    from joblib.externals.loky import reusable_executor  # lazy: joblib, see search_workers
 
     executor = getattr(reusable_executor, "_executor", None)
     if executor is not None:
@@ -122,7 +122,7 @@ def search_workers() -> Iterator[None]:
     Only around the search: an explicit backend makes joblib ignore the ``prefer="threads"``
     hint of scikit-learn's other parallel loops, which must stay threads.
     """
-    import joblib
+    import joblib  # lazy: 0.3 s at service start-up (detector -> tracking -> processes)
 
     with joblib.parallel_config(
         backend="loky", initializer=die_with_parent, initargs=(os.getpid(),)

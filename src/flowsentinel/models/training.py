@@ -6,13 +6,21 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.model_selection import ParameterSampler, RandomizedSearchCV
+from sklearn.model_selection import (
+    ParameterSampler,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    train_test_split,
+)
+from sklearn.neighbors import KNeighborsClassifier
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
 from flowsentinel.core import schema as sc
@@ -24,6 +32,12 @@ from flowsentinel.models import protocols as pr
 from flowsentinel.models.card import model_card
 from flowsentinel.models.feature_sets import resolve_features
 from flowsentinel.models.metrics import METRIC_NAMES, compute_metrics
+from flowsentinel.models.plots import (
+    confusion_heatmap,
+    feature_importance,
+    importance_bar,
+    roc_pr_curves,
+)
 from flowsentinel.models.zoo import SPECS, build_pipeline, search_space
 
 POSITIVE_NAMES = {"dos": "DoS", "attack": "Attack"}
@@ -117,9 +131,6 @@ def _fit(
 ) -> tuple[Any, dict[str, Any], float, float]:
     """Tune (RandomizedSearchCV, sampler inside the folds) and fit; returns the fitted pipeline,
     its best parameters, the final fit time and the whole tuning time."""
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.neighbors import KNeighborsClassifier
-
     spec = SPECS[name]
     pipe = build_pipeline(
         spec,
@@ -181,8 +192,6 @@ def _search_rows(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | No
     """Positions of a stratified sample of ``limit`` training rows, or ``None`` for all."""
     if limit is None or len(y) <= limit:
         return None
-    from sklearn.model_selection import train_test_split
-
     try:
         rows, _ = train_test_split(
             np.arange(len(y)), train_size=limit, random_state=seed, stratify=y
@@ -197,8 +206,6 @@ def _plain(value: Any) -> Any:
 
 
 def _pip_requirements(names: list[str]) -> list[str]:
-    from importlib.metadata import version
-
     pkgs = ["scikit-learn", "imbalanced-learn", "pandas", "numpy", "polars", "pyarrow"]
     if any(n in ("xgb", "seed-b") for n in names):
         pkgs.append("xgboost")
@@ -233,16 +240,44 @@ def _train(
     progress: Any,
     keep: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from flowsentinel.models.plots import (
-        confusion_heatmap,
-        feature_importance,
-        importance_bar,
-        roc_pr_curves,
-    )
-
+    """The stages of ``train``: prepare the data, then in the parent run fit, score and log
+    each model (a nested run each), compare them and register the champion."""
     settings = settings or get_settings()
     seed = settings.seed if cfg.seed is None else cfg.seed
     n_jobs = settings.n_jobs if cfg.n_jobs is None else cfg.n_jobs
+    _check_config(cfg)
+    say = progress or (lambda text: None)
+
+    with tempfile.TemporaryDirectory(prefix="flowsentinel-train-") as tmp:
+        work = Path(tmp)
+        data = _prepare(cfg, settings, work, seed, say)
+        mlflow = tracking.configure(settings)
+        exp = tracking.experiment_id(tracking.model_name(data.dataset, cfg.task), settings)
+        reg_name = cfg.registered_name or tracking.model_name(data.dataset, cfg.task)
+        data.context["registered_model"] = reg_name
+        results: list[dict[str, Any]] = []
+        with tracking.run(
+            experiment_id=exp, run_name=f"train {','.join(cfg.models)} ({cfg.protocol})"
+        ) as parent:
+            _log_parent(mlflow, cfg, data, seed)
+            for name in cfg.models:
+                scored = _fit_and_score(name, data, cfg, seed, n_jobs, say)
+                _log_model(mlflow, exp, scored, data, cfg, seed, work / "plots" / name, say)
+                results.append(scored.entry)
+                if keep is not None:
+                    keep[name] = scored.pipe
+            if keep is not None:
+                keep["_test"] = data.X_test
+            out, champion, card = _log_comparison(
+                mlflow, results, data, cfg, exp, parent.info.run_id, settings
+            )
+            if cfg.register:  # the last step: complete or absent
+                _register(champion, card, reg_name, out, say)
+        return out
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    """Stop on a protocol, test files or metric that the command cannot use."""
     if cfg.protocol not in pr.PROTOCOLS:
         choices = ", ".join(pr.PROTOCOLS)
         raise InputError(f"unknown protocol {cfg.protocol!r}; choose from {choices}")
@@ -252,217 +287,300 @@ def _train(
         raise InputError("--test is only used with --protocol files or official")
     if cfg.metric not in (*METRIC_NAMES, "fit_seconds", "predict_seconds"):
         raise InputError(f"unknown metric {cfg.metric!r}; choose from {', '.join(METRIC_NAMES)}")
-    say = progress or (lambda text: None)
 
-    with tempfile.TemporaryDirectory(prefix="flowsentinel-train-") as tmp:
-        work = Path(tmp)
-        keep_dups = cfg.protocol == "seed" and (cfg.dataset or "") == "unsw-nb15"
-        opts = CleaningOptions.model_validate(
-            {
-                "task": cfg.task,  # str fields of TrainConfig, validated here
-                "near_constant": cfg.near_constant,
-                "drop_duplicates": not keep_dups,
-                "ddos_as_dos": cfg.ddos_as_dos,
-            }
+
+@dataclass
+class _Prepared:
+    """The rows of a ``train`` command, cleaned and split, and what describes them."""
+
+    dataset: str
+    report: dict[str, Any]  # the cleaning report of the training rows
+    split: pr.Split
+    features: list[str]
+    numeric: list[str]
+    categorical: list[str]
+    classes: list[str]
+    context: dict[str, Any]  # for the model card
+    X_test: Any  # the test rows' features (pandas)
+    example: Any  # the input example logged with each model
+
+
+def _prepare(
+    cfg: TrainConfig, settings: Settings, work: Path, seed: int, say: Callable[[str], None]
+) -> _Prepared:
+    """Clean the training (and test) sources into ``work``, choose the features and split the
+    rows by the protocol; test rows of classes unseen in training are left out."""
+    keep_dups = cfg.protocol == "seed" and (cfg.dataset or "") == sc.UNSW.name
+    opts = CleaningOptions.model_validate(
+        {
+            "task": cfg.task,  # str fields of TrainConfig, validated here
+            "near_constant": cfg.near_constant,
+            "drop_duplicates": not keep_dups,
+            "ddos_as_dos": cfg.ddos_as_dos,
+        }
+    )
+    say("cleaning the training sources")
+    frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed)
+    dataset = report["dataset"]
+    if cfg.protocol == "seed" and dataset == sc.UNSW.name and not keep_dups:
+        # the data set was detected from the files: clean again keeping duplicates
+        opts = opts.model_copy(update={"drop_duplicates": False})
+        frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings, cfg.mixed)
+    if cfg.protocol == "official" and dataset != sc.UNSW.name:
+        raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
+    available = [c for c in sc.dataset(dataset).features if c in frame.columns]
+    test_frame = None
+    if cfg.test_sources:
+        say("cleaning the test sources")
+        test_opts = opts.model_copy(update={"near_constant": "none"})
+        test_frame, _ = _clean(
+            cfg.test_sources,
+            work / "test",
+            dataset,
+            test_opts,
+            settings,
+            cfg.mixed,
+            training=False,
         )
-        say("cleaning the training sources")
-        frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed)
-        dataset = report["dataset"]
-        if cfg.protocol == "seed" and dataset == "unsw-nb15" and not keep_dups:
-            # the data set was detected from the files: clean again keeping duplicates
-            opts = opts.model_copy(update={"drop_duplicates": False})
-            frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings, cfg.mixed)
-        if cfg.protocol == "official" and dataset != "unsw-nb15":
-            raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
-        available = [c for c in sc.dataset(dataset).features if c in frame.columns]
-        test_frame = None
-        if cfg.test_sources:
-            say("cleaning the test sources")
-            test_opts = opts.model_copy(update={"near_constant": "none"})
-            test_frame, _ = _clean(
-                cfg.test_sources,
-                work / "test",
-                dataset,
-                test_opts,
-                settings,
-                cfg.mixed,
-                training=False,
-            )
-            available = [c for c in available if c in test_frame.columns]
-        features = resolve_features(cfg.features, dataset, available)
-        categorical = [c for c in features if c in sc.dataset(dataset).categorical]
-        numeric = [c for c in features if c not in categorical]
-        coder = LabelCoder.for_frame(frame, cfg.task)
-        say(f"splitting ({cfg.protocol})")
-        if cfg.protocol == "holdout":
-            split = pr.holdout(frame, features, coder, test_size=cfg.test_size, seed=seed)
-        elif cfg.protocol == "seed":
-            split = pr.seed_protocol(frame, features, coder, dataset)
-        else:
-            assert test_frame is not None
-            split = pr.file_protocol(
-                frame, test_frame, features, coder, official=cfg.protocol == "official"
-            )
-        unseen = split.y_test < 0
-        if unseen.any():
-            split.details["test_rows_of_classes_unseen_in_training"] = int(unseen.sum())
-            split.test = split.test[~unseen].reset_index(drop=True)
-            split.y_test = split.y_test[~unseen]
-        del frame, test_frame
-        classes = coder.classes
-        context: dict[str, Any] = {
-            "dataset": dataset,
+        available = [c for c in available if c in test_frame.columns]
+    features = resolve_features(cfg.features, dataset, available)
+    categorical = [c for c in features if c in sc.dataset(dataset).categorical]
+    numeric = [c for c in features if c not in categorical]
+    coder = LabelCoder.for_frame(frame, cfg.task)
+    say(f"splitting ({cfg.protocol})")
+    if cfg.protocol == "holdout":
+        split = pr.holdout(frame, features, coder, test_size=cfg.test_size, seed=seed)
+    elif cfg.protocol == "seed":
+        split = pr.seed_protocol(frame, features, coder, dataset)
+    else:
+        assert test_frame is not None
+        split = pr.file_protocol(
+            frame, test_frame, features, coder, official=cfg.protocol == "official"
+        )
+    unseen = split.y_test < 0
+    if unseen.any():
+        split.details["test_rows_of_classes_unseen_in_training"] = int(unseen.sum())
+        split.test = split.test[~unseen].reset_index(drop=True)
+        split.y_test = split.y_test[~unseen]
+    del frame, test_frame
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "task": cfg.task,
+        "protocol": cfg.protocol,
+        "protocol_description": split.description,
+        "sources": [str(s) for s in cfg.sources],
+        "n_train": len(split.y_train),
+        "n_test": len(split.y_test),
+        "metric": cfg.metric,
+    }
+    X_test = split.test[features]
+    example = X_test.head(5).copy()
+    for c in numeric:
+        example[c] = example[c].astype("float64")
+    return _Prepared(
+        dataset=dataset,
+        report=report,
+        split=split,
+        features=features,
+        numeric=numeric,
+        categorical=categorical,
+        classes=coder.classes,
+        context=context,
+        X_test=X_test,
+        example=example,
+    )
+
+
+def _log_parent(mlflow: Any, cfg: TrainConfig, data: _Prepared, seed: int) -> None:
+    """The parent run's parameters, cleaning report and protocol."""
+    mlflow.log_params(
+        {
+            "dataset": data.dataset,
             "task": cfg.task,
             "protocol": cfg.protocol,
-            "protocol_description": split.description,
-            "sources": [str(s) for s in cfg.sources],
-            "n_train": len(split.y_train),
-            "n_test": len(split.y_test),
-            "metric": cfg.metric,
+            "feature_set": cfg.features,
+            "n_features": len(data.features),
+            "models": ",".join(cfg.models),
+            "n_iter": cfg.n_iter,
+            "seed": seed,
+            "n_train": data.context["n_train"],
+            "n_test": data.context["n_test"],
         }
-        mlflow = tracking.configure(settings)
-        exp = tracking.experiment_id(tracking.model_name(dataset, cfg.task), settings)
-        reg_name = cfg.registered_name or tracking.model_name(dataset, cfg.task)
-        context["registered_model"] = reg_name
-        results: list[dict[str, Any]] = []
-        X_test = split.test[features]
-        example = X_test.head(5).copy()
-        for c in numeric:
-            example[c] = example[c].astype("float64")
-        with tracking.run(
-            experiment_id=exp, run_name=f"train {','.join(cfg.models)} ({cfg.protocol})"
-        ) as parent:
-            mlflow.log_params(
-                {
-                    "dataset": dataset,
-                    "task": cfg.task,
-                    "protocol": cfg.protocol,
-                    "feature_set": cfg.features,
-                    "n_features": len(features),
-                    "models": ",".join(cfg.models),
-                    "n_iter": cfg.n_iter,
-                    "seed": seed,
-                    "n_train": context["n_train"],
-                    "n_test": context["n_test"],
-                }
-            )
-            mlflow.log_dict(report, "cleaning_report.json")
-            mlflow.log_dict({"description": split.description, **split.details}, "protocol.json")
-            for name in cfg.models:
-                spec = SPECS[name]
-                say(f"{name}: tuning and fitting ({spec.title})")
-                pipe, best, fit_s, tune_s = _fit(
-                    name, split, numeric, categorical, len(classes), cfg, seed, n_jobs
-                )
-                say(f"{name}: scoring {len(X_test):,} test rows")
-                t0 = time.perf_counter()
-                proba = np.asarray(pipe.predict_proba(X_test))
-                predict_s = time.perf_counter() - t0
-                if proba.shape[1] < len(classes):  # a class absent from the training rows
-                    full = np.zeros((len(proba), len(classes)))
-                    full[:, pipe.classes_] = proba
-                    proba = full
-                y_pred = proba.argmax(axis=1)
-                m = compute_metrics(split.y_test, y_pred, proba, classes)
-                cm = m.pop("confusion_matrix")
-                per_class = m.pop("per_class", None)
-                m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
-                meta = {
-                    "dataset": dataset,
-                    "task": cfg.task,
-                    "classes": classes,
-                    "features": features,
-                    "numeric": numeric,
-                    "categorical": categorical,
-                    "feature_set": cfg.features,
-                    "protocol": cfg.protocol,
-                    "model": name,
-                    "metrics": {k: v for k, v in m.items() if v is not None},
-                }
-                entry: dict[str, Any] = {
-                    "name": name,
-                    "title": spec.title,
-                    "params": best,
-                    "metrics": m,
-                    "confusion_matrix": cm,
-                    "metadata": meta,
-                }
-                if per_class is not None:
-                    entry["per_class"] = per_class
-                say(f"{name}: plots and MLflow logging")
-                plots = work / "plots" / name
-                plots.mkdir(parents=True, exist_ok=True)
-                title = f"{spec.title}, {dataset} {cfg.task} ({cfg.protocol})"
-                confusion_heatmap(np.asarray(cm), classes, plots / "confusion_matrix.png", title)
-                roc_pr_curves(split.y_test, proba, classes, plots / "roc_pr.png", title)
-                imp = feature_importance(
-                    pipe, X_test, split.y_test, seed, predict_s / max(1, len(X_test))
-                )
-                importance_bar(imp, plots / "feature_importance.png", f"importance: {title}")
-                with tracking.run(experiment_id=exp, run_name=name, nested=True) as run:
-                    mlflow.log_params({"model": name, **{f"p_{k}": v for k, v in best.items()}})
-                    if best and spec.search_rows and len(split.y_train) > spec.search_rows:
-                        mlflow.log_param("search_rows", spec.search_rows)
-                    mlflow.log_metrics({k: float(v) for k, v in m.items() if v is not None})
-                    processes.pause_for_tests("logging")
-                    mlflow.log_artifacts(str(plots), "plots")
-                    mlflow.log_dict(imp.to_dict(), "feature_importance.json")
-                    mlflow.log_dict(report, "cleaning_report.json")
-                    mlflow.log_dict({"confusion_matrix": cm, "classes": classes}, "confusion.json")
-                    from mlflow.models import infer_signature
+    )
+    mlflow.log_dict(data.report, "cleaning_report.json")
+    split = data.split
+    mlflow.log_dict({"description": split.description, **split.details}, "protocol.json")
 
-                    signature = infer_signature(example, pipe.predict(example))
-                    info = mlflow.sklearn.log_model(
-                        pipe,
-                        name="model",
-                        signature=signature,
-                        input_example=example,
-                        metadata={"flowsentinel": meta},
-                        pip_requirements=_pip_requirements([name]),
-                        serialization_format="cloudpickle",
-                    )
-                    entry["run_id"] = run.info.run_id
-                    entry["model_uri"] = info.model_uri
-                    entry["model_id"] = info.model_id
-                results.append(entry)
-                if keep is not None:
-                    keep[name] = pipe
-            if keep is not None:
-                keep["_test"] = X_test
-            champion = _pick(results, cfg.metric)
-            out: dict[str, Any] = {
-                **{k: context[k] for k in ("dataset", "task", "protocol", "n_train", "n_test")},
-                "feature_set": cfg.features,
-                "features": features,
-                "classes": classes,
-                "protocol_details": split.details,
-                "experiment_id": exp,
-                "parent_run_id": parent.info.run_id,
-                "tracking_uri": tracking.tracking_uri(settings),
-                "models": [
-                    {k: e[k] for k in ("name", "params", "metrics", "confusion_matrix")}
-                    | ({"per_class": e["per_class"]} if "per_class" in e else {})
-                    | {"run_id": e["run_id"]}
-                    for e in results
-                ],
-                "champion": {"name": champion["name"], "registered_model": None, "version": None},
-            }
-            mlflow.log_dict(out, "comparison.json")
-            mlflow.set_tag("champion", champion["name"])
-            card = model_card(champion, context, results)
-            mlflow.MlflowClient().log_text(champion["run_id"], card, "model_card.md")
-            if cfg.register:  # the last step: complete or absent
-                say(f"registering {champion['name']} as {reg_name}")
-                version = registry.register(
-                    champion["model_uri"],
-                    champion["run_id"],
-                    reg_name,
-                    card,
-                    champion["metadata"],
-                    champion["model_id"],
-                )
-                out["champion"].update(registered_model=reg_name, version=int(version))
-        return out
+
+@dataclass
+class _Scored:
+    """A model tuned, fitted and scored on the test rows."""
+
+    pipe: Any
+    entry: dict[str, Any]  # name, title, params, metrics, confusion matrix, metadata
+    proba: np.ndarray
+    predict_seconds: float
+
+
+def _fit_and_score(
+    name: str,
+    data: _Prepared,
+    cfg: TrainConfig,
+    seed: int,
+    n_jobs: int,
+    say: Callable[[str], None],
+) -> _Scored:
+    """Tune and fit one model, then score the test rows: its metrics and metadata."""
+    spec = SPECS[name]
+    classes = data.classes
+    say(f"{name}: tuning and fitting ({spec.title})")
+    pipe, best, fit_s, tune_s = _fit(
+        name, data.split, data.numeric, data.categorical, len(classes), cfg, seed, n_jobs
+    )
+    say(f"{name}: scoring {len(data.X_test):,} test rows")
+    t0 = time.perf_counter()
+    proba = np.asarray(pipe.predict_proba(data.X_test))
+    predict_s = time.perf_counter() - t0
+    if proba.shape[1] < len(classes):  # a class absent from the training rows
+        full = np.zeros((len(proba), len(classes)))
+        full[:, pipe.classes_] = proba
+        proba = full
+    y_pred = proba.argmax(axis=1)
+    m = compute_metrics(data.split.y_test, y_pred, proba, classes)
+    cm = m.pop("confusion_matrix")
+    per_class = m.pop("per_class", None)
+    m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
+    meta = {
+        "dataset": data.dataset,
+        "task": cfg.task,
+        "classes": classes,
+        "features": data.features,
+        "numeric": data.numeric,
+        "categorical": data.categorical,
+        "feature_set": cfg.features,
+        "protocol": cfg.protocol,
+        "model": name,
+        "metrics": {k: v for k, v in m.items() if v is not None},
+    }
+    entry: dict[str, Any] = {
+        "name": name,
+        "title": spec.title,
+        "params": best,
+        "metrics": m,
+        "confusion_matrix": cm,
+        "metadata": meta,
+    }
+    if per_class is not None:
+        entry["per_class"] = per_class
+    return _Scored(pipe=pipe, entry=entry, proba=proba, predict_seconds=predict_s)
+
+
+def _log_model(
+    mlflow: Any,
+    exp: str,
+    scored: _Scored,
+    data: _Prepared,
+    cfg: TrainConfig,
+    seed: int,
+    plots: Path,
+    say: Callable[[str], None],
+) -> None:
+    """The plots of one model and its nested run (parameters, metrics, plots, importance,
+    the model); adds the run id, model URI and model id to its entry."""
+    entry, pipe, split = scored.entry, scored.pipe, data.split
+    name, best, m, cm = entry["name"], entry["params"], entry["metrics"], entry["confusion_matrix"]
+    spec = SPECS[name]
+    classes, X_test = data.classes, data.X_test
+    say(f"{name}: plots and MLflow logging")
+    plots.mkdir(parents=True, exist_ok=True)
+    title = f"{spec.title}, {data.dataset} {cfg.task} ({cfg.protocol})"
+    confusion_heatmap(np.asarray(cm), classes, plots / "confusion_matrix.png", title)
+    roc_pr_curves(split.y_test, scored.proba, classes, plots / "roc_pr.png", title)
+    imp = feature_importance(
+        pipe, X_test, split.y_test, seed, scored.predict_seconds / max(1, len(X_test))
+    )
+    importance_bar(imp, plots / "feature_importance.png", f"importance: {title}")
+    with tracking.run(experiment_id=exp, run_name=name, nested=True) as run:
+        mlflow.log_params({"model": name, **{f"p_{k}": v for k, v in best.items()}})
+        if best and spec.search_rows and len(split.y_train) > spec.search_rows:
+            mlflow.log_param("search_rows", spec.search_rows)
+        mlflow.log_metrics({k: float(v) for k, v in m.items() if v is not None})
+        processes.pause_for_tests("logging")
+        mlflow.log_artifacts(str(plots), "plots")
+        mlflow.log_dict(imp.to_dict(), "feature_importance.json")
+        mlflow.log_dict(data.report, "cleaning_report.json")
+        mlflow.log_dict({"confusion_matrix": cm, "classes": classes}, "confusion.json")
+        signature = mlflow.models.infer_signature(data.example, pipe.predict(data.example))
+        info = mlflow.sklearn.log_model(
+            pipe,
+            name="model",
+            signature=signature,
+            input_example=data.example,
+            metadata={"flowsentinel": entry["metadata"]},
+            pip_requirements=_pip_requirements([name]),
+            serialization_format="cloudpickle",
+        )
+        entry["run_id"] = run.info.run_id
+        entry["model_uri"] = info.model_uri
+        entry["model_id"] = info.model_id
+
+
+def _log_comparison(
+    mlflow: Any,
+    results: list[dict[str, Any]],
+    data: _Prepared,
+    cfg: TrainConfig,
+    exp: str,
+    parent_run_id: str,
+    settings: Settings,
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The champion by the metric, the command's result (logged as ``comparison.json``) and
+    the model card (logged in the champion's run)."""
+    context = data.context
+    champion = _pick(results, cfg.metric)
+    out: dict[str, Any] = {
+        **{k: context[k] for k in ("dataset", "task", "protocol", "n_train", "n_test")},
+        "feature_set": cfg.features,
+        "features": data.features,
+        "classes": data.classes,
+        "protocol_details": data.split.details,
+        "experiment_id": exp,
+        "parent_run_id": parent_run_id,
+        "tracking_uri": tracking.tracking_uri(settings),
+        "models": [
+            {k: e[k] for k in ("name", "params", "metrics", "confusion_matrix")}
+            | ({"per_class": e["per_class"]} if "per_class" in e else {})
+            | {"run_id": e["run_id"]}
+            for e in results
+        ],
+        "champion": {"name": champion["name"], "registered_model": None, "version": None},
+    }
+    mlflow.log_dict(out, "comparison.json")
+    mlflow.set_tag("champion", champion["name"])
+    card = model_card(champion, context, results)
+    mlflow.MlflowClient().log_text(champion["run_id"], card, "model_card.md")
+    return out, champion, card
+
+
+def _register(
+    champion: dict[str, Any],
+    card: str,
+    reg_name: str,
+    out: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """Register the champion (complete or absent: ``registry.register``); its name and version
+    go into ``out``."""
+    say(f"registering {champion['name']} as {reg_name}")
+    version = registry.register(
+        champion["model_uri"],
+        champion["run_id"],
+        reg_name,
+        card,
+        champion["metadata"],
+        champion["model_id"],
+    )
+    out["champion"].update(registered_model=reg_name, version=int(version))
 
 
 def _pick(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
+from lightgbm import LGBMClassifier
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -24,7 +25,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+from xgboost import XGBClassifier
 
+from flowsentinel.core.errors import InputError
 from flowsentinel.models._transformers import FrameSelector
 from flowsentinel.models.derived import DerivedFeatures
 from flowsentinel.preparation import CorrelatedFeatureDropper
@@ -56,8 +59,6 @@ class ModelSpec:
 
 
 def _xgb(seed: int, n_classes: int, **overrides: Any) -> Any:
-    from xgboost import XGBClassifier
-
     params: dict[str, Any] = {
         "learning_rate": 0.1,  # the second seed: eta 0.1, depth 8, 200 rounds
         "max_depth": 8,
@@ -74,8 +75,6 @@ def _xgb(seed: int, n_classes: int, **overrides: Any) -> Any:
 
 
 def _lgbm(seed: int, n_classes: int) -> Any:
-    from lightgbm import LGBMClassifier
-
     return LGBMClassifier(
         n_estimators=600,
         num_leaves=127,
@@ -196,8 +195,6 @@ DEFAULT_MODELS: tuple[str, ...] = (*SEED_MODELS, "seed-b", "lgbm")
 
 def parse_models(text: str) -> list[str]:
     """``"lr,rf"`` → ``["lr", "rf"]``; ``all`` means every model; unknown names are an error."""
-    from flowsentinel.core.errors import InputError
-
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(SPECS)
