@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
+import sklearn.inspection
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 
@@ -108,7 +108,7 @@ def feature_importance(
         rows = max(100, min(1000, rows))
     take = rng.choice(len(X), size=min(rows, len(X)), replace=False)
     scoring = "f1" if len(np.unique(y)) == 2 and set(np.unique(y)) <= {0, 1} else "f1_macro"
-    result = permutation_importance(
+    result = sklearn.inspection.permutation_importance(
         pipeline, X.iloc[take], y[take], scoring=scoring, n_repeats=2, random_state=seed, n_jobs=1
     )
     return pd.Series(result.importances_mean, index=list(X.columns)).sort_values(ascending=False)
