@@ -5,12 +5,12 @@ A :class:`Detector` is a fitted pipeline together with what it was trained on (d
 classes, the exact input columns). It is loaded from MLflow (``models:/NAME@alias``,
 ``models:/NAME/VERSION``, a bare registered name meaning its ``champion``, ``runs:/…`` or a
 local model folder) or built around a pipeline just fitted (training scores its test rows
-through the same object). Every caller — ``scan``, ``watch``, ``evaluate``, the service and
-training — gets its probabilities from the pipeline's compiled form
-(:attr:`Detector.compiled`, :mod:`flowsentinel.models.compiled`: built when the model is
-loaded; a pipeline that cannot be compiled cannot be loaded) through
-:meth:`Detector.proba_matrix`, and its verdicts from :meth:`Detector.verdicts`: class padding (a
-class absent from the training rows), the decision threshold, labels.
+through the same object). Every caller — ``scan``, ``watch``, ``evaluate`` and the service —
+gets its probabilities from the pipeline's compiled form (:attr:`Detector.compiled`,
+:mod:`flowsentinel.models.compiled`: built when the model is loaded; a pipeline that cannot be
+compiled cannot be loaded, nor registered) through :meth:`Detector.proba_matrix`, and its
+verdicts from :meth:`Detector.verdicts`: class padding (a class absent from the training rows),
+the decision threshold, labels.
 
 Examples
 --------
