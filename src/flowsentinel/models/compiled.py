@@ -41,6 +41,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numba as nb
@@ -76,7 +77,7 @@ def _numeric_steps(branch: Any) -> tuple[list[Step], list[str]]:
             continue
         if type(step) is CorrelatedFeatureDropper:
             keep = np.flatnonzero(np.asarray(step.keep_, dtype=bool))
-            steps.append(lambda X, keep=keep: X[:, keep])
+            steps.append(partial(_take, keep=keep))
             names.append("decorrelate")
         elif type(step) is SimpleImputer:
             if step.add_indicator or not (
@@ -86,12 +87,12 @@ def _numeric_steps(branch: Any) -> tuple[list[Step], list[str]]:
             stats = np.asarray(step.statistics_, dtype=np.float64)
             if not np.isfinite(stats).all():
                 raise CompileError("SimpleImputer with a non-finite statistic")
-            steps.append(lambda X, stats=stats: _impute(X, stats))
+            steps.append(partial(_impute, stats=stats))
             names.append("impute")
         elif type(step) is StandardScaler:
             mean = step.mean_ if step.with_mean else None
             scale = step.scale_ if step.with_std else None
-            steps.append(lambda X, mean=mean, scale=scale: _scale(X, mean, scale))
+            steps.append(partial(_scale, mean=mean, scale=scale))
             names.append("scale")
         else:
             raise CompileError(f"unknown numeric step {_kind(step)}")
@@ -113,6 +114,14 @@ def _identity(step: Any) -> bool:
         and not step.validate
         and step.inverse_func is None
     )
+
+
+def _take(X: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    return X[:, keep]
+
+
+def _transform(step: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(step.transform(X), dtype=np.float64)
 
 
 def _impute(X: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -144,7 +153,7 @@ def _after_steps(steps: list[tuple[str, Any]]) -> tuple[list[Step], list[str]]:
         if type(step) is not PCA:
             raise CompileError(f"unknown step {_kind(step)} after the column transformer")
         _unnamed(step)
-        out.append(lambda X, pca=step: np.asarray(pca.transform(X), dtype=np.float64))
+        out.append(partial(_transform, step))
         names.append("pca (PCA.transform)")
     return out, names
 
@@ -391,7 +400,8 @@ class _XGBTrees:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        return np.asarray(_xgb_logistic(X32, *self.arrays, self.base), dtype=np.float64)
+        proba = _xgb_logistic(X32, *self.arrays, self.base)  # type: ignore[call-arg]
+        return np.asarray(proba, dtype=np.float64)
 
 
 class _CategoricalBranch:
