@@ -86,17 +86,17 @@ def test_matrix_and_frame_transforms_agree() -> None:
     np.testing.assert_array_equal(frame[step.output_numeric()].to_numpy(), matrix)
 
 
-def test_service_fast_path_replays_the_derived_lgbm_pipeline() -> None:
-    """The service's fast path computes the derived columns itself and gives the pipeline's
+def test_compiled_form_replays_the_derived_lgbm_pipeline() -> None:
+    """The compiled form computes the derived columns itself and gives the pipeline's
     probabilities, unknown categories, NaN and ±inf included."""
-    from flowsentinel.service.fastpath import compile_pipeline
+    from flowsentinel.models.compiled import compile_pipeline
 
     df = unsw_frame(500, seed=8)
     pipe = build_pipeline(SPECS["lgbm"], NUM, CAT, seed=2)
     pipe.fit(df.iloc[:400], df["label"].to_numpy()[:400])
     features = [*NUM, *CAT]
-    fast = compile_pipeline(pipe, features, CAT)
-    assert fast is not None and fast.derive is not None
+    compiled = compile_pipeline(pipe, features, CAT)
+    assert compiled.derive is not None
     test = df.iloc[400:].reset_index(drop=True).copy()
     test.loc[::7, "sbytes"] = np.nan
     test.loc[::9, "dur"] = np.inf
@@ -104,14 +104,14 @@ def test_service_fast_path_replays_the_derived_lgbm_pipeline() -> None:
     numeric = test[NUM].to_numpy(dtype=np.float64)
     cats = {c: test[c].astype(str).tolist() for c in CAT}
     np.testing.assert_allclose(
-        fast.proba(numeric, cats), pipe.predict_proba(test[features]), rtol=0, atol=1e-12
+        compiled.proba(numeric, cats), pipe.predict_proba(test[features]), rtol=0, atol=1e-12
     )
 
 
 @pytest.mark.slow
-def test_trained_lgbm_loads_from_mlflow_with_its_fast_path(tmp_path) -> None:
+def test_trained_lgbm_loads_from_mlflow_with_its_compiled_form(tmp_path) -> None:
     """train → MLflow (SQLite in a temporary home) → the service's model set: the derived step
-    comes back with the pickled pipeline and the fast scorer replays it."""
+    comes back with the pickled pipeline and the compiled form replays it."""
     from flowsentinel.core.settings import Settings
     from flowsentinel.models.training import TrainConfig, train
     from flowsentinel.service.engine import ModelSet
@@ -128,9 +128,10 @@ def test_trained_lgbm_loads_from_mlflow_with_its_fast_path(tmp_path) -> None:
     name = result["champion"]["registered_model"]
     served = ModelSet.load([name], settings).get(name)
     assert "derive" in served.detector.pipeline.named_steps
-    assert served.fast is not None and served.fast.derive is not None
+    compiled = served.detector.compiled
+    assert compiled.derive is not None
     frame = unsw_frame(120, seed=10)
     numeric = frame[served.body.numeric].to_numpy(dtype=np.float64)
     cats = {c: frame[c].astype(str).tolist() for c in served.body.categorical}
     expected = served.detector.pipeline.predict_proba(frame[served.detector.features])
-    np.testing.assert_allclose(served.fast.proba(numeric, cats), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(compiled.proba(numeric, cats), expected, rtol=0, atol=1e-12)

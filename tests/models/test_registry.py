@@ -17,6 +17,14 @@ NAME = "flowsentinel-test-dos"
 META = {"dataset": "cicids2017", "task": "dos", "model": "dt", "feature_set": "all",
         "protocol": "holdout"}  # fmt: skip
 CARD = "# card\n"
+CHECK_COMPILES = registry.check_compiles
+
+
+@pytest.fixture(autouse=True)
+def _no_compile_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests register a model URI that holds no model: the compile check (tested in
+    ``test_training.py`` with real models and below) is left out."""
+    monkeypatch.setattr(registry, "check_compiles", lambda model_uri, meta: None)
 
 
 def _run(tags: dict[str, str] | None = None) -> str:
@@ -86,6 +94,23 @@ def _left_by(owner: dict[str, str]) -> None:
         tags={**META, registry.COMPLETE_TAG: "false"},
         description=CARD,
     )
+
+
+def test_a_model_that_does_not_compile_is_not_registered(
+    empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.sklearn
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import Pipeline
+
+    from flowsentinel.models.compiled import CompileError
+
+    monkeypatch.setattr(registry, "check_compiles", CHECK_COMPILES)
+    monkeypatch.setattr(mlflow.sklearn, "load_model", lambda uri: Pipeline([("nb", GaussianNB())]))
+    meta = {**META, "features": ["a", "b"], "categorical": []}
+    with pytest.raises(CompileError, match="file:///nowhere/model is not registered"):
+        registry.register("file:///nowhere/model", _run(), NAME, CARD, meta, model_id=None)
+    assert _versions() == []
 
 
 def test_list_repair_and_promote_of_incomplete_versions(empty_store: Path) -> None:

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, SHARED, UNSW_NAME, cic_record
 from flowsentinel.core import schema as sc
 from flowsentinel.datasets.reader import read_file
+from flowsentinel.models.compiled import CompileError, compile_pipeline
 from flowsentinel.service.app import create_app
 from flowsentinel.service.config import ServiceSettings
-from flowsentinel.service.fastpath import compile_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -307,65 +307,39 @@ def test_unexpected_errors_are_not_500(model_set, store, monkeypatch) -> None:
         assert c.get("/healthz").status_code == 200
 
 
-def test_fast_path_equals_pipeline(model_set) -> None:
+def test_compiled_form_equals_pipeline(model_set) -> None:
     served = model_set.get(CIC_NAME)
-    assert served.fast is not None
+    compiled = served.detector.compiled
     rng = np.random.default_rng(1)
     X = rng.lognormal(5, 3, size=(300, len(served.detector.features)))
     X[::7, 3] = np.nan
     X[::11, 5] = np.inf
     frame = pd.DataFrame(X, columns=served.detector.features)
     np.testing.assert_allclose(
-        served.fast.proba(X), served.detector.pipeline.predict_proba(frame), rtol=0, atol=1e-12
+        compiled.proba(X), served.detector.pipeline.predict_proba(frame), rtol=0, atol=1e-12
     )
-    assert compile_pipeline(model_set.get(UNSW_NAME).detector.pipeline, []) is None
+    with pytest.raises(CompileError):
+        compile_pipeline(model_set.get(UNSW_NAME).detector.pipeline, [])
 
 
-def test_fast_path_with_categorical_columns(model_set) -> None:
+def test_compiled_form_with_categorical_columns(model_set) -> None:
     """UNSW-NB15 (one-hot service/state): the branch is replayed by memo, unknown values too."""
     from conftest import unsw_frame
 
     served = model_set.get(UNSW_NAME)
     d = served.detector
-    assert served.fast is not None and d.categorical
+    compiled = d.compiled
+    assert d.categorical
     frame = unsw_frame(rows=200, seed=21)
     frame.loc[::9, "service"] = "never-seen"
     frame.loc[::13, "state"] = "ZZZ"
     numeric = frame[served.body.numeric].to_numpy(dtype=float)
     cats = {c: frame[c].astype(str).tolist() for c in served.body.categorical}
     expected = d.pipeline.predict_proba(frame[d.features])
-    np.testing.assert_array_equal(served.fast.proba(numeric, cats), expected)
-    np.testing.assert_array_equal(served.fast.proba(numeric, cats), expected)  # from the memo
-    one = served.fast.proba(numeric[4:5], {c: v[4:5] for c, v in cats.items()})
+    np.testing.assert_array_equal(compiled.proba(numeric, cats), expected)
+    np.testing.assert_array_equal(compiled.proba(numeric, cats), expected)  # from the memo
+    one = compiled.proba(numeric[4:5], {c: v[4:5] for c, v in cats.items()})
     np.testing.assert_array_equal(one, expected[4:5])
-
-
-@pytest.mark.parametrize("rows", [300, 5000])  # 5,000: the forest walk is cut across threads
-@pytest.mark.parametrize("kind", ["rf", "et", "dt", "xgb"])
-def test_compiled_estimators_equal_their_own_predict_proba(kind: str, rows: int) -> None:
-    """The flat-array forest and XGBoost replays give the estimator's probabilities bit for bit
-    (NaN routed as fitted, float32 comparisons), on one thread and on several."""
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
-    from xgboost import XGBClassifier
-
-    from flowsentinel.service.fastpath import _estimator
-
-    rng = np.random.default_rng(3)
-    X = rng.lognormal(1, 2, size=(600, 8))
-    X[rng.random(X.shape) < 0.05] = np.nan
-    y = (np.nan_to_num(X[:, 0]) + rng.normal(0, 1, 600) > 3).astype(int)
-    model = {
-        "rf": lambda: RandomForestClassifier(30, max_depth=8, random_state=0),
-        "et": lambda: ExtraTreesClassifier(20, random_state=0),
-        "dt": lambda: DecisionTreeClassifier(random_state=0),
-        "xgb": lambda: XGBClassifier(n_estimators=40, max_depth=4, n_jobs=1, random_state=0),
-    }[kind]().fit(X, y)
-    compiled = _estimator(model)
-    assert compiled is not None and type(compiled).__name__ in ("_FlatForest", "_XGBTrees")
-    test = rng.lognormal(1, 2, size=(rows, 8))
-    test[rng.random(test.shape) < 0.1] = np.nan
-    np.testing.assert_array_equal(compiled(test), model.predict_proba(test).astype(np.float64))
 
 
 def test_settings_from_environment(monkeypatch) -> None:

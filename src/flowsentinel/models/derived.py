@@ -117,8 +117,8 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def transform_matrix(self, X: np.ndarray) -> np.ndarray:
         """The float64 matrix of the ``numeric`` columns (in that order) → the matrix of
-        :meth:`output_numeric` (what :meth:`transform` computes; the service's fast path uses
-        it without a DataFrame)."""
+        :meth:`output_numeric` (what :meth:`transform` computes; the compiled form,
+        :mod:`flowsentinel.models.compiled`, uses it without a DataFrame)."""
         n = len(self.kept_)
         out = np.empty((X.shape[0], n + len(self.derived_) + len(self.counted_)), dtype=np.float64)
         out[:, :n] = X[:, self.kept_]

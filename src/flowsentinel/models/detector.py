@@ -5,9 +5,12 @@ A :class:`Detector` is a fitted pipeline together with what it was trained on (d
 classes, the exact input columns). It is loaded from MLflow (``models:/NAME@alias``,
 ``models:/NAME/VERSION``, a bare registered name meaning its ``champion``, ``runs:/…`` or a
 local model folder) or built around a pipeline just fitted (training scores its test rows
-through the same object). Every caller — ``scan``, ``watch``, ``evaluate``, the service and
-training — gets its verdicts from :meth:`Detector.verdicts`: class padding (a class absent from
-the training rows), the decision threshold, labels.
+through the same object). Every caller — ``scan``, ``watch``, ``evaluate`` and the service —
+gets its probabilities from the pipeline's compiled form (:attr:`Detector.compiled`,
+:mod:`flowsentinel.models.compiled`: built when the model is loaded; a pipeline that cannot be
+compiled cannot be loaded, nor registered) through :meth:`Detector.proba_matrix`, and its
+verdicts from :meth:`Detector.verdicts`: class padding (a class absent from the training rows),
+the decision threshold, labels.
 
 Examples
 --------
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +35,9 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.models import tracking
+
+if TYPE_CHECKING:
+    from flowsentinel.models.compiled import CompiledPipeline
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
 DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
@@ -128,6 +134,7 @@ class Detector:
     metrics: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     threshold: float | None = None
+    _compiled: CompiledPipeline | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_metadata(cls, pipeline: Any, meta: dict[str, Any], **where: Any) -> Detector:
@@ -172,7 +179,7 @@ class Detector:
                 f"cannot load model {uri} from {tracking.tracking_uri(settings)}: {text} "
                 "(train one with `flowsentinel train`, list them with `flowsentinel models list`)"
             ) from None
-        return cls.from_metadata(
+        detector = cls.from_metadata(
             pipeline,
             meta,
             uri=uri,
@@ -180,6 +187,23 @@ class Detector:
             version=version,
             run_id=getattr(info, "run_id", None),
         )
+        detector.compiled  # noqa: B018 - a model that cannot be compiled fails here, not later
+        return detector
+
+    @property
+    def compiled(self) -> CompiledPipeline:
+        """The pipeline's compiled form, built on first use (:meth:`load` builds it); a
+        :class:`~flowsentinel.models.compiled.CompileError` when it cannot be built."""
+        if self._compiled is None:
+            from flowsentinel.models.compiled import CompileError, compile_pipeline
+
+            try:
+                self._compiled = compile_pipeline(self.pipeline, self.features, self.categorical)
+            except CompileError as exc:
+                raise CompileError(
+                    f"model {self.name or self.uri} cannot be compiled for scoring: {exc}"
+                ) from exc
+        return self._compiled
 
     # --- inputs -------------------------------------------------------------------------------
     @property
@@ -227,14 +251,35 @@ class Detector:
         fitted = getattr(self.pipeline, "classes_", None)
         return Verdicts.from_proba(proba, self.classes, fitted, self.threshold)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """The pipeline's probabilities for aligned input columns (a scoring failure is one
-        line naming it)."""
+    def inputs(self, X: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[Any]]]:
+        """Aligned input columns as the compiled form takes them: the float64 matrix of the
+        numeric columns and the text of the categorical ones (as ``FrameSelector`` makes it)."""
         try:
-            return np.asarray(self.pipeline.predict_proba(X), dtype=np.float64)
-        except Exception as exc:
+            numeric = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"the model could not score these flows: {text}") from None
+        categorical = {
+            c: X[c].astype("string").fillna("-").astype(object).tolist() for c in self.categorical
+        }
+        return numeric, categorical
+
+    def proba_matrix(
+        self, numeric: np.ndarray, categorical: dict[str, list[Any]] | None = None
+    ) -> np.ndarray:
+        """The pipeline's probabilities, computed by its compiled form, for the matrix of the
+        numeric columns (in :attr:`numeric` order) and the text of the categorical ones (a
+        scoring failure is one line naming it)."""
+        compiled = self.compiled
+        try:
+            return compiled.proba(numeric, categorical)
+        except Exception as exc:  # e.g. an encoder refusing an unknown category
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"the model could not score these flows: {text}") from None
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The pipeline's probabilities for aligned input columns (:meth:`proba_matrix`)."""
+        return self.proba_matrix(*self.inputs(X))
 
     def predict(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
         """One vectorised model call for all flows of ``frame`` (any known column spelling)."""

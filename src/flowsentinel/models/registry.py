@@ -8,6 +8,11 @@ registration stopped between those steps (the process killed with SIGKILL; any o
 interruption deletes the version at once) leaves a version that is *incomplete*: ``models
 list`` says so, ``models promote`` refuses it, no alias points to it, and ``models list
 --repair`` deletes it. While its ``train`` still runs it is *registering* and is left alone.
+
+Only a model whose pipeline compiles (:mod:`flowsentinel.models.compiled`, the form every
+prediction goes through) is registered: :func:`check_compiles` loads the logged pipeline and
+compiles it before a version is created, so no alias can point to a model that
+:meth:`~flowsentinel.models.detector.Detector.load` would refuse.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ def register(
 ) -> str:
     """Register a logged model as version N of ``name`` with its card and tags, mark it
     complete, then give it the ``champion`` alias; returns N. Interrupted (an error, Ctrl-C,
-    SIGTERM), it deletes the versions of ``run_id`` not yet complete before re-raising."""
+    SIGTERM), it deletes the versions of ``run_id`` not yet complete before re-raising. A
+    pipeline that does not compile is refused before anything is created
+    (:func:`check_compiles`)."""
     import mlflow  # lazy: 5.5 s at start-up (tracking.configure imports it first)
     from mlflow.exceptions import MlflowException
 
+    check_compiles(model_uri, meta)
     client = mlflow.MlflowClient()
     try:
         client.create_registered_model(name)
@@ -55,6 +63,20 @@ def register(
         _delete_incomplete(client, name, run_id)
         raise
     return str(mv.version)
+
+
+def check_compiles(model_uri: str, meta: Mapping[str, Any]) -> None:
+    """Load the logged pipeline and compile it for its features; a
+    :class:`~flowsentinel.models.compiled.CompileError` naming the model otherwise."""
+    import mlflow
+
+    from flowsentinel.models.compiled import CompileError, compile_pipeline
+
+    pipeline = mlflow.sklearn.load_model(model_uri)
+    try:
+        compile_pipeline(pipeline, list(meta["features"]), list(meta.get("categorical", [])))
+    except CompileError as exc:
+        raise CompileError(f"{model_uri} is not registered: it cannot be compiled: {exc}") from exc
 
 
 def _delete_incomplete(client: Any, name: str, run_id: str) -> None:

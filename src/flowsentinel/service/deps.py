@@ -15,8 +15,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from flowsentinel.core import schema as sc
 from flowsentinel.service.config import ServiceSettings
-from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
+from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.metrics import ServiceMetrics
 
 
@@ -61,7 +62,7 @@ def require_json(request: Request) -> None:
 def model_for(models: ModelSet, dataset: str, route: str) -> ServedModel:
     served = models.for_dataset(dataset)
     if served is None:
-        title = DATASET_TITLES.get(dataset, dataset)
+        title = sc.dataset(dataset).title
         raise HTTPException(404, f"this server serves no {title} model, which {route} needs")
     return served
 

@@ -9,19 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import numpy as np
 import pandas as pd
 import polars as pl
 
-from flowsentinel.core.errors import InputError, ModelError
+from flowsentinel.core import schema as sc
+from flowsentinel.core.errors import ModelError
 from flowsentinel.core.settings import Settings
 from flowsentinel.scoring import Detector, Verdicts, resolve_uri
 from flowsentinel.service.bodies import FlowBody, FlowInputError, Parsed, clamp
-from flowsentinel.service.fastpath import FastScorer, compile_pipeline
 
 log = logging.getLogger("flowsentinel.service")
-
-DATASET_TITLES = {"cicids2017": "CIC-IDS2017", "unsw-nb15": "UNSW-NB15"}
 
 
 def _single_threaded(pipeline: Any) -> None:
@@ -37,11 +34,10 @@ def _single_threaded(pipeline: Any) -> None:
 
 @dataclass
 class ServedModel:
-    """A loaded :class:`Detector`, its request declaration and (when possible) its fast path."""
+    """A loaded :class:`Detector` (compiled when loaded) and its request declaration."""
 
     detector: Detector
     body: FlowBody
-    fast: FastScorer | None
     loaded_seconds: float
     key: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,8 +48,7 @@ class ServedModel:
         d = Detector.load(ref, settings)
         _single_threaded(d.pipeline)
         body = FlowBody(d.name, d.features, d.categorical, d.dataset)
-        fast = compile_pipeline(d.pipeline, d.features, d.categorical)
-        return cls(d, body, fast, time.perf_counter() - started, d.name)
+        return cls(d, body, time.perf_counter() - started, d.name)
 
     def rename(self, key: str) -> None:
         """Serve under another name (two versions of one registered model)."""
@@ -64,15 +59,10 @@ class ServedModel:
     # --- scoring ------------------------------------------------------------------------------
     def score(self, parsed: Parsed) -> Verdicts:
         """One model call for checked JSON flows."""
-        if len(parsed) == 0:
-            return Verdicts.empty(len(self.detector.classes))
-        if self.fast is not None:
-            return self._fast(parsed.numeric, parsed.categorical)
-        frame = pd.DataFrame(parsed.numeric, columns=self.body.numeric)
-        for name, values in parsed.categorical.items():
-            frame[name] = pd.Series(values, dtype=object)
         d = self.detector
-        return d.verdicts(d.predict_proba(frame[d.features]))
+        if len(parsed) == 0:
+            return Verdicts.empty(len(d.classes))
+        return d.verdicts(d.proba_matrix(parsed.numeric, parsed.categorical))
 
     def score_frame(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
         """One model call for flows read from a file (any known column spelling)."""
@@ -80,33 +70,16 @@ class ServedModel:
         X = d.align(frame)
         if len(X) == 0:
             return Verdicts.empty(len(d.classes))
-        numeric = clamp(X[self.body.numeric].to_numpy(dtype=np.float64, na_value=np.nan))
-        if self.fast is not None:
-            categorical = {  # the text FrameSelector makes of them
-                c: X[c].astype("string").fillna("-").astype(object).tolist()
-                for c in self.body.categorical
-            }
-            return self._fast(numeric, categorical)
-        X = X.copy()
-        X[self.body.numeric] = numeric
-        return d.verdicts(d.predict_proba(X))
-
-    def _fast(self, numeric: np.ndarray, categorical: dict[str, list[str]]) -> Verdicts:
-        assert self.fast is not None
-        try:
-            proba = self.fast.proba(numeric, categorical)
-        except Exception as exc:  # e.g. an encoder refusing an unknown category
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"the model could not score these flows: {text}") from None
-        return self.detector.verdicts(proba)
+        numeric, categorical = d.inputs(X)
+        return d.verdicts(d.proba_matrix(clamp(numeric), categorical))
 
     # --- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         info = self.detector.describe()
         info["request_fields"] = [self.body.display[f] for f in self.detector.features]
         info["categorical"] = list(self.detector.categorical)
-        info["dataset_title"] = DATASET_TITLES.get(self.detector.dataset, self.detector.dataset)
-        info["fast_path"] = self.fast is not None
+        info["dataset_title"] = sc.dataset(self.detector.dataset).title
+        info["compiled"] = list(self.detector.compiled.replay)
         return info
 
 
@@ -135,13 +108,13 @@ class ModelSet:
             seen.add(uri)
             model = ServedModel.load(ref, settings)
             log.info(
-                "loaded %s version %s (%s, %s, %d features, fast path %s) in %.2fs",
+                "loaded %s version %s (%s, %s, %d features; compiled: %s) in %.2fs",
                 model.detector.name,
                 model.detector.version,
                 model.detector.dataset,
                 model.detector.task,
                 len(model.detector.features),
-                "on" if model.fast else "off",
+                " → ".join(model.detector.compiled.replay),
                 model.loaded_seconds,
             )
             loaded.append(model)

@@ -26,7 +26,7 @@ from flowsentinel.service.deps import (
     Models,
     media_type,
 )
-from flowsentinel.service.engine import DATASET_TITLES, ModelSet, ServedModel
+from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.routes.predict import verdict_rows
 from flowsentinel.service.schemas import ScanResponse, error_responses
 
@@ -46,7 +46,7 @@ def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedMode
     if dataset is not None:
         served = models.for_dataset(dataset)
         if served is None:
-            title = DATASET_TITLES.get(dataset, dataset)
+            title = sc.dataset(dataset).title
             raise HTTPException(422, f"the file holds {title} flows and no such model is served")
         return served
     return models.default
