@@ -45,8 +45,8 @@ def evaluate(
     t0 = time.perf_counter()
     verdicts = det.predict(frame)
     seconds = time.perf_counter() - t0
-    y_pred = verdicts.proba.argmax(axis=1)
-    m = compute_metrics(y, y_pred, verdicts.proba, det.classes)
+    # the verdicts the model gives when it serves (its decision threshold included)
+    m = compute_metrics(y, verdicts.codes, verdicts.proba, det.classes)
     cm = m.pop("confusion_matrix")
     per_class = m.pop("per_class", None)
     m.update(fit_seconds=None, predict_seconds=seconds)
@@ -74,5 +74,5 @@ def evaluate(
             "version": int(det.version) if det.version and det.version.isdigit() else None,
         },
         "model_uri": det.uri,
-        "positive_rate": float(np.mean(y_pred != 0)),
+        "positive_rate": float(np.mean(verdicts.codes != 0)),
     }

@@ -30,6 +30,7 @@ from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.models import processes, registry, tracking
 from flowsentinel.models import protocols as pr
 from flowsentinel.models.card import model_card
+from flowsentinel.models.detector import Verdicts
 from flowsentinel.models.feature_sets import resolve_features
 from flowsentinel.models.metrics import METRIC_NAMES, compute_metrics
 from flowsentinel.models.plots import (
@@ -441,12 +442,9 @@ def _fit_and_score(
     t0 = time.perf_counter()
     proba = np.asarray(pipe.predict_proba(data.X_test))
     predict_s = time.perf_counter() - t0
-    if proba.shape[1] < len(classes):  # a class absent from the training rows
-        full = np.zeros((len(proba), len(classes)))
-        full[:, pipe.classes_] = proba
-        proba = full
-    y_pred = proba.argmax(axis=1)
-    m = compute_metrics(data.split.y_test, y_pred, proba, classes)
+    # a class absent from the training rows gets its column back, as when the model serves
+    verdicts = Verdicts.from_proba(proba, classes, np.asarray(pipe.classes_))
+    m = compute_metrics(data.split.y_test, verdicts.codes, verdicts.proba, classes)
     cm = m.pop("confusion_matrix")
     per_class = m.pop("per_class", None)
     m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
