@@ -274,16 +274,17 @@ def test_flows_on_a_cut_header_is_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """scan with a real (tiny) decision tree, trained here on two features of crafted flows."""
-    from sklearn.tree import DecisionTreeClassifier
-
+    """scan with a real (tiny) decision tree of the zoo, trained here on two features of crafted
+    flows."""
     from flowsentinel.capture import extract_flows
+    from flowsentinel.models.zoo import SPECS, build_pipeline
     from flowsentinel.scoring import Detector
 
     features = ["Flow Duration", "Total Fwd Packets"]
     flows, _ = extract_flows(_damaged("none"))
     labels = np.arange(len(flows)) % 2
-    tree = DecisionTreeClassifier(random_state=0).fit(flows[features], labels)
+    tree = build_pipeline(SPECS["dt"], features, [], seed=0, undersample=False)
+    tree.fit(flows[features], labels)
     det = Detector(
         pipeline=tree, uri="tiny", name="tiny", version=None, dataset="cicids2017",
         task="binary", classes=["BENIGN", "DoS"], features=features, categorical=[],
