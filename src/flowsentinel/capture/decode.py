@@ -104,24 +104,14 @@ def _link_layer(buf, p, cap, end, lt):  # pragma: no cover - numba
     header); the reason is NON_IP when the ethertype is neither IPv4 nor IPv6."""
     etype: int | np.int64 = np.int64(-1)
     reason = OK
-    if lt == 1:
-        if cap < 14:
+    if lt == 1 or lt == 113 or lt == 276:
+        # Ethernet, Linux cooked v1 and v2: (header length, offset of the ethertype)
+        size, at = (14, 12) if lt == 1 else ((16, 14) if lt == 113 else (20, 0))
+        if cap < size:
             reason = TRUNCATED
         else:
-            etype = _be16(buf, p + 12)
-            p += 14
-    elif lt == 113:
-        if cap < 16:
-            reason = TRUNCATED
-        else:
-            etype = _be16(buf, p + 14)
-            p += 16
-    elif lt == 276:
-        if cap < 20:
-            reason = TRUNCATED
-        else:
-            etype = _be16(buf, p)
-            p += 20
+            etype = _be16(buf, p + at)
+            p += size
     elif lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:
         if cap < 1:
             reason = TRUNCATED

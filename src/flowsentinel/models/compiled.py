@@ -400,7 +400,7 @@ class _XGBTrees:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        proba = _xgb_logistic(X32, *self.arrays, self.base)  # type: ignore[call-arg]
+        proba = _xgb_logistic(X32, *self.arrays, self.base)  # type: ignore[call-arg]  # numba dispatcher: its signature is the kernel's, unknown to mypy
         return np.asarray(proba, dtype=np.float64)
 
 
