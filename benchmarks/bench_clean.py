@@ -2,8 +2,8 @@
 
 Run from the project's root::
 
-    /work/venv/bin/python benchmarks/bench_clean.py              # full size: 8 x 350,000 rows
-    /work/venv/bin/python benchmarks/bench_clean.py --rows 20000 --skip-seed   # quick look
+    .venv/bin/python benchmarks/bench_clean.py              # full size: 8 x 350,000 rows
+    .venv/bin/python benchmarks/bench_clean.py --rows 20000 --skip-seed   # quick look
 
 What it does, in one run:
 

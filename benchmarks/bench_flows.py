@@ -7,7 +7,7 @@ from spawn to exit (imports included), the time spent metering as reported by th
 peak RSS. A third capture, ``--copies`` time-shifted copies of the full one back to back (each
 shifted past the flow timeout), shows whether memory stays flat as the capture grows.
 
-    /work/venv/bin/python benchmarks/bench_flows.py --capture /tmp/bench.pcap \
+    .venv/bin/python benchmarks/bench_flows.py --capture /tmp/bench.pcap \
         --tenth /tmp/bench10.pcap --copies 4
 """
 

@@ -185,6 +185,12 @@ def main() -> None:  # noqa: C901, PLR0915
     ap.add_argument("--repeats", type=int, default=20, help="batches per batch size")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="with --baseline: interleaved rounds of ours and the baseline (medians reported)",
+    )
+    ap.add_argument(
         "--baseline",
         type=Path,
         help="a source tree of another version (e.g. `git worktree add ../before REV`): its "
@@ -309,23 +315,39 @@ def main() -> None:  # noqa: C901, PLR0915
         for server, path, bodies in cases.values():  # warm-up
             single(host, ports[server], path, bodies[:200], c)
         for name, (server, path, bodies) in cases.items():
+            if server in ("ours", "before"):
+                continue
             results[f"sequential_{name}"] = single(host, ports[server], path, bodies[:m], 1)
             results[f"concurrent_{name}"] = single(host, ports[server], path, bodies, c)
+        # ours and the baseline: interleaved rounds (the order flips each round), medians
+        ours = [
+            (name, path, bodies) for name, (srv, path, bodies) in cases.items() if srv == "ours"
+        ]
+        servers = ["ours", "before"] if "before" in procs else ["ours"]
+        runs: dict[str, list[dict[str, float]]] = {}
+        for r in range(args.rounds if "before" in procs else 1):
+            for server in servers if r % 2 == 0 else servers[::-1]:
+                suffix = "" if server == "ours" else "_before"
+                for name, path, bodies in ours:
+                    runs.setdefault(f"sequential_{name}{suffix}", []).append(
+                        single(host, ports[server], path, bodies[:m], 1)
+                    )
+                    runs.setdefault(f"concurrent_{name}{suffix}", []).append(
+                        single(host, ports[server], path, bodies, c)
+                    )
+                for size in (1_000, 10_000):
+                    body = json.dumps({"flows": records[:size]}).encode()
+                    runs.setdefault(f"batch{size}_{server}", []).append(
+                        batch_rate(host, ports[server], "/v1/predict", body, size, args.repeats)
+                    )
+        results.update({key: _median(values) for key, values in runs.items()})
         for size in (1_000, 10_000):
-            ours_body = json.dumps({"flows": records[:size]}).encode()
             theirs_body = json.dumps(
                 {"dataframe_split": {"columns": features, "data": matrix[:size]}}
             ).encode()
-            results[f"batch{size}_ours"] = batch_rate(
-                host, ports["ours"], "/v1/predict", ours_body, size, args.repeats
-            )
             results[f"batch{size}_mlflow"] = batch_rate(
                 host, ports["mlflow"], "/invocations", theirs_body, size, args.repeats
             )
-            if "before" in procs:
-                results[f"batch{size}_before"] = batch_rate(
-                    host, ports["before"], "/v1/predict", ours_body, size, args.repeats
-                )
     finally:
         for proc in procs.values():
             stop(proc)
@@ -365,6 +387,11 @@ def main() -> None:  # noqa: C901, PLR0915
         _print_baseline(results, routes, c)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over rounds."""
+    return {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
 
 
 def _print_baseline(results: dict[str, Any], routes: list[tuple[str, str]], c: int) -> None:
