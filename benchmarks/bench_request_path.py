@@ -1,0 +1,137 @@
+"""Benchmark: what one single-flow ``/reports/`` request costs inside the app, without sockets.
+
+The app is called directly as ASGI (the same middleware, routing, body decoding, model call and
+answer as under uvicorn), one request after another, over a few hundred generated flows: the
+median over repeats of the cost per request, in microseconds. With ``--baseline DIR`` (a source
+tree of another version, e.g. ``git worktree add ../before REV``) the same measurement runs for
+that tree in a child process, alternating with ours, and the ratio is printed. Far steadier on a
+shared 2-core VM than the HTTP figures of ``bench_service.py``, whose medians still move by 20-30 %
+from run to run.
+
+Needs a store with a CIC-IDS2017 champion (``bench_service.py --home DIR`` trains one):
+
+    FLOWSENTINEL_HOME=DIR .venv/bin/python benchmarks/bench_request_path.py --baseline ../before
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL = "models:/flowsentinel-cicids2017-dos@champion"
+
+
+def _bodies(features: list[str], snake: Any) -> list[bytes]:
+    from flowsentinel.datasets.synthetic import generate_flows
+
+    flows = generate_flows(300, seed=99).to_pandas()
+    finite = np.isfinite(flows[features].to_numpy(dtype=float)).all(axis=1)
+    rows = flows[finite]
+    return [
+        json.dumps({snake(f): float(r[f]) for f in features}).encode() for _, r in rows.iterrows()
+    ]
+
+
+async def _call(app: Any, body: bytes) -> None:
+    headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/reports/", "raw_path": b"/reports/", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    sent = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    if status != [200]:
+        raise RuntimeError(f"/reports/ answered {status}")
+
+
+def measure(repeats: int) -> float:
+    """Median microseconds per request of this interpreter's flowsentinel."""
+    from flowsentinel.core.settings import Settings
+    from flowsentinel.service.app import create_app
+    from flowsentinel.service.config import ServiceSettings
+    from flowsentinel.service.engine import ModelSet
+
+    try:
+        from flowsentinel.core.schema import snake_case
+    except ImportError:  # older trees kept the schema in the data-set layer
+        from flowsentinel.datasets.schema import snake_case  # type: ignore[no-redef]
+
+    settings = Settings()
+    models = ModelSet.load([MODEL], settings)
+    app = create_app(ServiceSettings(models=[MODEL]), settings, models=models)
+    bodies = _bodies(models.models[0].detector.features, snake_case)
+
+    async def run() -> float:
+        async with app.router.lifespan_context(app):
+            for body in bodies[:100]:  # warm-up
+                await _call(app, body)
+            per_request = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for body in bodies:
+                    await _call(app, body)
+                per_request.append((time.perf_counter() - started) / len(bodies) * 1e6)
+            return float(np.median(per_request))
+
+    return asyncio.run(run())
+
+
+def _child(tree: Path | None, repeats: int) -> float:
+    env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree.resolve() / "src")
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    code += f"import bench_request_path as b; print(b.measure({repeats}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baseline", type=Path, help="a source tree of another version")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each tree")
+    ap.add_argument("--repeats", type=int, default=9, help="passes over the flows per run")
+    args = ap.parse_args()
+    ours, theirs = [], []
+    for _ in range(args.rounds if args.baseline else 1):
+        ours.append(_child(None, args.repeats))
+        if args.baseline:
+            theirs.append(_child(args.baseline, args.repeats))
+    o = float(np.median(ours))
+    print(f"flowsentinel: {o:.0f} µs per /reports/ request in the app (runs: {ours})")
+    if args.baseline:
+        b = float(np.median(theirs))
+        print(f"baseline:     {b:.0f} µs (runs: {theirs})")
+        print(f"ratio (baseline / ours, > 1: ours faster): {b / o:.2f}")
+
+
+if __name__ == "__main__":
+    main()
