@@ -244,7 +244,6 @@ class Dataset:
     features: tuple[str, ...]
     categorical: tuple[str, ...]
     identifiers: tuple[str, ...]
-    string_identifiers: frozenset[str]
     label_columns: tuple[str, ...]
     #: columns read as text (identifiers, categories, the raw attack name), never as numbers
     text_columns: frozenset[str]
@@ -273,7 +272,6 @@ CIC: Final = Dataset(
     features=CIC_FEATURES,
     categorical=(),
     identifiers=CIC_IDENTIFIERS,
-    string_identifiers=CIC_STRING_IDENTIFIERS,
     label_columns=(LABEL,),
     text_columns=CIC_STRING_IDENTIFIERS,
     aliases=CIC_ALIASES,
@@ -285,7 +283,6 @@ UNSW: Final = Dataset(
     features=UNSW_FEATURES,
     categorical=UNSW_CATEGORICAL,
     identifiers=UNSW_IDENTIFIERS,
-    string_identifiers=UNSW_STRING_IDENTIFIERS,
     label_columns=UNSW_LABEL_COLUMNS,
     text_columns=UNSW_STRING_IDENTIFIERS | frozenset(UNSW_CATEGORICAL) | {"attack_cat"},
     aliases=UNSW_ALIASES,
