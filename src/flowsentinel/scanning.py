@@ -7,7 +7,7 @@ is :class:`flowsentinel.scoring.Detector`.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,9 +21,7 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
-from flowsentinel.scoring import Detector
-
-IDENTIFIERS: tuple[str, ...] = sc.CIC_IDENTIFIERS
+from flowsentinel.scoring import Detector, Verdicts
 
 
 def is_flow_file(path: Path) -> bool:
@@ -75,46 +73,286 @@ def read_flows(
     return Flows(frame.to_pandas(), {"source": f"csv ({report.dialect})"})
 
 
+#: the identity of a flow, in this order, in every verdict record that has flows behind it
+IDENTITY: tuple[str, ...] = (
+    "flow_id", "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "start", "duration_s",
+    "fwd_packets", "bwd_packets", "fwd_bytes", "bwd_bytes",
+)  # fmt: skip
+#: the verdict fields the model's answer may carry besides label and probabilities
+OPTIONAL_VERDICT_FIELDS: tuple[str, ...] = ("novelty", "in_distribution", "confidence", "reasons")
+#: IANA protocol numbers named in records (others keep their number, as text)
+PROTOCOL_NAMES: dict[int, str] = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre",
+                                  50: "esp", 58: "ipv6-icmp", 132: "sctp"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IdentitySource:
+    """Where one data set keeps a flow's identity (its canonical column names)."""
+
+    flow_id: str | None
+    src_ip: str
+    src_port: str
+    dst_ip: str
+    dst_port: str
+    protocol: str
+    start: str
+    start_is_epoch: bool  # seconds since 1970 (UNSW ``stime``), else timestamp text
+    duration: str
+    duration_per_second: float  # the duration column's units in one second
+    counts: tuple[str, str, str, str]  # fwd packets, bwd packets, fwd bytes, bwd bytes
+
+
+IDENTITY_SOURCES: dict[str, IdentitySource] = {
+    sc.CIC.name: IdentitySource(
+        "Flow ID", "Source IP", "Source Port", "Destination IP", "Destination Port", "Protocol",
+        "Timestamp", False, "Flow Duration", 1e6,
+        ("Total Fwd Packets", "Total Backward Packets", "Total Length of Fwd Packets",
+         "Total Length of Bwd Packets"),
+    ),
+    sc.UNSW.name: IdentitySource(
+        None, "srcip", "sport", "dstip", "dsport", "proto", "stime", True, "dur", 1.0,
+        ("spkts", "dpkts", "sbytes", "dbytes"),
+    ),
+}  # fmt: skip
+
+_ISO_START = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
+
+
+def _column(frame: pd.DataFrame, name: str | None) -> pd.Series | None:
+    return frame[name] if name is not None and name in frame.columns else None
+
+
+def _text(col: pd.Series | None, n: int) -> pd.Series:
+    """Text values, missing or blank → NA."""
+    if col is None:
+        return pd.Series([None] * n, dtype=object)
+    text = col.astype(object).where(col.notna(), None).map(str, na_action="ignore").str.strip()
+    return text.where(text.str.len() > 0)
+
+
+def _integers(col: pd.Series | None, n: int) -> pd.Series:
+    """Whole numbers (ports, counts); anything else (hex ports, encoded text) → NA."""
+    if col is None:
+        return pd.Series(pd.array([None] * n, dtype="Int64"))
+    num = pd.to_numeric(col, errors="coerce").astype("float64")
+    return num.where(np.isfinite(num)).round().astype("Int64")
+
+
+def _protocol(col: pd.Series | None, n: int) -> pd.Series:
+    """IANA number → its keyword (``6`` → ``tcp``); names (UNSW's ``proto``) stay as they are."""
+    if col is None:
+        return _text(None, n)
+    number = _integers(col, n)
+    named = number.map(PROTOCOL_NAMES).astype(object)
+    as_text = number.astype(object).where(number.notna(), None).map(str, na_action="ignore")
+    return named.where(named.notna(), as_text).where(number.notna(), _text(col, n))
+
+
+def _start(col: pd.Series | None, epoch: bool, n: int) -> pd.Series:
+    """ISO 8601 in UTC with microseconds and its offset (``2017-07-05T09:00:01.123456+00:00``).
+
+    Timestamp text is read only when its zone is known: an ISO 8601 time with an offset, or the
+    meter's own ``YYYY-MM-DD HH:MM:SS[.ffffff]``, which is UTC. CICFlowMeter's day-first local
+    times name no zone and give NA rather than a guessed offset."""
+    if col is None:
+        return _text(None, n)
+    if epoch:
+        seconds = pd.to_numeric(col, errors="coerce").astype("float64")
+        when = pd.to_datetime(seconds.where(np.isfinite(seconds)), unit="s", utc=True)
+    else:
+        text = _text(col, n)
+        iso = text.str.match(_ISO_START, na=False).astype(bool)
+        when = pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce")
+    values = pd.Series(when).to_numpy("datetime64[us]")
+    stamps = pd.Series(np.char.add(np.datetime_as_string(values, unit="us"), "+00:00"))
+    return stamps.where(~np.isnat(values)).astype(object)
+
+
+def flow_identity(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The :data:`IDENTITY` columns of a frame of ``dataset`` flows, built column-wise; NA
+    where the flows do not say (a file without identifier columns, text that is not an address
+    or a port, a timestamp without a known zone). Never used as model inputs."""
+    where = IDENTITY_SOURCES[dataset]
+    n = len(frame)
+
+    def col(name: str | None) -> pd.Series | None:
+        return _column(frame, name)
+
+    duration = col(where.duration)
+    seconds = (
+        pd.to_numeric(duration, errors="coerce").astype("float64") / where.duration_per_second
+        if duration is not None
+        else pd.Series(np.full(n, np.nan))
+    )
+    out = {
+        "flow_id": _text(col(where.flow_id), n),
+        "src_ip": _text(col(where.src_ip), n),
+        "src_port": _integers(col(where.src_port), n),
+        "dst_ip": _text(col(where.dst_ip), n),
+        "dst_port": _integers(col(where.dst_port), n),
+        "protocol": _protocol(col(where.protocol), n),
+        "start": _start(col(where.start), where.start_is_epoch, n),
+        "duration_s": seconds.where(np.isfinite(seconds)),
+    }
+    for name, source in zip(IDENTITY[-4:], where.counts, strict=True):
+        out[name] = _integers(col(source), n)
+    return pd.DataFrame({k: v.array for k, v in out.items()})
+
+
+def destinations(identity: pd.DataFrame) -> pd.Series:
+    """``address:port`` of each flow's destination (``[v6]:port``; the address alone without a
+    port; NA without an address)."""
+    ip = identity["dst_ip"].astype(object)
+    port = identity["dst_port"]
+    host = ip.where(~ip.str.contains(":", na=False), "[" + ip + "]")
+    with_port = (
+        host + ":" + port.astype(object).where(port.notna(), None).map(str, na_action="ignore")
+    )
+    return with_port.where(port.notna(), host).where(ip.notna())
+
+
+def _plain_column(values: pd.Series) -> list[Any]:
+    """A column as plain Python values, ``None`` for NA."""
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def _optional_column(value: Any, n: int) -> list[Any] | None:
+    """An optional per-flow answer of the model (novelty, reasons, ...) as a list, if given."""
+    if value is None:
+        return None
+    column = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    return column if len(column) == n else None
+
+
+def verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
+    """The verdict part of every record, column by column: ``label``, ``probability`` (of that
+    label), ``attack_probability`` (1 - P(benign)), and, when the model gives them,
+    :data:`OPTIONAL_VERDICT_FIELDS` (``novelty``, ``in_distribution``, ``confidence``,
+    ``reasons``: a list of ``{feature, value, contribution, text}``)."""
+    n = len(verdicts)
+    columns: dict[str, list[Any]] = {
+        "label": [str(x) for x in verdicts.labels.tolist()],
+        "probability": verdicts.probability.tolist(),
+        "attack_probability": verdicts.attack_probability.tolist(),
+    }
+    for name in OPTIONAL_VERDICT_FIELDS:
+        column = _optional_column(getattr(verdicts, name, None), n)
+        if column is not None:
+            columns[name] = column
+    return columns
+
+
+def true_labels(frame: pd.DataFrame) -> pd.Series | None:
+    """The file's own label of each flow (NA where blank), or ``None`` without labels."""
+    if sc.LABEL not in frame.columns or not frame[sc.LABEL].notna().any():
+        return None
+    return _text(frame[sc.LABEL], len(frame))
+
+
+def flow_records(
+    verdicts: Verdicts,
+    frame: pd.DataFrame | None = None,
+    *,
+    dataset: str = sc.CIC.name,
+    first_row: int = 0,
+    identity: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """One record per flow, the shape of every verdict (``scan`` lines, ``watch`` alerts,
+    ``/v1/scan`` and the web page; ``/v1/predict`` has no frame and gives the verdict part).
+
+    With a frame: ``row`` (``first_row`` + position), the :data:`IDENTITY` fields (``None``
+    where the flows do not say), then the verdict (:func:`verdict_columns`), then ``true_label``
+    when the flows carry a label. ``identity``: the frame's :func:`flow_identity` when the
+    caller has it already. Columns are built vectorised; only the final dicts are made per flow.
+    """
+    columns: dict[str, list[Any]] = {}
+    if frame is not None:
+        columns["row"] = list(range(first_row, first_row + len(frame)))
+        if identity is None:
+            identity = flow_identity(frame, dataset)
+        columns.update({name: _plain_column(identity[name]) for name in IDENTITY})
+    columns.update(verdict_columns(verdicts))
+    truth = true_labels(frame) if frame is not None else None
+    if truth is not None:
+        columns["true_label"] = _plain_column(truth)
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """A record as one JSON line (NumPy scalars written as numbers)."""
+    return json.dumps(record, default=_json_default) + "\n"
+
+
 @dataclass
 class ScanSummary:
-    """Counts by verdict and, for attack verdicts, by source address."""
+    """Counts by verdict and, per source address, flows, flagged flows and destinations."""
 
+    benign: str = sc.BENIGN
     flows: int = 0
     by_label: dict[str, int] = field(default_factory=dict)
     attacks_by_source: dict[str, int] = field(default_factory=dict)
     flows_by_source: dict[str, int] = field(default_factory=dict)
+    #: (source, destination address:port) → [flows, flagged flows]
+    pairs: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
-    def add(self, labels: np.ndarray, sources: np.ndarray | None) -> None:
+    def add(self, labels: np.ndarray, identity: pd.DataFrame | None = None) -> None:
+        """Count one batch: its verdicts, and by source when ``identity`` names them."""
         self.flows += len(labels)
-        labels = labels.astype(str)
+        labels = np.asarray(labels).astype(str)
         _count_into(self.by_label, labels)
-        if sources is None:
+        if identity is None or not identity["src_ip"].notna().any():
             return
-        sources = sources.astype(str)
+        flagged = labels != self.benign
+        known = identity["src_ip"].notna().to_numpy()
+        sources = identity["src_ip"].to_numpy(dtype=object)[known].astype(str)
         _count_into(self.flows_by_source, sources)
-        _count_into(self.attacks_by_source, sources[labels != sc.BENIGN])
+        _count_into(self.attacks_by_source, sources[flagged[known]])
+        dest = destinations(identity).fillna("").to_numpy(dtype=object)[known].astype(str)
+        pairs = pd.DataFrame({"s": sources, "d": dest, "f": flagged[known].astype(np.int64)})
+        grouped = pairs.groupby(["s", "d"], sort=False)["f"].agg(["size", "sum"])
+        for (src, dst), n, k in zip(grouped.index, grouped["size"], grouped["sum"], strict=True):
+            counts = self.pairs.setdefault((str(src), str(dst)), [0, 0])
+            counts[0] += int(n)
+            counts[1] += int(k)
+
+    def top_destinations(self) -> dict[str, str | None]:
+        """Per source, the destination it sent most flagged flows to (most flows when none
+        was flagged; ties by address)."""
+        ranked = sorted(self.pairs.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0][1]))
+        tops: dict[str, str | None] = {}
+        for (src, dst), _ in ranked:
+            tops.setdefault(src, dst or None)
+        return tops
+
+    def sources(self, top: int | None = None) -> list[dict[str, Any]]:
+        """Per source address ``{source, flows, flagged, top_destination}``, most flagged flows
+        first (then most flows, then address)."""
+        tops = self.top_destinations()
+        ranked = sorted(
+            self.flows_by_source,
+            key=lambda s: (-self.attacks_by_source.get(s, 0), -self.flows_by_source[s], s),
+        )
+        return [
+            {
+                "source": s,
+                "flows": self.flows_by_source[s],
+                "flagged": self.attacks_by_source.get(s, 0),
+                "top_destination": tops.get(s),
+            }
+            for s in ranked[:top]
+        ]
 
 
 def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
     for name, count in zip(*np.unique(values, return_counts=True), strict=True):
         counts[str(name)] = counts.get(str(name), 0) + int(count)
-
-
-def verdict_records(
-    frame: pd.DataFrame, det: Detector
-) -> tuple[list[dict[Hashable, Any]], np.ndarray]:
-    """One dict per flow: its identifiers, ``label``, ``probability``, ``attack_probability``
-    (str keys: the frame's column names, typed ``Hashable`` as pandas types them)."""
-    verdicts = det.predict(frame)
-    ids = [c for c in IDENTIFIERS if c in frame.columns]
-    records = frame[ids].astype(object).where(frame[ids].notna(), None).to_dict("records")
-    for rec, label, p, pa in zip(
-        records, verdicts.labels, verdicts.probability, verdicts.attack_probability, strict=True
-    ):
-        rec["label"] = str(label)
-        rec["probability"] = round(float(p), 6)
-        rec["attack_probability"] = round(float(pa), 6)
-    return records, verdicts.labels
 
 
 def check_capture_model(det: Detector) -> None:
@@ -135,16 +373,31 @@ def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:
 
 
 def scan_frames(
-    frames: Iterable[pd.DataFrame], det: Detector, out: IO[str] | None = None
+    frames: Iterable[pd.DataFrame],
+    det: Detector,
+    out: IO[str] | None = None,
+    *,
+    flagged_only: bool = False,
+    summary: ScanSummary | None = None,
 ) -> ScanSummary:
-    """Score every batch; write a JSON line per flow to ``out``; return the summary."""
-    summary = ScanSummary()
+    """Score every batch; write a JSON line per flow (:func:`flow_records`; only the flows not
+    judged benign with ``flagged_only``) to ``out``, flushed per batch; count into ``summary``
+    (a new one by default, which is returned; pass one to keep the counts when interrupted)."""
+    summary = summary if summary is not None else ScanSummary(benign=det.classes[0])
     for frame in frames:
         if len(frame) == 0:
             continue
-        records, labels = verdict_records(frame, det)
-        src = frame["Source IP"].to_numpy() if "Source IP" in frame.columns else None
-        summary.add(np.asarray(labels), src)
-        if out is not None:
-            out.write("".join(json.dumps(r, default=str) + "\n" for r in records))
+        verdicts = det.predict(frame)
+        identity = flow_identity(frame, det.dataset)
+        first = summary.flows
+        summary.add(verdicts.labels, identity)
+        if out is None:
+            continue
+        records = flow_records(
+            verdicts, frame, dataset=det.dataset, first_row=first, identity=identity
+        )
+        if flagged_only:
+            records = [r for r in records if r["label"] != summary.benign]
+        out.write("".join(json_line(r) for r in records))
+        out.flush()
     return summary

@@ -18,18 +18,19 @@ from flowsentinel.core.errors import InputError
 
 
 def print_scan_summary(summary: Any, title: str, top: int = 10) -> None:
+    """The verdict counts, then per source address its flows, flagged flows and the
+    destination it sent most flagged flows to (most flagged sources first)."""
     console.print(
         table(title, ["verdict", "flows"], [[k, v] for k, v in sorted(summary.by_label.items())])
     )
-    if summary.flows_by_source:
-        ranked = sorted(
-            summary.flows_by_source,
-            key=lambda s: (-summary.attacks_by_source.get(s, 0), -summary.flows_by_source[s]),
-        )[:top]
+    sources = summary.sources(top)
+    if sources:
         rows = [
-            [s, summary.flows_by_source[s], summary.attacks_by_source.get(s, 0)] for s in ranked
+            [s["source"], s["flows"], s["flagged"], s["top_destination"] or ""] for s in sources
         ]
-        console.print(table("By source address", ["source", "flows", "attack verdicts"], rows))
+        console.print(
+            table("By source address", ["source", "flows", "flagged", "top destination"], rows)
+        )
 
 
 def scan_cmd(
@@ -111,6 +112,7 @@ def _print_result(
         "flows": summary.flows,
         "by_label": summary.by_label,
         "attacks_by_source": summary.attacks_by_source,
+        "sources": summary.sources(),
         "capture": stats.to_dict() if stats is not None else None,
         "seconds": round(seconds, 3),
         "verdicts": str(out) if out else None,
@@ -143,18 +145,19 @@ def watch_cmd(
         typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).", min=0.0),
     ] = None,
 ) -> None:
-    """Live capture: one JSON line per alert (a flow not judged BENIGN) on stdout."""
+    """Live capture: one JSON line per alert (a flow not judged benign) on stdout, in the
+    record shape of ``scan`` (the flow's identity, then its verdict)."""
     import threading
 
     from flowsentinel.capture import CaptureStats, iter_live_flow_batches
-    from flowsentinel.scanning import ScanSummary, check_capture_model, verdict_records
+    from flowsentinel.scanning import ScanSummary, check_capture_model, scan_frames
     from flowsentinel.scoring import Detector
 
     with contextlib.redirect_stdout(sys.stderr):
         det = Detector.load(model)
     check_capture_model(det)
     stats = CaptureStats()
-    summary = ScanSummary()
+    summary = ScanSummary(benign=det.classes[0])
     console.print(f"watching {interface} with {det.name} (Ctrl-C to stop)")
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set) if seconds is not None else None
@@ -163,15 +166,7 @@ def watch_cmd(
         timer.start()
     live = iter_live_flow_batches(interface, stats=stats, max_packets=max_packets, stop=stop)
     try:
-        for frame in live:
-            if len(frame) == 0:
-                continue
-            records, labels = verdict_records(frame, det)
-            summary.add(labels, None)
-            for rec in records:
-                if all_flows or rec["label"] != "BENIGN":
-                    sys.stdout.write(json.dumps(rec, default=str) + "\n")
-            sys.stdout.flush()
+        scan_frames(live, det, sys.stdout, flagged_only=not all_flows, summary=summary)
     except KeyboardInterrupt:
         pass
     except PermissionError:
@@ -182,6 +177,8 @@ def watch_cmd(
         if timer is not None:
             timer.cancel()
     console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
+    if summary.flows:
+        print_scan_summary(summary, f"{interface}: {summary.flows:,} flows, {det.name}")
 
 
 def register(app: typer.Typer) -> None:

@@ -50,10 +50,27 @@ class ClassifyResponse(BaseModel):
     attack_prob: float = Field(ge=0, le=1, description="Probability that the flow is an attack.")
 
 
+class Reason(BaseModel):
+    feature: str = Field(description="The model input this reason is about.")
+    value: float | None = Field(description="The flow's value of that input.")
+    contribution: float = Field(description="How much it moved the attack probability.")
+    text: str = Field(description="The reason in words.")
+
+
 class FlowVerdict(BaseModel):
     label: str = Field(description="The predicted class.")
     probability: float = Field(ge=0, le=1, description="Probability of that class.")
     attack_probability: float = Field(ge=0, le=1, description="1 - P(BENIGN).")
+    novelty: float | None = Field(
+        default=None, description="How unlike the training flows (when the model measures it)."
+    )
+    in_distribution: bool | None = Field(
+        default=None, description="False: traffic unlike anything the model was trained on."
+    )
+    confidence: Literal["high", "low"] | None = Field(default=None)
+    reasons: list[Reason] | None = Field(
+        default=None, description="What drove the verdict (when the model explains it)."
+    )
 
 
 class PredictResponse(BaseModel):
@@ -67,8 +84,38 @@ class PredictResponse(BaseModel):
 
 
 class ScanVerdict(FlowVerdict):
+    """A verdict with its flow's identity (``null`` where the file does not say: a CSV without
+    identifier columns, or CICFlowMeter's zone-less local timestamps for ``start``)."""
+
     row: int = Field(description="Row of the file (0 = first data row).")
+    flow_id: str | None = Field(description="The flow's id as its source wrote it.")
+    src_ip: str | None = Field(description="Source address (the flow's first packet's sender).")
+    src_port: int | None
+    dst_ip: str | None
+    dst_port: int | None
+    protocol: str | None = Field(description="IANA keyword (tcp, udp, icmp, ...) or number.")
+    start: str | None = Field(
+        description="First packet's time, ISO 8601 in UTC with microseconds and its offset.",
+        examples=["2017-07-05T09:00:01.123456+00:00"],
+    )
+    duration_s: float | None = Field(description="First to last packet, in seconds.")
+    fwd_packets: int | None = Field(description="Packets source → destination.")
+    bwd_packets: int | None = Field(description="Packets destination → source.")
+    fwd_bytes: int | None = Field(
+        description="Bytes source → destination (CIC-IDS2017: transport payload; UNSW-NB15: "
+        "as the data set counts them)."
+    )
+    bwd_bytes: int | None = Field(description="Bytes destination → source (as fwd_bytes).")
     true_label: str | None = Field(default=None, description="The file's own label, if any.")
+
+
+class SourceSummary(BaseModel):
+    source: str = Field(description="Source address.")
+    flows: int
+    flagged: int = Field(description="Its flows judged not benign.")
+    top_destination: str | None = Field(
+        description="address:port it sent most flagged flows to (most flows if none flagged)."
+    )
 
 
 class ScanResponse(BaseModel):
@@ -81,6 +128,9 @@ class ScanResponse(BaseModel):
     n_flows: int
     summary: dict[str, int]
     attack_flows: int
+    sources: list[SourceSummary] = Field(
+        description="Per source address, most flagged flows first."
+    )
     predictions: list[ScanVerdict]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from flowsentinel.scanning import flow_records
 from flowsentinel.scoring import Verdicts
 from flowsentinel.service.deps import FastJSONResponse, RequestRoute, require_json, state
 from flowsentinel.service.engine import ModelSet, ServedModel
@@ -16,16 +15,6 @@ from flowsentinel.service.schemas import PredictResponse, error_responses
 router = APIRouter(prefix="/v1", tags=["batch"], route_class=RequestRoute)
 
 INLINE_BYTES = 16_384  # bigger bodies are decoded and scored off the event loop
-
-
-def verdict_rows(verdicts: Verdicts) -> list[dict[str, Any]]:
-    labels = [str(x) for x in verdicts.labels.tolist()]
-    probability = verdicts.probability.tolist()
-    attack = verdicts.attack_probability.tolist()
-    return [
-        {"label": lab, "probability": p, "attack_probability": a}
-        for lab, p, a in zip(labels, probability, attack, strict=True)
-    ]
 
 
 def _answer(models: ModelSet, raw: bytes, max_batch: int) -> tuple[ServedModel, Verdicts]:
@@ -62,6 +51,6 @@ async def predict(request: Request) -> JSONResponse:
             "task": d.task,
             "n_flows": len(verdicts.labels),
             "summary": verdicts.summary(),
-            "predictions": verdict_rows(verdicts),
+            "predictions": flow_records(verdicts),
         }
     )

@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +16,14 @@ from starlette.datastructures import UploadFile
 
 from flowsentinel.bounded import Limits, prepare
 from flowsentinel.core import schema as sc
-from flowsentinel.scanning import Flows, dataset_of, read_flows
+from flowsentinel.scanning import (
+    Flows,
+    ScanSummary,
+    dataset_of,
+    flow_identity,
+    flow_records,
+    read_flows,
+)
 from flowsentinel.service.deps import (
     Config,
     FastJSONResponse,
@@ -27,7 +32,6 @@ from flowsentinel.service.deps import (
     media_type,
 )
 from flowsentinel.service.engine import ModelSet, ServedModel
-from flowsentinel.service.routes.predict import verdict_rows
 from flowsentinel.service.schemas import ScanResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["batch"])
@@ -163,14 +167,11 @@ async def scan(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     metrics.count_verdicts(served.key, verdicts.labels)
-    rows = verdict_rows(verdicts)
-    truth = _labels(flows.frame)
-    for i, row in enumerate(rows):
-        row["row"] = i
-        if truth is not None:
-            row["true_label"] = truth[i]
     d = served.detector
-    benign = d.classes[0]
+    identity = flow_identity(flows.frame, d.dataset)
+    summary = ScanSummary(benign=d.classes[0])
+    summary.add(verdicts.labels, identity)
+    rows = flow_records(verdicts, flows.frame, dataset=d.dataset, identity=identity)
     return FastJSONResponse(
         {
             "model": served.key,
@@ -181,16 +182,8 @@ async def scan(
             "filename": original,
             "n_flows": len(rows),
             "summary": verdicts.summary(),
-            "attack_flows": int(np.count_nonzero(verdicts.labels != benign)),
+            "attack_flows": summary.flows - summary.by_label.get(summary.benign, 0),
+            "sources": summary.sources(),
             "predictions": rows,
         }
     )
-
-
-def _labels(frame: pd.DataFrame) -> list[str | None] | None:
-    if sc.LABEL not in frame.columns:
-        return None
-    values = frame[sc.LABEL].to_list()
-    if all(v is None or v != v for v in values):  # None, or NaN from pandas
-        return None
-    return [None if v is None or v != v else str(v) for v in values]
