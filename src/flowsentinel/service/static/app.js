@@ -1,9 +1,35 @@
-// flowsentinel web page: upload a file, show each flow's verdict and a summary chart.
+// flowsentinel web page: upload a file, show each flow's identity and verdict, who sends the
+// flagged flows to whom, and one flow's whole record on request.
 // Plain browser JavaScript, no library, nothing loaded from elsewhere.
 "use strict";
 
 const SHOWN_ROWS = 1000;
-const state = { models: [], defaultModel: null };
+const FLAGGED = "\u0000flagged"; // the filter value "every verdict but the benign class"
+const state = {
+  models: [], defaultModel: null,
+  out: null, benign: "BENIGN", columns: [], sort: { key: "row", dir: 1 }, filter: "",
+};
+
+// The verdict table's columns: the record field, its heading, how a value is shown and whether
+// the column needs the flow's identity (a JSON upload scored by /v1/predict has none).
+const COLUMNS = [
+  { key: "row", title: "#", identity: true },
+  { key: "start", title: "start (UTC)", identity: true, show: shortTime },
+  { key: "src_ip", title: "source", identity: true },
+  { key: "src_port", title: "src port", identity: true },
+  { key: "dst_ip", title: "destination", identity: true },
+  { key: "dst_port", title: "dst port", identity: true },
+  { key: "protocol", title: "proto", identity: true },
+  { key: "duration_s", title: "duration (s)", identity: true, show: (v) => v.toFixed(3) },
+  { key: "fwd_packets", title: "pkts →", identity: true },
+  { key: "bwd_packets", title: "pkts ←", identity: true },
+  { key: "fwd_bytes", title: "bytes →", identity: true },
+  { key: "bwd_bytes", title: "bytes ←", identity: true },
+  { key: "label", title: "verdict" },
+  { key: "probability", title: "probability", show: pct },
+  { key: "attack_probability", title: "attack probability", show: pct },
+  { key: "true_label", title: "label in file", optional: true },
+];
 
 function $(id) { return document.getElementById(id); }
 
@@ -90,6 +116,13 @@ async function scoreFile(file, model) {
 
 function pct(p) { return (100 * p).toFixed(1) + " %"; }
 
+function shortTime(iso) { return iso.replace("T", " ").replace(/\+00:00$/, ""); }
+
+function shown(column, value) {
+  if (value === null || value === undefined) { return ""; }
+  return column.show ? column.show(value) : String(value);
+}
+
 function chart(summary, benign) {
   const entries = Object.entries(summary).sort((a, b) => b[1] - a[1]);
   const max = Math.max(1, ...entries.map((e) => e[1]));
@@ -118,10 +151,183 @@ function chart(summary, benign) {
   return svg;
 }
 
+function ipKey(text) {
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (!v4) { return "1" + text; }
+  return "0" + v4.slice(1).map((o) => o.padStart(3, "0")).join(".");
+}
+
+function sortValue(key, value) {
+  if (value === null || value === undefined) { return null; }
+  return key === "src_ip" || key === "dst_ip" ? ipKey(value) : value;
+}
+
+function compareRows(key, dir) {
+  return (a, b) => {
+    const x = sortValue(key, a[key]), y = sortValue(key, b[key]);
+    if (x === y) { return (a.row ?? 0) - (b.row ?? 0); }
+    if (x === null) { return 1; } // missing values last, either direction
+    if (y === null) { return -1; }
+    if (typeof x === "number" && typeof y === "number") { return dir * (x - y); }
+    return dir * String(x).localeCompare(String(y));
+  };
+}
+
+function visibleRows() {
+  const out = state.out;
+  let rows = out.predictions.map((p, i) => (p.row === undefined ? Object.assign({ row: i }, p) : p));
+  if (state.filter === FLAGGED) {
+    rows = rows.filter((p) => p.label !== state.benign);
+  } else if (state.filter) {
+    rows = rows.filter((p) => p.label === state.filter);
+  }
+  return rows.slice().sort(compareRows(state.sort.key, state.sort.dir));
+}
+
+function renderHead() {
+  const tr = $("verdicts").querySelector("thead tr");
+  tr.textContent = "";
+  for (const c of state.columns) {
+    const th = document.createElement("th");
+    th.dataset.key = c.key;
+    const sorted = state.sort.key === c.key;
+    th.setAttribute("aria-sort", sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : "none");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.textContent = c.title + (sorted ? (state.sort.dir > 0 ? " ▲" : " ▼") : "");
+    button.addEventListener("click", () => sortBy(c.key));
+    th.appendChild(button);
+    tr.appendChild(th);
+  }
+}
+
+function verdictCell(td, p) {
+  td.textContent = p.label;
+  td.classList.add("verdict");
+  if (p.in_distribution === false) {
+    const mark = document.createElement("span");
+    mark.className = "novel";
+    mark.title = "unlike the flows the model was trained on";
+    mark.textContent = "novel traffic";
+    td.append(" ", mark);
+  }
+}
+
+function renderRows() {
+  const rows = visibleRows();
+  const tbody = $("verdicts").querySelector("tbody");
+  tbody.textContent = "";
+  rows.slice(0, SHOWN_ROWS).forEach((p) => {
+    const tr = document.createElement("tr");
+    tr.className = p.label === state.benign ? "benign" : "attack";
+    if (p.in_distribution === false) { tr.classList.add("novel-row"); }
+    tr.tabIndex = 0;
+    tr.dataset.row = String(p.row);
+    for (const c of state.columns) {
+      const td = document.createElement("td");
+      td.classList.add("col-" + c.key);
+      if (c.key === "label") { verdictCell(td, p); } else { td.textContent = shown(c, p[c.key]); }
+      tr.appendChild(td);
+    }
+    tr.addEventListener("click", () => openDetail(p));
+    tr.addEventListener("keydown", (e) => { if (e.key === "Enter") { openDetail(p); } });
+    tbody.appendChild(tr);
+  });
+  const total = state.out.predictions.length;
+  $("shown").textContent = `${rows.length} of ${total} flow(s)`;
+  const more = rows.length - SHOWN_ROWS;
+  $("truncated").hidden = more <= 0;
+  $("truncated").textContent = more > 0 ? `${more} more flow(s) not shown` : "";
+}
+
+function sortBy(key) {
+  state.sort = state.sort.key === key ? { key, dir: -state.sort.dir } : { key, dir: 1 };
+  renderHead();
+  renderRows();
+}
+
+function renderFilter(summary) {
+  const select = $("verdict-filter");
+  select.textContent = "";
+  const options = [["", "all verdicts"], [FLAGGED, `flagged (not ${state.benign})`]];
+  for (const label of Object.keys(summary).sort()) { options.push([label, label]); }
+  for (const [value, text] of options) {
+    const opt = document.createElement("option");
+    opt.value = value;
+    opt.textContent = text;
+    select.appendChild(opt);
+  }
+  select.value = state.filter;
+}
+
+function renderSources(sources) {
+  $("sources-block").hidden = !sources || sources.length === 0;
+  const tbody = $("sources").querySelector("tbody");
+  tbody.textContent = "";
+  for (const s of sources || []) {
+    const tr = document.createElement("tr");
+    if (s.flagged > 0) { tr.className = "attack"; }
+    for (const value of [s.source, s.flows, s.flagged, s.top_destination ?? ""]) {
+      const td = document.createElement("td");
+      td.textContent = String(value);
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+}
+
+function cell(tr, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  tr.appendChild(td);
+}
+
+function openDetail(p) {
+  const panel = $("detail");
+  const who = p.src_ip ? ` ${p.src_ip}:${p.src_port ?? "?"} → ${p.dst_ip ?? "?"}:${p.dst_port ?? "?"}` : "";
+  $("detail-title").textContent = `Flow ${p.row ?? ""}${who}`;
+  $("detail-novel").hidden = p.in_distribution !== false;
+  const fields = $("detail-fields").querySelector("tbody");
+  fields.textContent = "";
+  for (const [key, value] of Object.entries(p)) {
+    if (key === "reasons") { continue; }
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = key;
+    tr.appendChild(th);
+    cell(tr, value === null || value === undefined ? "—" : String(value));
+    fields.appendChild(tr);
+  }
+  const reasons = Array.isArray(p.reasons) ? p.reasons : [];
+  $("detail-reasons").hidden = reasons.length === 0;
+  const body = $("detail-reasons").querySelector("tbody");
+  body.textContent = "";
+  for (const r of reasons) {
+    const tr = document.createElement("tr");
+    cell(tr, r.text ?? r.feature ?? "");
+    cell(tr, r.value === null || r.value === undefined ? "—" : String(r.value));
+    cell(tr, typeof r.contribution === "number" ? r.contribution.toFixed(4) : "");
+    body.appendChild(tr);
+  }
+  panel.hidden = false;
+  panel.scrollIntoView({ block: "nearest" });
+}
+
 function render(out) {
   $("results").hidden = false;
+  $("detail").hidden = true;
   const model = state.models.find((m) => m.name === out.model || m.name + "/" + m.version === out.model);
   const benign = model ? model.classes[0] : "BENIGN";
+  state.out = out;
+  state.benign = benign;
+  state.sort = { key: "row", dir: 1 };
+  state.filter = "";
+  const first = out.predictions[0] || {};
+  const hasIdentity = "src_ip" in first;
+  const hasTruth = out.predictions.some((p) => p.true_label !== undefined && p.true_label !== null);
+  state.columns = COLUMNS.filter((c) => (!c.identity || hasIdentity) && (!c.optional || hasTruth));
+  if (!hasIdentity) { state.columns.unshift({ key: "row", title: "#" }); }
   $("result-model").textContent =
     `model ${out.model} version ${out.version ?? "?"} (${out.dataset}, ${out.task})` +
     (out.source ? ` · read as ${out.source}` : "");
@@ -131,24 +337,10 @@ function render(out) {
   const holder = $("chart");
   holder.textContent = "";
   holder.appendChild(chart(out.summary, benign));
-  const tbody = $("verdicts").querySelector("tbody");
-  tbody.textContent = "";
-  out.predictions.slice(0, SHOWN_ROWS).forEach((p, i) => {
-    const tr = document.createElement("tr");
-    tr.className = p.label === benign ? "benign" : "attack";
-    const cells = [String(p.row ?? i), p.label, pct(p.probability), pct(p.attack_probability),
-      p.true_label ?? ""];
-    cells.forEach((c, j) => {
-      const td = document.createElement("td");
-      td.textContent = c;
-      if (j === 1) { td.className = "verdict"; }
-      tr.appendChild(td);
-    });
-    tbody.appendChild(tr);
-  });
-  const more = out.predictions.length - SHOWN_ROWS;
-  $("truncated").hidden = more <= 0;
-  $("truncated").textContent = more > 0 ? `${more} more flow(s) not shown` : "";
+  renderSources(out.sources);
+  renderFilter(out.summary);
+  renderHead();
+  renderRows();
 }
 
 async function onSubmit(event) {
@@ -173,6 +365,8 @@ async function onSubmit(event) {
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = localStorage.getItem("flowsentinel-api-key") || "";
   $("upload-form").addEventListener("submit", onSubmit);
+  $("verdict-filter").addEventListener("change", (e) => { state.filter = e.target.value; renderRows(); });
+  $("detail-close").addEventListener("click", () => { $("detail").hidden = true; });
   $("api-key").addEventListener("change", loadModels);
   loadModels();
 });
