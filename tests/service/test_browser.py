@@ -8,9 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
+import dpkt
 import pytest
 
-from conftest import API_KEY, SEED_B_ATTACK, SEED_B_NORMAL
+from conftest import API_KEY, SEED_B_ATTACK, SEED_B_NORMAL, SHARED
 from flowsentinel.datasets.reader import read_file
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def test_upload_a_csv_and_see_the_verdicts(page, store, tmp_path) -> None:
     verdicts = page.locator("#verdicts tbody td.verdict").all_text_contents()
     assert len(verdicts) == 30
     assert set(verdicts) <= {"BENIGN", "DoS"}
-    truth = page.locator("#verdicts tbody tr td:nth-child(5)").all_text_contents()
+    truth = page.locator("#verdicts tbody td.col-true_label").all_text_contents()
     assert truth == [str(x) for x in frame["Label"].iloc[:30]]
     assert page.locator("#chart svg rect.bar").count() == len(set(verdicts))
     assert "flowsentinel-cicids2017-dos version 1" in (page.text_content("#result-model") or "")
@@ -88,3 +89,130 @@ def test_an_error_is_shown_not_thrown(page, tmp_path) -> None:
     page.click("#submit-button")
     page.wait_for_selector("#status.error")
     assert "field required" in (page.text_content("#status") or "")
+
+
+ATTACK_PCAP = SHARED / "pcaps" / "attack" / "slowloris-lab.pcap"
+OTHER_PCAP = SHARED / "pcaps" / "attack" / "ppa3-tcp_ports.pcapng"
+ATTACKER, VICTIM = "10.0.2.15", "192.168.56.102:80"
+
+
+def _mixed_capture(target: Path) -> Path:
+    """Slowloris (300 flows from one attacker) and a port listing of another host, written as
+    one Ethernet pcap with dpkt: flows the test model calls DoS and flows it calls BENIGN."""
+    with target.open("wb") as out:
+        writer = dpkt.pcap.Writer(out, linktype=dpkt.pcap.DLT_EN10MB, nano=False)
+        with ATTACK_PCAP.open("rb") as fh:
+            for ts, buf in dpkt.pcap.Reader(fh):
+                writer.writepkt(buf, ts)
+        with OTHER_PCAP.open("rb") as fh:
+            for ts, buf in dpkt.pcapng.Reader(fh):
+                writer.writepkt(buf, ts)
+    return target
+
+
+def _column(page, key: str) -> list[str]:
+    return page.locator(f"#verdicts tbody td.col-{key}").all_text_contents()
+
+
+@pytest.mark.skipif(not OTHER_PCAP.exists(), reason="../shared/datasets not here")
+def test_upload_a_capture_and_read_it_as_an_analyst(page, tmp_path) -> None:
+    page.set_input_files("#file-input", str(_mixed_capture(tmp_path / "mixed.pcap")))
+    page.click("#submit-button")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
+    # identity columns: addresses, ports, start (UTC)
+    sources = _column(page, "src_ip")
+    assert len(sources) > 300 and ATTACKER in sources and len(set(sources)) >= 2
+    assert set(_column(page, "dst_port")) >= {"80"}
+    starts = _column(page, "start")
+    assert starts[0].startswith("2020-03-31 00:35:49.") and all(s for s in starts)
+    # the per-source summary lists the attacker first, with its victim
+    first = page.locator("#sources tbody tr").first.locator("td").all_text_contents()
+    assert first[0] == ATTACKER and first[1] == "300" and first[3] == VICTIM
+    assert int(first[2]) > 0
+    # sorting by a column changes the order (descending on a second click)
+    rows_before = _column(page, "row")
+    page.click("#verdicts th[data-key='src_port'] button")
+    ports = [int(p) for p in _column(page, "src_port")]
+    assert ports == sorted(ports) and _column(page, "row") != rows_before
+    page.click("#verdicts th[data-key='src_port'] button")
+    ports = [int(p) for p in _column(page, "src_port")]
+    assert ports == sorted(ports, reverse=True)
+    assert page.get_attribute("#verdicts th[data-key='src_port']", "aria-sort") == "descending"
+    # the verdict filter hides the benign rows
+    labels = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    assert "BENIGN" in labels and any(x != "BENIGN" for x in labels)
+    flagged_option = page.locator("#verdict-filter option").nth(1).get_attribute("value")
+    page.select_option("#verdict-filter", value=flagged_option)
+    shown = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    assert shown and "BENIGN" not in shown
+    assert len(shown) == sum(x != "BENIGN" for x in labels)
+    page.select_option("#verdict-filter", value="BENIGN")
+    assert set(page.locator("#verdicts tbody td.verdict").all_text_contents()) == {"BENIGN"}
+    # opening a row shows the whole record
+    assert page.is_hidden("#detail")
+    row = page.locator("#verdicts tbody tr").first
+    port = row.locator("td.col-src_port").text_content()
+    row.click()
+    page.wait_for_selector("#detail", state="visible")
+    fields = dict(
+        zip(
+            page.locator("#detail-fields th").all_text_contents(),
+            page.locator("#detail-fields td").all_text_contents(),
+            strict=True,
+        )
+    )
+    assert fields["src_port"] == port and fields["label"] == "BENIGN"
+    assert {"flow_id", "start", "fwd_bytes", "bwd_packets", "attack_probability"} <= set(fields)
+    assert page.is_hidden("#detail-novel")  # this model does not measure novelty
+    page.click("#detail-close")
+    assert page.is_hidden("#detail")
+
+
+def test_reasons_and_novel_traffic_are_shown_when_present(page) -> None:
+    """Records with the model's optional answers (novelty, reasons): the page's own renderer
+    given one such answer in the /v1/scan shape."""
+    identity = {
+        "flow_id": "10.0.0.9-10.0.0.1-4000-80-6", "src_ip": "10.0.0.9", "src_port": 4000,
+        "dst_ip": "10.0.0.1", "dst_port": 80, "protocol": "tcp",
+        "start": "2017-07-05T09:00:01.123456+00:00", "duration_s": 1.5, "fwd_packets": 3,
+        "bwd_packets": 2, "fwd_bytes": 100, "bwd_bytes": 40,
+    }  # fmt: skip
+    reasons = [
+        {"feature": "Flow Duration", "value": 1500000, "contribution": 0.31,
+         "text": "Flow Duration is long"},
+        {"feature": "Bwd Packets/s", "value": None, "contribution": -0.05,
+         "text": "Bwd Packets/s is missing"},
+    ]  # fmt: skip
+    rows = [
+        identity | {"row": 0, "label": "DoS", "probability": 0.9, "attack_probability": 0.9,
+                    "novelty": 0.97, "in_distribution": False, "confidence": "low",
+                    "reasons": reasons},
+        identity | {"row": 1, "src_port": 4001, "label": "BENIGN", "probability": 0.8,
+                    "attack_probability": 0.2, "novelty": 0.1, "in_distribution": True,
+                    "confidence": "high", "reasons": []},
+    ]  # fmt: skip
+    answer = {
+        "model": "flowsentinel-cicids2017-dos", "version": "1", "dataset": "cicids2017",
+        "task": "dos", "source": "pcap", "filename": "x.pcap", "n_flows": 2,
+        "summary": {"BENIGN": 1, "DoS": 1}, "attack_flows": 1,
+        "sources": [{"source": "10.0.0.9", "flows": 2, "flagged": 1,
+                     "top_destination": "10.0.0.1:80"}],
+        "predictions": rows,
+    }  # fmt: skip
+    page.evaluate("(out) => render(out)", answer)
+    marks = page.locator("#verdicts tbody tr .novel")
+    assert marks.count() == 1 and marks.first.text_content() == "novel traffic"
+    assert page.locator("#verdicts tbody tr").first.locator(".novel").count() == 1
+    page.locator("#verdicts tbody tr").first.click()
+    page.wait_for_selector("#detail", state="visible")
+    assert page.is_visible("#detail-novel")
+    cells = page.locator("#detail-reasons tbody tr").all()
+    assert [c.locator("td").all_text_contents() for c in cells] == [
+        ["Flow Duration is long", "1500000", "0.3100"],
+        ["Bwd Packets/s is missing", "—", "-0.0500"],
+    ]
+    fields = page.locator("#detail-fields th").all_text_contents()
+    assert {"novelty", "in_distribution", "confidence"} <= set(fields)
+    assert "reasons" not in fields
+    page.locator("#verdicts tbody tr").nth(1).click()
+    assert page.is_hidden("#detail-novel") and page.is_hidden("#detail-reasons")

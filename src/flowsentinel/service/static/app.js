@@ -14,6 +14,8 @@ const state = {
 // the column needs the flow's identity (a JSON upload scored by /v1/predict has none).
 const COLUMNS = [
   { key: "row", title: "#", identity: true },
+  { key: "label", title: "verdict" },
+  { key: "attack_probability", title: "attack prob.", show: pct },
   { key: "start", title: "start (UTC)", identity: true, show: shortTime },
   { key: "src_ip", title: "source", identity: true },
   { key: "src_port", title: "src port", identity: true },
@@ -25,9 +27,7 @@ const COLUMNS = [
   { key: "bwd_packets", title: "pkts ←", identity: true },
   { key: "fwd_bytes", title: "bytes →", identity: true },
   { key: "bwd_bytes", title: "bytes ←", identity: true },
-  { key: "label", title: "verdict" },
   { key: "probability", title: "probability", show: pct },
-  { key: "attack_probability", title: "attack probability", show: pct },
   { key: "true_label", title: "label in file", optional: true },
 ];
 
@@ -277,6 +277,12 @@ function renderSources(sources) {
   }
 }
 
+function plain(value) {
+  if (value === null || value === undefined) { return "—"; }
+  if (typeof value === "number" && !Number.isInteger(value)) { return String(Number(value.toPrecision(10))); }
+  return String(value);
+}
+
 function cell(tr, text) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -296,7 +302,7 @@ function openDetail(p) {
     const th = document.createElement("th");
     th.textContent = key;
     tr.appendChild(th);
-    cell(tr, value === null || value === undefined ? "—" : String(value));
+    cell(tr, plain(value));
     fields.appendChild(tr);
   }
   const reasons = Array.isArray(p.reasons) ? p.reasons : [];
@@ -306,12 +312,12 @@ function openDetail(p) {
   for (const r of reasons) {
     const tr = document.createElement("tr");
     cell(tr, r.text ?? r.feature ?? "");
-    cell(tr, r.value === null || r.value === undefined ? "—" : String(r.value));
+    cell(tr, plain(r.value));
     cell(tr, typeof r.contribution === "number" ? r.contribution.toFixed(4) : "");
     body.appendChild(tr);
   }
   panel.hidden = false;
-  panel.scrollIntoView({ block: "nearest" });
+  $("detail-close").focus();
 }
 
 function render(out) {
@@ -367,6 +373,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("upload-form").addEventListener("submit", onSubmit);
   $("verdict-filter").addEventListener("change", (e) => { state.filter = e.target.value; renderRows(); });
   $("detail-close").addEventListener("click", () => { $("detail").hidden = true; });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") { $("detail").hidden = true; } });
   $("api-key").addEventListener("change", loadModels);
   loadModels();
 });
