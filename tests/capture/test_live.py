@@ -209,7 +209,10 @@ def test_watch_command_prints_a_json_line_per_flow(tmp_path: Path) -> None:
             watch.kill()
     assert watch.returncode == 0, err[-2000:]
     records = [json.loads(x) for x in out.splitlines() if x.strip()]
-    mine = [r for r in records if r["Source Port"] == cport and r["Destination Port"] == sport]
+    mine = [r for r in records if r["src_port"] == cport and r["dst_port"] == sport]
     assert len(mine) == 1
+    counts = [mine[0][k] for k in ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")]
+    assert (mine[0]["src_ip"], mine[0]["protocol"], counts) == (CLIENT, "udp", [5, 500, 2, 80])
+    assert mine[0]["start"].endswith("+00:00")
     assert mine[0]["label"] in {"BENIGN", "DoS"} and 0.0 <= mine[0]["probability"] <= 1.0
     assert "packets" in err and "flows" in err
