@@ -115,7 +115,9 @@ IDENTITY_SOURCES: dict[str, IdentitySource] = {
     ),
 }  # fmt: skip
 
+_TEXT = "string[pyarrow]"  # vectorised string kernels (Arrow), NA for missing
 _ISO_START = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
+_METER_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}"  # capture/frame.py: UTC, µs
 
 
 def _column(frame: pd.DataFrame, name: str | None) -> pd.Series | None:
@@ -125,8 +127,8 @@ def _column(frame: pd.DataFrame, name: str | None) -> pd.Series | None:
 def _text(col: pd.Series | None, n: int) -> pd.Series:
     """Text values, missing or blank → NA."""
     if col is None:
-        return pd.Series([None] * n, dtype=object)
-    text = col.astype(object).where(col.notna(), None).map(str, na_action="ignore").str.strip()
+        return pd.Series(pd.array([None] * n, dtype=_TEXT))
+    text = col.astype(_TEXT).str.strip()
     return text.where(text.str.len() > 0)
 
 
@@ -143,9 +145,15 @@ def _protocol(col: pd.Series | None, n: int) -> pd.Series:
     if col is None:
         return _text(None, n)
     number = _integers(col, n)
-    named = number.map(PROTOCOL_NAMES).astype(object)
-    as_text = number.astype(object).where(number.notna(), None).map(str, na_action="ignore")
-    return named.where(named.notna(), as_text).where(number.notna(), _text(col, n))
+    named = number.map(PROTOCOL_NAMES).astype(_TEXT)
+    return named.fillna(number.astype(_TEXT)).fillna(_text(col, n))
+
+
+def _iso_utc(when: pd.Series) -> pd.Series:
+    """Times (UTC) as ISO 8601 with microseconds and ``+00:00``; NA stays NA."""
+    values = when.to_numpy("datetime64[us]")
+    text = pd.Series(np.datetime_as_string(values, unit="us"), dtype=_TEXT) + "+00:00"
+    return text.where(~np.isnat(values))
 
 
 def _start(col: pd.Series | None, epoch: bool, n: int) -> pd.Series:
@@ -157,15 +165,16 @@ def _start(col: pd.Series | None, epoch: bool, n: int) -> pd.Series:
     if col is None:
         return _text(None, n)
     if epoch:
-        seconds = pd.to_numeric(col, errors="coerce").astype("float64")
-        when = pd.to_datetime(seconds.where(np.isfinite(seconds)), unit="s", utc=True)
-    else:
-        text = _text(col, n)
-        iso = text.str.match(_ISO_START, na=False).astype(bool)
-        when = pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce")
-    values = pd.Series(when).to_numpy("datetime64[us]")
-    stamps = pd.Series(np.char.add(np.datetime_as_string(values, unit="us"), "+00:00"))
-    return stamps.where(~np.isnat(values)).astype(object)
+        seconds = pd.to_numeric(col, errors="coerce").astype("float64").reset_index(drop=True)
+        return _iso_utc(pd.to_datetime(seconds.where(np.isfinite(seconds)), unit="s", utc=True))
+    text = _text(col, n).reset_index(drop=True)
+    meter = text.str.fullmatch(_METER_TIME).fillna(False).astype(bool)  # rewritten as text
+    out = (text.str.replace(" ", "T", n=1) + "+00:00").where(meter)
+    other = ~meter & text.str.match(_ISO_START).fillna(False).astype(bool)
+    if other.any():
+        when = pd.to_datetime(text.where(other), format="ISO8601", utc=True, errors="coerce")
+        out = out.where(meter, _iso_utc(when))
+    return out
 
 
 def flow_identity(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -202,13 +211,11 @@ def flow_identity(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def destinations(identity: pd.DataFrame) -> pd.Series:
     """``address:port`` of each flow's destination (``[v6]:port``; the address alone without a
     port; NA without an address)."""
-    ip = identity["dst_ip"].astype(object)
+    ip = identity["dst_ip"].astype(_TEXT)
     port = identity["dst_port"]
-    host = ip.where(~ip.str.contains(":", na=False), "[" + ip + "]")
-    with_port = (
-        host + ":" + port.astype(object).where(port.notna(), None).map(str, na_action="ignore")
-    )
-    return with_port.where(port.notna(), host).where(ip.notna())
+    v6 = ip.str.contains(":").fillna(False).astype(bool)
+    host = ip.where(~v6, "[" + ip + "]")
+    return (host + ":" + port.astype(_TEXT)).fillna(host)
 
 
 def _plain_column(values: pd.Series) -> list[Any]:
