@@ -115,7 +115,7 @@ IDENTITY_SOURCES: dict[str, IdentitySource] = {
     ),
 }  # fmt: skip
 
-_TEXT = "string[pyarrow]"  # vectorised string kernels (Arrow), NA for missing
+_TEXT = pd.StringDtype("pyarrow")  # vectorised string kernels (Arrow), NA for missing
 _ISO_START = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
 _METER_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}"  # capture/frame.py: UTC, µs
 
