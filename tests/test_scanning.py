@@ -200,15 +200,26 @@ def test_verdict_part_alone_and_optional_fields() -> None:
         {"label": "BENIGN", "probability": 0.9, "attack_probability": pytest.approx(0.1)},
     ]
     reasons = [
-        [{"feature": "Flow Duration", "value": 3.0, "contribution": 0.4, "text": "long"}],
+        [
+            {"feature": "Flow Duration", "value": 3.0, "contribution": 0.4, "text": "long"},
+            {"feature": "Idle Max", "value": np.float64("nan"), "contribution": np.float32(-0.25),
+             "text": "Idle Max is missing"},
+        ],
         [],
-    ]
+    ]  # fmt: skip
     v.novelty = np.array([0.93, 0.1])  # type: ignore[attr-defined]
     v.in_distribution = np.array([False, True])  # type: ignore[attr-defined]
     v.reasons = reasons  # type: ignore[attr-defined]
     first, second = flow_records(v)
     assert (first["novelty"], first["in_distribution"]) == (0.93, False)
-    assert first["reasons"] == reasons[0] and second["reasons"] == []
+    assert first["reasons"][0] == reasons[0][0] and second["reasons"] == []
+    assert first["reasons"][1] == {
+        "feature": "Idle Max",
+        "value": None,
+        "contribution": -0.25,
+        "text": "Idle Max is missing",
+    }  # NumPy numbers and NaN made plain JSON values
+    assert type(first["reasons"][1]["contribution"]) is float
     assert "confidence" not in first
     assert type(second["in_distribution"]) is bool
 
