@@ -32,6 +32,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ import pandas as pd
 
 from flowsentinel.core.errors import ModelError
 from flowsentinel.models.profile import TrainingProfile
+
+_CORES = min(os.cpu_count() or 1, 8)
 
 
 class ExplainError(ModelError):
@@ -138,7 +141,9 @@ def _xgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
     import xgboost as xgb  # the model's own library, already loaded with the model
 
     booster = model.get_booster()
-    contribs = booster.predict(xgb.DMatrix(Xt, missing=np.nan), pred_contribs=True)
+    booster.set_param({"nthread": _CORES})  # the fitted model's n_jobs=1 is for the search
+    data = xgb.DMatrix(np.ascontiguousarray(Xt, dtype=np.float32), missing=np.nan)
+    contribs = booster.predict(data, pred_contribs=True)
     if contribs.ndim == 3:  # multiclass: (flows, classes, inputs + bias)
         return np.asarray(contribs[np.arange(len(Xt)), target, :-1], dtype=np.float64)
     return np.asarray(contribs[:, :-1], dtype=np.float64) * _binary_sign(target)
@@ -261,7 +266,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, str):
         return value
     if value is None or not np.isfinite(value):
-        return str(value)
+        return "missing" if value is None or np.isnan(value) else str(value)
     return f"{value:.4g}"
 
 
@@ -281,6 +286,34 @@ def reason_text(feature: str, value: Any, percentiles: dict[str, float], verdict
     return f"{text}: {', '.join(parts)}" if parts else text
 
 
+def _values(attr: Attributions, X: pd.DataFrame, picks: np.ndarray) -> np.ndarray:
+    """The picked inputs' values, (flows, top), as objects (text for categorical inputs)."""
+    table = np.empty((len(X), len(attr.names)), dtype=object)
+    for j, name in enumerate(attr.names):
+        column = X[name] if name in X.columns else attr.derived.get(name)
+        if column is None:
+            continue
+        data = column.to_numpy() if isinstance(column, pd.Series) else column
+        table[:, j] = data
+    return np.take_along_axis(table, picks, axis=1)
+
+
+def _percentiles(
+    attr: Attributions, profile: TrainingProfile | None, picks: np.ndarray, values: np.ndarray
+) -> np.ndarray | None:
+    """(classes, flows, top) ranks of the picked values among each class's training rows."""
+    if profile is None:
+        return None
+    known = {f: j for j, f in enumerate(profile.features)}
+    index = np.asarray([known.get(n, -1) for n in attr.names])[picks]
+    numeric = np.full(values.shape, np.nan)
+    usable = index >= 0
+    numeric[usable] = values[usable].astype(np.float64)
+    ranks = profile.ranks(np.where(usable, index, 0), numeric)
+    ranks[:, ~usable] = np.nan
+    return np.asarray(ranks)
+
+
 def reasons(
     attr: Attributions,
     X: pd.DataFrame,
@@ -288,32 +321,39 @@ def reasons(
     profile: TrainingProfile | None,
     top: int = 5,
 ) -> list[list[dict[str, Any]]]:
-    """The ``top`` inputs that pushed each flow most towards its verdict, as records."""
-    order = np.argsort(-attr.values, axis=1, kind="stable")[:, :top]
-    derived = attr.derived
-    known = {f: j for j, f in enumerate(profile.features)} if profile is not None else {}
+    """The ``top`` inputs that pushed each flow most towards its verdict, as records (the
+    first always; the others while they push towards the verdict)."""
+    picks = np.argsort(-attr.values, axis=1, kind="stable")[:, :top]
+    contributions = np.take_along_axis(attr.values, picks, axis=1)
+    values = _values(attr, X, picks)
+    ranks = _percentiles(attr, profile, picks, values)
+    classes = profile.classes if profile is not None else []
     out: list[list[dict[str, Any]]] = []
-    for i, picks in enumerate(order):
+    for i in range(len(picks)):
         rows: list[dict[str, Any]] = []
-        for j in picks:
-            name = attr.names[j]
-            contribution = float(attr.values[i, j])
+        for k in range(picks.shape[1]):
+            contribution = float(contributions[i, k])
             if contribution <= 0 and rows:
                 break
-            raw = X[name].iloc[i] if name in X.columns else derived[name][i]
-            value = raw if isinstance(raw, str) else float(raw)
-            pcts: dict[str, float] = {}
-            if name in known and profile is not None and not isinstance(value, str):
-                ranks = profile.percentile(known[name], np.array([value]))[:, 0]
-                pcts = {c: float(r) for c, r in zip(profile.classes, ranks, strict=True)}
-            record = {
-                "feature": name,
-                "value": value if isinstance(value, str) or np.isfinite(value) else None,
-                "contribution": round(contribution, 6),
-                "percentiles": {c: round(p, 1) for c, p in pcts.items() if np.isfinite(p)},
-                "text": reason_text(name, value, pcts, verdicts[i]),
-            }
-            rows.append(record)
+            name, value = attr.names[picks[i, k]], values[i, k]
+            if not isinstance(value, str):
+                value = float(value) if value is not None else None
+                value = value if value is not None and np.isfinite(value) else None
+            pcts = (
+                {}
+                if ranks is None
+                else {c: float(ranks[c_i, i, k]) for c_i, c in enumerate(classes)}
+            )
+            pcts = {c: round(p, 1) for c, p in pcts.items() if np.isfinite(p)}
+            rows.append(
+                {
+                    "feature": name,
+                    "value": value,
+                    "contribution": round(contribution, 6),
+                    "percentiles": pcts,
+                    "text": reason_text(name, value, pcts, verdicts[i]),
+                }
+            )
         if attr.neighbours is not None and rows:
             rows[0]["neighbours"] = attr.neighbours[i]
         out.append(rows)
