@@ -217,8 +217,9 @@ class TrainingProfile:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "detector": f"distance to the nearest {self.k} of {len(self.reference):,} "
-            "training rows (signed log1p, robust-scaled)",
+            "detector": f"distance to the nearest of {len(self.reference):,} training rows"
+            + ("" if self.k == 1 else f" (mean of the {self.k} nearest)")
+            + " (signed log1p, robust-scaled)",
             "threshold": self.threshold,
             "novel_share": self.novel_share,
             "held_out_novel_share": self.held_out_novel_share,
