@@ -7,7 +7,7 @@ summed back onto the model's input features (one-hot columns onto their categori
 
 - XGBoost and LightGBM: the boosters' own TreeSHAP (``pred_contribs`` / ``pred_contrib``), in
   margin (log-odds) units; they sum to the margin.
-- scikit-learn forests and trees: the decision-path decomposition (each split's change of the
+- scikit-learn forests, trees and histogram gradient boosting: the decision-path decomposition (each split's change of the
   class probability credited to the split's feature), averaged over the trees; it sums to the
   probability minus the training prior. A feature on which no tree splits gets 0.
 - logistic regression: coefficient × standardised value (sums to the margin minus the
@@ -132,6 +132,38 @@ def _sklearn_trees(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray
     return np.asarray(out / len(trees))
 
 
+def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Decision paths of a histogram gradient boosting model, in margin units: leaf values
+    carry the learning rate, inner node values do not (scikit-learn applies it to leaves only)."""
+    per_iteration = model._predictors
+    n_classes = len(per_iteration[0])
+    lr = float(model.learning_rate)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
+    base = 0
+    for trees in per_iteration:
+        for k, predictor in enumerate(trees):
+            nodes = predictor.nodes
+            leaf = nodes["is_leaf"].astype(bool)
+            value = np.zeros((len(nodes), n_classes))
+            value[:, k] = np.where(leaf, nodes["value"], nodes["value"] * lr)
+            parts["l"].append(np.where(leaf, -1, nodes["left"].astype(np.int64) + base))
+            parts["r"].append(np.where(leaf, -1, nodes["right"].astype(np.int64) + base))
+            parts["f"].append(nodes["feature_idx"].astype(np.int64))
+            parts["t"].append(nodes["num_threshold"].astype(np.float64))
+            parts["n"].append(nodes["missing_go_to_left"].astype(np.bool_))
+            parts["v"].append(value)
+            parts["root"].append(np.array([base], dtype=np.int64))
+            base += len(nodes)
+    arrays = [np.ascontiguousarray(np.concatenate(parts[k])) for k in parts]
+    left, right, feature, threshold, nan_left, value, roots = arrays
+    X = np.ascontiguousarray(Xt, dtype=np.float64)
+    column = np.zeros_like(target) if n_classes == 1 else target
+    out = _path_contributions(
+        X, column.astype(np.int64), roots, left, right, feature, threshold, nan_left, value, False
+    )
+    return np.asarray(out * _binary_sign(target)) if n_classes == 1 else np.asarray(out)
+
+
 # --- estimators -----------------------------------------------------------------------------
 def _binary_sign(target: np.ndarray) -> np.ndarray:
     return np.where(target == 0, -1.0, 1.0)[:, None]
@@ -209,6 +241,8 @@ def _estimator_contributions(
         return _sklearn_trees(model, Xt, target), "probability", None
     if kind == "LogisticRegression":
         return _linear(model, Xt, target), "margin", None
+    if kind == "HistGradientBoostingClassifier":
+        return _hgb(model, Xt, target), "margin", None
     if kind == "KNeighborsClassifier":
         values, neighbours = _knn(model, Xt, target)
         return values, "squared distance", neighbours
