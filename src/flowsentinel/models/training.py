@@ -39,6 +39,7 @@ from flowsentinel.models.plots import (
     importance_bar,
     roc_pr_curves,
 )
+from flowsentinel.models.profile import TrainingProfile
 from flowsentinel.models.zoo import SPECS, build_pipeline, search_space
 
 POSITIVE_NAMES = {"dos": "DoS", "attack": "Attack"}
@@ -438,6 +439,8 @@ def _fit_and_score(
     pipe, best, fit_s, tune_s = _fit(
         name, data.split, data.numeric, data.categorical, len(classes), cfg, seed, n_jobs
     )
+    profile = _describe_training(data, seed)
+    profile.attach(pipe)
     say(f"{name}: scoring {len(data.X_test):,} test rows")
     t0 = time.perf_counter()
     proba = np.asarray(pipe.predict_proba(data.X_test))
@@ -448,6 +451,7 @@ def _fit_and_score(
     cm = m.pop("confusion_matrix")
     per_class = m.pop("per_class", None)
     m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
+    m["novel_share_test"] = _novel_share(profile, data)
     meta = {
         "dataset": data.dataset,
         "task": cfg.task,
@@ -471,6 +475,18 @@ def _fit_and_score(
     if per_class is not None:
         entry["per_class"] = per_class
     return _Scored(pipe=pipe, entry=entry, proba=proba, predict_seconds=predict_s)
+
+
+def _describe_training(data: _Prepared, seed: int) -> TrainingProfile:
+    """The training rows' per-class quantiles and novelty detector (kept with the model)."""
+    rows = data.split.train[data.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    return TrainingProfile.fit(rows, data.split.y_train, data.numeric, data.classes, seed=seed)
+
+
+def _novel_share(profile: TrainingProfile, data: _Prepared) -> float:
+    """The share of test rows the profile marks novel (held out from training)."""
+    rows = data.X_test[data.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    return 1.0 - float(np.mean(profile.assess(rows).in_distribution)) if len(rows) else 0.0
 
 
 def _log_model(
