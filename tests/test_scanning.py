@@ -201,27 +201,23 @@ def test_verdict_part_alone_and_optional_fields() -> None:
     ]
     reasons = [
         [
-            {"feature": "Flow Duration", "value": 3.0, "contribution": 0.4, "text": "long"},
-            {"feature": "Idle Max", "value": np.float64("nan"), "contribution": np.float32(-0.25),
-             "text": "Idle Max is missing"},
+            {"feature": "Flow Duration", "value": 3.0, "contribution": 0.4, "text": "long",
+             "percentiles": {"BENIGN": 99.0}},
+            {"feature": "proto", "value": "udp", "contribution": 0.1, "text": "proto = udp"},
         ],
-        [],
+        None,  # not explained
     ]  # fmt: skip
-    v.novelty = np.array([0.93, 0.1])  # type: ignore[attr-defined]
-    v.in_distribution = np.array([False, True])  # type: ignore[attr-defined]
-    v.reasons = reasons  # type: ignore[attr-defined]
+    v.novelty = np.array([1.93, 0.1])
+    v.in_distribution = np.array([False, True])
+    v.reasons = reasons
     first, second = flow_records(v)
-    assert (first["novelty"], first["in_distribution"]) == (0.93, False)
-    assert first["reasons"][0] == reasons[0][0] and second["reasons"] == []
-    assert first["reasons"][1] == {
-        "feature": "Idle Max",
-        "value": None,
-        "contribution": -0.25,
-        "text": "Idle Max is missing",
-    }  # NumPy numbers and NaN made plain JSON values
-    assert type(first["reasons"][1]["contribution"]) is float
-    assert "confidence" not in first
+    assert (first["novelty"], first["in_distribution"]) == (1.93, False)
+    assert first["confidence"] == "low" and second["confidence"] == "high"
+    assert first["reasons"] == reasons[0] and second["reasons"] is None
+    assert json.loads(json_line(first))["reasons"] == reasons[0]
     assert type(second["in_distribution"]) is bool
+    plain = flow_records(verdicts_for(1))[0]
+    assert not set(plain) & {"novelty", "in_distribution", "confidence", "reasons"}
 
 
 def test_summary_ranks_sources_by_flagged_flows() -> None:

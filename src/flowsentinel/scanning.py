@@ -231,31 +231,12 @@ def _optional_column(value: Any, n: int) -> list[Any] | None:
     return column if len(column) == n else None
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or value != value else float(value)
-
-
-def _plain_reasons(column: list[Any]) -> list[list[dict[str, Any]]]:
-    """Each flow's reasons as plain JSON values (a model may give NumPy numbers)."""
-    return [
-        [
-            {
-                "feature": str(r["feature"]),
-                "value": _number(r.get("value")),
-                "contribution": float(r["contribution"]),
-                "text": str(r["text"]),
-            }
-            for r in reasons or []
-        ]
-        for reasons in column
-    ]
-
-
 def verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
     """The verdict part of every record, column by column: ``label``, ``probability`` (of that
     label), ``attack_probability`` (1 - P(benign)), and, when the model gives them,
     :data:`OPTIONAL_VERDICT_FIELDS` (``novelty``, ``in_distribution``, ``confidence``,
-    ``reasons``: a list of ``{feature, value, contribution, text}``)."""
+    ``reasons``: per flow a list of ``{feature, value, contribution, text, ...}`` as the model
+    gives it, ``None`` for a flow it did not explain)."""
     n = len(verdicts)
     columns: dict[str, list[Any]] = {
         "label": [str(x) for x in verdicts.labels.tolist()],
@@ -265,7 +246,7 @@ def verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
     for name in OPTIONAL_VERDICT_FIELDS:
         column = _optional_column(getattr(verdicts, name, None), n)
         if column is not None:
-            columns[name] = _plain_reasons(column) if name == "reasons" else column
+            columns[name] = column
     return columns
 
 

@@ -51,10 +51,17 @@ class ClassifyResponse(BaseModel):
 
 
 class Reason(BaseModel):
+    """One input that pushed a flow towards its verdict (``docs/trust.md``, "Reasons")."""
+
+    model_config = ConfigDict(extra="allow")
+
     feature: str = Field(description="The model input this reason is about.")
-    value: float | None = Field(description="The flow's value of that input.")
-    contribution: float = Field(description="How much it moved the attack probability.")
+    value: float | str | None = Field(description="The flow's value of that input.")
+    contribution: float = Field(description="How much it pushed the flow towards its verdict.")
     text: str = Field(description="The reason in words.")
+    percentiles: dict[str, float] | None = Field(
+        default=None, description="Where the value lies among the training rows of each class."
+    )
 
 
 class FlowVerdict(BaseModel):
@@ -62,14 +69,16 @@ class FlowVerdict(BaseModel):
     probability: float = Field(ge=0, le=1, description="Probability of that class.")
     attack_probability: float = Field(ge=0, le=1, description="1 - P(BENIGN).")
     novelty: float | None = Field(
-        default=None, description="How unlike the training flows (when the model measures it)."
+        default=None,
+        description="Distance to the training flows over the novelty threshold (> 1: novel), "
+        "when the model has a training profile.",
     )
     in_distribution: bool | None = Field(
         default=None, description="False: traffic unlike anything the model was trained on."
     )
     confidence: Literal["high", "low"] | None = Field(default=None)
     reasons: list[Reason] | None = Field(
-        default=None, description="What drove the verdict (when the model explains it)."
+        default=None, description="What drove the verdict (null: the flow was not explained)."
     )
 
 
