@@ -207,7 +207,7 @@ def test_verdict_part_alone_and_optional_fields() -> None:
         ],
         None,  # not explained
     ]  # fmt: skip
-    v.novelty = np.array([1.93, 0.1])
+    v.novelty = np.array([1.93, np.inf])
     v.in_distribution = np.array([False, True])
     v.reasons = reasons
     first, second = flow_records(v)
@@ -215,7 +215,7 @@ def test_verdict_part_alone_and_optional_fields() -> None:
     assert first["confidence"] == "low" and second["confidence"] == "high"
     assert first["reasons"] == reasons[0] and second["reasons"] is None
     assert json.loads(json_line(first))["reasons"] == reasons[0]
-    assert type(second["in_distribution"]) is bool
+    assert type(second["in_distribution"]) is bool and second["novelty"] is None  # not JSON
     plain = flow_records(verdicts_for(1))[0]
     assert not set(plain) & {"novelty", "in_distribution", "confidence", "reasons"}
 

@@ -61,7 +61,7 @@ def test_upload_a_csv_and_see_the_verdicts(page, store, tmp_path) -> None:
     page.click("#submit-button")
     page.wait_for_selector("#verdicts tbody tr")
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
-    verdicts = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    verdicts = page.locator("#verdicts tbody td.verdict .label").all_text_contents()
     assert len(verdicts) == 30
     assert set(verdicts) <= {"BENIGN", "DoS"}
     truth = page.locator("#verdicts tbody td.col-true_label").all_text_contents()
@@ -76,7 +76,7 @@ def test_upload_a_json_record(page, tmp_path) -> None:
     page.set_input_files("#file-input", str(record))
     page.click("#submit-button")
     page.wait_for_function("document.querySelector('#status').textContent.includes('2 flow')")
-    verdicts = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    verdicts = page.locator("#verdicts tbody td.verdict .label").all_text_contents()
     assert verdicts == ["BENIGN", "Attack"]
     assert page.locator("#chart svg rect.bar.attack").count() == 1
     assert "flowsentinel-unsw-nb15-attack" in (page.text_content("#result-model") or "")
@@ -139,15 +139,15 @@ def test_upload_a_capture_and_read_it_as_an_analyst(page, tmp_path) -> None:
     assert ports == sorted(ports, reverse=True)
     assert page.get_attribute("#verdicts th[data-key='src_port']", "aria-sort") == "descending"
     # the verdict filter hides the benign rows
-    labels = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    labels = page.locator("#verdicts tbody td.verdict .label").all_text_contents()
     assert "BENIGN" in labels and any(x != "BENIGN" for x in labels)
     flagged_option = page.locator("#verdict-filter option").nth(1).get_attribute("value")
     page.select_option("#verdict-filter", value=flagged_option)
-    shown = page.locator("#verdicts tbody td.verdict").all_text_contents()
+    shown = page.locator("#verdicts tbody td.verdict .label").all_text_contents()
     assert shown and "BENIGN" not in shown
     assert len(shown) == sum(x != "BENIGN" for x in labels)
     page.select_option("#verdict-filter", value="BENIGN")
-    assert set(page.locator("#verdicts tbody td.verdict").all_text_contents()) == {"BENIGN"}
+    assert set(page.locator("#verdicts tbody td.verdict .label").all_text_contents()) == {"BENIGN"}
     # opening a row shows the whole record
     assert page.is_hidden("#detail")
     row = page.locator("#verdicts tbody tr").first
@@ -163,7 +163,10 @@ def test_upload_a_capture_and_read_it_as_an_analyst(page, tmp_path) -> None:
     )
     assert fields["src_port"] == port and fields["label"] == "BENIGN"
     assert {"flow_id", "start", "fwd_bytes", "bwd_packets", "attack_probability"} <= set(fields)
-    assert page.is_hidden("#detail-novel")  # this model does not measure novelty
+    # the novelty note and the row's marker follow the record's in_distribution
+    novel = fields["in_distribution"] == "false"
+    assert page.is_visible("#detail-novel") == novel
+    assert (row.locator(".novel").count() == 1) == novel
     page.click("#detail-close")
     assert page.is_hidden("#detail")
 

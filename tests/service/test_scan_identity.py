@@ -58,6 +58,8 @@ def test_scan_rows_carry_the_flow_identity(client, pcap_frame) -> None:
     first = rows[0]
     assert (first["src_ip"], first["dst_ip"], first["dst_port"]) == (ATTACKER, "192.168.56.102", 80)
     assert first["start"].endswith("+00:00") and first["fwd_packets"] > 0
+    # the model's training profile judges every flow, as for scan
+    assert all(row["confidence"] == ("high" if row["in_distribution"] else "low") for row in rows)
     flagged = sum(row["label"] != "BENIGN" for row in rows)
     assert body["sources"] == [
         {"source": ATTACKER, "flows": 300, "flagged": flagged, "top_destination": VICTIM}
@@ -125,6 +127,9 @@ def test_scan_cli_lines_and_per_source_summary(store, tmp_path: Path, pcap_frame
         {"source": ATTACKER, "flows": 300, "flagged": flagged, "top_destination": VICTIM}
     ]
     assert [x["row"] for x in lines] == list(range(len(lines)))
+    # the model's training profile judges every flow: its answers ride in the same record
+    assert all({"novelty", "in_distribution", "confidence"} <= set(x) for x in lines)
+    assert all(x["confidence"] == ("high" if x["in_distribution"] else "low") for x in lines)
     by_row = flow_identity(pcap_frame, sc.CIC.name)
     assert [x["src_port"] for x in lines] == by_row["src_port"].tolist()
     assert [x["start"] for x in lines] == by_row["start"].tolist()

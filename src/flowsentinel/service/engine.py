@@ -71,7 +71,9 @@ class ServedModel:
         if len(X) == 0:
             return Verdicts.empty(len(d.classes))
         numeric, categorical = d.inputs(X)
-        return d.verdicts(d.proba_matrix(clamp(numeric), categorical))
+        verdicts = d.verdicts(d.proba_matrix(clamp(numeric), categorical))
+        d.assess(verdicts, numeric)  # novelty, as scan and watch give it (unclamped values)
+        return verdicts
 
     # --- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -203,7 +203,10 @@ function renderHead() {
 }
 
 function verdictCell(td, p) {
-  td.textContent = p.label;
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = p.label;
+  td.appendChild(label);
   td.classList.add("verdict");
   if (p.in_distribution === false) {
     const mark = document.createElement("span");
