@@ -228,10 +228,10 @@ def _optional_column(value: Any, n: int) -> list[Any] | None:
     if value is None:
         return None
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":  # NaN/inf are not JSON
-        column = value.astype(object)
-        column[~np.isfinite(value)] = None
-        value = column
-    column = value.tolist() if isinstance(value, np.ndarray) else list(value)
+        plain = value.astype(object)
+        plain[~np.isfinite(value)] = None
+        value = plain
+    column: list[Any] = value.tolist() if isinstance(value, np.ndarray) else list(value)
     return column if len(column) == n else None
 
 
