@@ -50,12 +50,13 @@ import pyarrow.parquet as pq
 
 from flowsentinel.capture import CaptureStats
 from flowsentinel.core import schema as sc
+from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.datasets.lab import write_lab
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.demo import DEMO_MODELS
 from flowsentinel.models.training import TrainConfig, train
-from flowsentinel.scanning import iter_capture_frames, read_flows
+from flowsentinel.scanning import check_capture_model, iter_capture_frames, read_flows
 from flowsentinel.scoring import Detector, Verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,16 +346,30 @@ def family_truth(families: pl.Series) -> np.ndarray:
     return np.select([fam == "DoS", fam == sc.BENIGN], [ATTACK, BENIGN], UNKNOWN).astype(np.int8)
 
 
-def score_rows(det: Detector, frame: pl.DataFrame, novelty: Novelty) -> Counts:
-    """Score labelled rows (``Family`` column) in one ``predict`` call."""
+def flagged_by_label(labels: np.ndarray, flagged: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per label (``DoS Hulk``, ``BENIGN``...): its flows and the share of them flagged."""
+    names, inverse = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    flows = np.bincount(inverse, minlength=len(names))
+    hits = np.bincount(inverse, weights=np.asarray(flagged, float), minlength=len(names))
+    return {
+        str(name): {"flows": int(n), "flagged_share": float(h / n)}
+        for name, n, h in zip(names, flows, hits, strict=True)
+    }
+
+
+def score_rows(det: Detector, frame: pl.DataFrame, novelty: Novelty) -> dict[str, Any]:
+    """Score labelled rows (``Label``, ``Family`` columns) in one ``predict`` call: their
+    :func:`figures` and :func:`flagged_by_label`."""
     if frame.height == 0:
-        return Counts()
+        return figures(Counts()) | {"by_label": {}}
     scored = Scored()
     scored.add(det.predict(frame), novelty)
-    return scored.counts(family_truth(frame.get_column(sc.FAMILY)))
+    counts = scored.counts(family_truth(frame.get_column(sc.FAMILY)))
+    labels = frame.get_column(sc.LABEL).fill_null("(none)").to_numpy()
+    return figures(counts) | {"by_label": flagged_by_label(labels, scored.flagged[0])}
 
 
-def score_flow_file(det: Detector, path: Path, novelty: Novelty) -> Counts:
+def score_flow_file(det: Detector, path: Path, novelty: Novelty) -> dict[str, Any]:
     """A labelled flow file, read as ``scan`` reads one (``scanning.read_flows``)."""
     flows = read_flows(path, "csv", det)
     return score_rows(det, pl.from_pandas(flows.frame), novelty)
@@ -375,11 +390,9 @@ def lab_to_cic(det: Detector, novelty: Novelty) -> dict[str, Any]:
             files.append({"file": path.name, "skipped": f"lacks {len(missing)} model columns"})
             continue
         kept = frame.filter(pl.col(sc.FAMILY).is_in(list(keep)))
-        counts = score_rows(det, kept, novelty)
-        total = total + counts
-        files.append(
-            {"file": path.name, "rows_read": frame.height, "kept": list(keep), **figures(counts)}
-        )
+        scored = score_rows(det, kept, novelty)
+        total = total + Counts(**scored["counts"])
+        files.append({"file": path.name, "rows_read": frame.height, "kept": list(keep), **scored})
     for path in CIC_PARQUETS:
         missing = det.missing(pq.read_schema(path).names)
         files.append(
@@ -441,7 +454,7 @@ def describe_model(det: Detector, result: dict[str, Any] | None) -> dict[str, An
     out: dict[str, Any] = {"uri": det.uri, "model": det.model, "features": len(det.features)}
     if result is not None:
         out |= {
-            "sources": result.get("protocol_details"),
+            "protocol_details": result.get("protocol_details"),
             "n_train": result["n_train"],
             "n_test": result["n_test"],
             "champion": result["champion"],
@@ -533,11 +546,25 @@ def capture_tables(caps: dict[str, Any]) -> list[str]:
     ]
 
 
+def label_table(report: dict[str, Any]) -> str:
+    """The unseen lab's flows per label: the share each model flags."""
+    lab = report["pairs"]["lab→lab (unseen seed)"]["by_label"]
+    cic = report["pairs"]["cicids2017→lab"]["by_label"]
+    rows = [
+        [name, f"{lab[name]['flows']:,}", _pct(lab[name]["flagged_share"]),
+         _pct(cic[name]["flagged_share"]) if name in cic else "n/a"]
+        for name in lab
+    ]  # fmt: skip
+    header = ["lab label", "flows", "flagged by the lab model", "flagged by the CIC model"]
+    return markdown("unseen lab flows, per label", header, rows)
+
+
 def render(report: dict[str, Any]) -> str:
     files = report["pairs"]["lab→cicids2017"]["files"]
     scored = [[f["file"], *cells(f)] for f in files if "counts" in f]
     parts = [
         summary_table(report),
+        label_table(report),
         *capture_tables(report["pairs"]["lab→captures"]),
         markdown("lab → CIC-IDS2017 rows, per file", ["file", *COLUMNS], scored),
         *(f"skipped {f['file']}: {f['skipped']}\n" for f in files if "skipped" in f),
@@ -578,6 +605,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     lab_result: dict[str, Any] | None = None
     if args.model:
         lab_det = Detector.load(args.model, get_settings())
+        check_capture_model(lab_det)  # the captures give CIC-IDS2017 flows
     else:
         lab_det, lab_result = train_model([lab.flows], LAB_NAME, plan, settings)
     seconds["train lab model"] = time.perf_counter() - t
@@ -589,13 +617,13 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     pairs: dict[str, Any] = {}
     t = time.perf_counter()
-    pairs["lab→lab (unseen seed)"] = figures(score_flow_file(lab_det, unseen.flows, novelty))
+    pairs["lab→lab (unseen seed)"] = score_flow_file(lab_det, unseen.flows, novelty)
     pairs["lab→captures"] = lab_to_captures(lab_det, novelty)
     seconds["score captures"] = time.perf_counter() - t
     t = time.perf_counter()
     pairs["lab→cicids2017"] = lab_to_cic(lab_det, novelty)
     pairs["cicids2017 holdout"] = figures(holdout_counts(cic_result))
-    pairs["cicids2017→lab"] = figures(score_flow_file(cic_det, unseen.flows, novelty))
+    pairs["cicids2017→lab"] = score_flow_file(cic_det, unseen.flows, novelty)
     seconds["score flow files"] = time.perf_counter() - t
     return {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -614,12 +642,17 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.scale is not None and not 0.05 <= args.scale <= 20:
+        raise SystemExit("error: --scale must be within 0.05 and 20 (as `flowsentinel demo`)")
     if not PCAPS.is_dir() or not CIC_GROUPED.is_file():
         raise SystemExit(f"needs the shared data sets at {SHARED}")
     print(f"command: {shlex.join(['python', *sys.argv])}", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-generalization-") as tmp:
-        report = run(args, Path(tmp))
+        try:
+            report = run(args, Path(tmp))
+        except (InputError, ModelError) as exc:  # one line, as the CLI gives them
+            raise SystemExit(f"error: {exc}") from None
     report["seconds"]["total"] = time.perf_counter() - started
     print(f"novelty: {report['novelty']}")
     print(render(report))

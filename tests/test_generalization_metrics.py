@@ -109,3 +109,12 @@ def test_capture_truth_by_group_and_the_slowloris_server() -> None:
     scan = pcaps / "attack" / "ppa3-synscan.pcapng"
     assert bench.capture_truth(scan, ids).tolist() == [-1, -1, -1]
     assert bench.capture_group(scan) == "other-attack"
+
+
+def test_flagged_share_per_label() -> None:
+    labels = np.array(["DoS Hulk", "BENIGN", "DoS Hulk", "DoS Hulk", "BENIGN"], dtype=object)
+    flagged = np.array([True, True, False, True, False])
+    assert bench.flagged_by_label(labels, flagged) == {
+        "BENIGN": {"flows": 2, "flagged_share": 0.5},
+        "DoS Hulk": {"flows": 3, "flagged_share": pytest.approx(2 / 3)},
+    }
