@@ -12,8 +12,9 @@ benchmark measures how much, for every pair of the sources at hand:
 - **lab → CIC-IDS2017 rows**: the same model on the DoS and BENIGN rows of the grouped sample
   and the BENIGN rows of the other CIC files that hold every column the model needs.
 - **CIC-IDS2017 holdout**: the CIC model's own test rows (from its training run): the
-  same-source baseline of the next pair.
+  same-source baseline of the next pairs.
 - **CIC-IDS2017 → lab**: a ``dos`` model trained on the CIC rows on the unseen lab's flows.
+- **CIC-IDS2017 → captures**: the same CIC model on the real captures.
 
 Each pair reports the detection rate on attack flows, the flagged share of benign flows, the
 share of flows marked novel and the confident-wrong rate (a wrong verdict on a flow marked
@@ -310,7 +311,8 @@ def score_capture(det: Detector, path: Path, novelty: Novelty) -> dict[str, Any]
     }
 
 
-def lab_to_captures(det: Detector, novelty: Novelty) -> dict[str, Any]:
+def score_captures(det: Detector, novelty: Novelty) -> dict[str, Any]:
+    """A model on every capture: per capture and totals per group."""
     rows = [score_capture(det, p, novelty) for p in captures()]
     totals: dict[str, Counts] = {}
     for row in rows:
@@ -513,6 +515,11 @@ def summary_table(report: dict[str, Any]) -> str:
         ("lab → CIC-IDS2017 rows", pairs["lab→cicids2017"]["totals"], lab_base),
         ("CIC-IDS2017 holdout, baseline", pairs["cicids2017 holdout"], None),
         ("CIC-IDS2017 → lab (unseen seed)", pairs["cicids2017→lab"], cic_base),
+        (
+            "CIC-IDS2017 → DoS + benign captures",
+            pairs["cicids2017→captures"]["totals"]["dos+benign"],
+            cic_base,
+        ),
     ]
     rows = []
     for name, fig, base in sources:
@@ -530,7 +537,7 @@ def summary_table(report: dict[str, Any]) -> str:
     return markdown("Summary (ratios against the same-source baseline of this run)", header, rows)
 
 
-def capture_tables(caps: dict[str, Any]) -> list[str]:
+def capture_tables(caps: dict[str, Any], model: str, per_capture: bool) -> list[str]:
     rows = [
         [r["capture"], f"{r['packets']:,}", f"{r['single_packet_flows_dropped']:,}", *cells(r)]
         for r in caps["captures"]
@@ -538,9 +545,9 @@ def capture_tables(caps: dict[str, Any]) -> list[str]:
     header = ["capture", "packets", "1-packet flows dropped", *COLUMNS]
     totals = [[group, *cells(fig)] for group, fig in caps["totals"].items()]
     return [
-        markdown("lab → captures, per capture", header, rows),
-        markdown("lab → captures, totals", ["group", *COLUMNS], totals),
-        f"DoS detection, mean over the DoS captures: {_pct(caps['dos_capture_mean_detection'])}; "
+        *([markdown(f"{model} → captures, per capture", header, rows)] if per_capture else []),
+        markdown(f"{model} → captures, totals", ["group", *COLUMNS], totals),
+        f"{model}: DoS detection, mean over the DoS captures: {_pct(caps['dos_capture_mean_detection'])}; "
         f"counting the {caps['dos_single_packet_flows_dropped']:,} one-packet flows the meter "
         f"drops as missed: {_pct(caps['dos_detection_counting_dropped_flows'])}\n",
     ]
@@ -565,7 +572,8 @@ def render(report: dict[str, Any]) -> str:
     parts = [
         summary_table(report),
         label_table(report),
-        *capture_tables(report["pairs"]["lab→captures"]),
+        *capture_tables(report["pairs"]["lab→captures"], "lab", per_capture=True),
+        *capture_tables(report["pairs"]["cicids2017→captures"], "CIC-IDS2017", per_capture=False),
         markdown("lab → CIC-IDS2017 rows, per file", ["file", *COLUMNS], scored),
         *(f"skipped {f['file']}: {f['skipped']}\n" for f in files if "skipped" in f),
     ]
@@ -618,7 +626,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pairs: dict[str, Any] = {}
     t = time.perf_counter()
     pairs["lab→lab (unseen seed)"] = score_flow_file(lab_det, unseen.flows, novelty)
-    pairs["lab→captures"] = lab_to_captures(lab_det, novelty)
+    pairs["lab→captures"] = score_captures(lab_det, novelty)
+    pairs["cicids2017→captures"] = score_captures(cic_det, novelty)
     seconds["score captures"] = time.perf_counter() - t
     t = time.perf_counter()
     pairs["lab→cicids2017"] = lab_to_cic(lab_det, novelty)
