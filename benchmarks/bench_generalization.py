@@ -547,7 +547,8 @@ def capture_tables(caps: dict[str, Any], model: str, per_capture: bool) -> list[
     return [
         *([markdown(f"{model} → captures, per capture", header, rows)] if per_capture else []),
         markdown(f"{model} → captures, totals", ["group", *COLUMNS], totals),
-        f"{model}: DoS detection, mean over the DoS captures: {_pct(caps['dos_capture_mean_detection'])}; "
+        f"{model}: DoS detection, mean over the DoS captures: "
+        f"{_pct(caps['dos_capture_mean_detection'])}; "
         f"counting the {caps['dos_single_packet_flows_dropped']:,} one-packet flows the meter "
         f"drops as missed: {_pct(caps['dos_detection_counting_dropped_flows'])}\n",
     ]
