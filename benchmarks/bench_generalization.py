@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
-import pyarrow.parquet as pq
 
 from flowsentinel.capture import CaptureStats
 from flowsentinel.core import schema as sc
@@ -382,27 +381,21 @@ def lab_to_cic(det: Detector, novelty: Novelty) -> dict[str, Any]:
     other files that hold every column the model needs (the rest is reported as skipped)."""
     files: list[dict[str, Any]] = []
     total = Counts()
-    for path, keep in (
-        (CIC_GROUPED, ("DoS", sc.BENIGN)),
-        *((p, (sc.BENIGN,)) for p in CIC_BENIGN_FILES),
-    ):
+    for path in (CIC_GROUPED, *CIC_BENIGN_FILES, *CIC_PARQUETS):
+        keep = ["DoS", sc.BENIGN] if path == CIC_GROUPED else [sc.BENIGN]
         frame, _ = read_file(path, dataset=det.dataset)
         missing = det.missing(list(frame.columns))
         if missing:
-            files.append({"file": path.name, "skipped": f"lacks {len(missing)} model columns"})
+            files.append(
+                {
+                    "file": path.name,
+                    "skipped": f"lacks {len(missing)} of the model's {len(det.features)} columns",
+                }
+            )
             continue
-        kept = frame.filter(pl.col(sc.FAMILY).is_in(list(keep)))
-        scored = score_rows(det, kept, novelty)
+        scored = score_rows(det, frame.filter(pl.col(sc.FAMILY).is_in(keep)), novelty)
         total = total + Counts(**scored["counts"])
-        files.append({"file": path.name, "rows_read": frame.height, "kept": list(keep), **scored})
-    for path in CIC_PARQUETS:
-        missing = det.missing(pq.read_schema(path).names)
-        files.append(
-            {
-                "file": path.name,
-                "skipped": f"lacks {len(missing)} of the model's {len(det.features)} columns",
-            }
-        )
+        files.append({"file": path.name, "rows_read": frame.height, "kept": keep, **scored})
     return {"files": files, "totals": figures(total)}
 
 
