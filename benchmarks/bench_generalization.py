@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import tempfile
@@ -175,8 +176,31 @@ def rates(c: Counts) -> dict[str, float | None]:
     }
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of the share ``k / n`` (95 % for the default ``z``; ``None``
+    when ``n`` is 0): the real sources are small, so every share carries one."""
+    if n == 0:
+        return None
+    p, z2 = k / n, z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def intervals(c: Counts) -> dict[str, tuple[float, float] | None]:
+    """The 95 % Wilson interval of each of :func:`rates`."""
+    return {
+        "detection_rate": wilson_interval(c.detected, c.attack),
+        "flagged_benign_share": wilson_interval(c.flagged_benign, c.benign),
+        "flagged_unlabelled_share": wilson_interval(c.flagged_unlabelled, c.unlabelled),
+        "novel_share": wilson_interval(c.novel, c.marked),
+        "confident_wrong_rate": wilson_interval(c.confident_wrong, c.attack + c.benign),
+    }
+
+
 def figures(c: Counts) -> dict[str, Any]:
-    return {"counts": asdict(c), "rates": rates(c)}
+    return {"counts": asdict(c), "rates": rates(c), "intervals_95": intervals(c)}
 
 
 # --- scoring through the product's path --------------------------------------------------------
@@ -475,19 +499,26 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}"
 
 
-def cells(fig: dict[str, Any]) -> list[str]:
-    """The table cells of one source's figures (``COLUMNS``)."""
-    c, r = fig["counts"], fig["rates"]
+def cells(fig: dict[str, Any], with_intervals: bool = False) -> list[str]:
+    """The table cells of one source's figures (``COLUMNS``), with their 95 % intervals."""
+    c, r, ci = fig["counts"], fig["rates"], fig["intervals_95"]
+
+    def share(name: str) -> str:
+        if not with_intervals or ci[name] is None:
+            return _pct(r[name])
+        low, high = ci[name]
+        return f"{_pct(r[name])} ({100 * low:.1f}–{100 * high:.1f})"
+
     unlabelled = c["flows"] - c["attack"] - c["benign"]
     return [
         f"{c['flows']:,}",
         f"{c['attack']:,}",
         f"{c['benign']:,}",
-        _pct(r["detection_rate"]),
-        _pct(r["flagged_benign_share"]),
-        _pct(r["flagged_unlabelled_share"]) if unlabelled else "-",
-        _pct(r["novel_share"]),
-        _pct(r["confident_wrong_rate"]),
+        share("detection_rate"),
+        share("flagged_benign_share"),
+        share("flagged_unlabelled_share") if unlabelled else "-",
+        share("novel_share"),
+        share("confident_wrong_rate"),
     ]
 
 
@@ -525,9 +556,10 @@ def summary_table(report: dict[str, Any]) -> str:
                 _ratio(r["flagged_benign_share"], base["flagged_benign_share"]),
             ]
         )
-        rows.append([name, *cells(fig), *ratios])
+        rows.append([name, *cells(fig, with_intervals=True), *ratios])
     header = ["pair", *COLUMNS, "detection ÷ baseline", "flagged benign ÷ baseline"]
-    return markdown("Summary (ratios against the same-source baseline of this run)", header, rows)
+    title = "Summary (95 % Wilson intervals; ratios against the same-source baseline of this run)"
+    return markdown(title, header, rows)
 
 
 def capture_tables(caps: dict[str, Any], model: str, per_capture: bool) -> list[str]:
@@ -629,7 +661,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pairs["cicids2017→lab"] = score_flow_file(cic_det, unseen.flows, novelty)
     seconds["score flow files"] = time.perf_counter() - t
     return {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "plan": asdict(plan),
         "novelty": novelty.describe(),
         "models": {
@@ -643,13 +675,17 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def command_line() -> str:
+    return shlex.join(["python", *sys.argv])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.scale is not None and not 0.05 <= args.scale <= 20:
         raise SystemExit("error: --scale must be within 0.05 and 20 (as `flowsentinel demo`)")
     if not PCAPS.is_dir() or not CIC_GROUPED.is_file():
         raise SystemExit(f"needs the shared data sets at {SHARED}")
-    print(f"command: {shlex.join(['python', *sys.argv])}", flush=True)
+    print(f"command: {command_line()}", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-generalization-") as tmp:
         try:

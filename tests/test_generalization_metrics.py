@@ -118,3 +118,14 @@ def test_flagged_share_per_label() -> None:
         "BENIGN": {"flows": 2, "flagged_share": 0.5},
         "DoS Hulk": {"flows": 3, "flagged_share": pytest.approx(2 / 3)},
     }
+
+
+def test_wilson_interval_matches_the_textbook_values() -> None:
+    # Wilson 95 %: 5 of 10 → 0.2366–0.7634; 0 of 10 → 0–0.2775 (z² / n / (1 + z² / n))
+    low, high = bench.wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    low, high = bench.wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(3.8416 / 10 / (1 + 3.8416 / 10), abs=1e-4)
+    assert bench.wilson_interval(0, 0) is None
+    c = bench.count_flows(TRUTH, FLAGGED, IN_DIST)
+    assert bench.intervals(c)["detection_rate"] == bench.wilson_interval(2, 3)
