@@ -21,7 +21,7 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
-from flowsentinel.scoring import Detector, Verdicts
+from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
 def is_flow_file(path: Path) -> bool:
@@ -313,6 +313,33 @@ class ScanSummary:
     flows_by_source: dict[str, int] = field(default_factory=dict)
     #: (source, destination address:port) → [flows, flagged flows]
     pairs: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: flows the model could judge for novelty, and those outside its training distribution
+    assessed: int = 0
+    novel: int = 0
+    out_of_range: dict[str, int] = field(default_factory=dict)
+
+    def add_novelty(self, verdicts: Verdicts) -> None:
+        """Count a batch's novel flows and out-of-range features (a model with a profile)."""
+        if verdicts.in_distribution is None:
+            return
+        self.assessed += len(verdicts)
+        self.novel += int(np.count_nonzero(~verdicts.in_distribution))
+        for name, count in verdicts.out_of_range.items():
+            self.out_of_range[name] = self.out_of_range.get(name, 0) + count
+
+    def novelty(self, top: int = 5) -> dict[str, Any] | None:
+        """``{novel_flows, novel_share, warning, out_of_range: [{feature, flows}]}`` (``None``
+        for a model without a training profile); ``warning`` above :data:`NOVEL_WARNING`."""
+        if not self.assessed:
+            return None
+        share = self.novel / self.assessed
+        ranked = sorted(self.out_of_range.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        return {
+            "novel_flows": self.novel,
+            "novel_share": round(share, 4),
+            "warning": novelty_warning(share, self.novel, self.assessed),
+            "out_of_range": [{"feature": f, "flows": n} for f, n in ranked],
+        }
 
     def add(self, labels: np.ndarray, identity: pd.DataFrame | None = None) -> None:
         """Count one batch: its verdicts, and by source when ``identity`` names them."""
@@ -362,6 +389,20 @@ class ScanSummary:
         ]
 
 
+#: above this share of novel flows, a scan warns that the model does not know the traffic
+NOVEL_WARNING = 0.2
+
+
+def novelty_warning(share: float, novel: int, flows: int) -> str | None:
+    """The warning for a scan of which more than :data:`NOVEL_WARNING` of the flows is novel."""
+    if share <= NOVEL_WARNING:
+        return None
+    return (
+        f"{novel:,} of {flows:,} flows ({share:.0%}) look like nothing the model was trained "
+        "on: their verdicts are low-confidence; train on traffic like this before trusting them"
+    )
+
+
 def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
     for name, count in zip(*np.unique(values, return_counts=True), strict=True):
         counts[str(name)] = counts.get(str(name), 0) + int(count)
@@ -391,18 +432,21 @@ def scan_frames(
     *,
     flagged_only: bool = False,
     summary: ScanSummary | None = None,
+    explain: Explain = "flagged",
 ) -> ScanSummary:
     """Score every batch; write a JSON line per flow (:func:`flow_records`; only the flows not
-    judged benign with ``flagged_only``) to ``out``, flushed per batch; count into ``summary``
-    (a new one by default, which is returned; pass one to keep the counts when interrupted)."""
+    judged benign with ``flagged_only``) to ``out``, flushed per batch, with reasons for the
+    ``explain`` flows (``flagged`` by default); count into ``summary`` (a new one by default,
+    which is returned; pass one to keep the counts when interrupted)."""
     summary = summary if summary is not None else ScanSummary(benign=det.classes[0])
     for frame in frames:
         if len(frame) == 0:
             continue
-        verdicts = det.predict(frame)
+        verdicts = det.predict(frame, explain=explain if out is not None else "none")
         identity = flow_identity(frame, det.dataset)
         first = summary.flows
         summary.add(verdicts.labels, identity)
+        summary.add_novelty(verdicts)
         if out is None:
             continue
         records = flow_records(

@@ -10,8 +10,9 @@ from flowsentinel.models.detector import (
     DEFAULT_MODEL,
     DEMO_MODEL,
     Detector,
+    Explain,
     Verdicts,
     resolve_uri,
 )
 
-__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "Detector", "Verdicts", "resolve_uri"]
+__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "Detector", "Explain", "Verdicts", "resolve_uri"]

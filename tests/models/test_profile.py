@@ -49,8 +49,10 @@ def test_foreign_and_impossible_values_are_novel() -> None:
     assert found.in_distribution.tolist() == [True, False, False, False, False, False]
     assert np.isfinite(found.novelty).all()
     assert found.out_of_range[1:5].any(axis=1).all() and not found.out_of_range[0].any()
-    top = found.top_out_of_range(FEATURES)
-    assert top[0]["feature"] in FEATURES and top[0]["flows"] >= 1
+    counts = found.out_of_range_counts(FEATURES)
+    assert sum(counts.values()) == int(found.out_of_range.sum())
+    assert set(counts) == {FEATURES[j] for j in np.flatnonzero(found.out_of_range.any(axis=0))}
+    assert list(counts.values()) == sorted(counts.values(), reverse=True)
 
 
 def test_percentiles_agree_with_a_direct_count() -> None:

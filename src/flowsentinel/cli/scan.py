@@ -45,8 +45,10 @@ def scan_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     allow_damaged: Annotated[bool, allow_damaged_option()] = False,
+    explain: Annotated[bool, explain_option()] = False,
 ) -> None:
-    """Score every flow of a capture with a registered model; one verdict per flow."""
+    """Score every flow of a capture with a registered model; one verdict per flow, with the
+    reasons of every flagged flow and the flow's novelty."""
     from flowsentinel.scanning import (
         check_capture_model,
         is_flow_file,
@@ -75,7 +77,7 @@ def scan_cmd(
                 frames = iter_capture_frames(capture, stats)
             if not is_flow_file(capture):
                 check_capture_model(det)
-            summary = scan_frames(frames, det, fh)
+            summary = scan_frames(frames, det, fh, explain="all" if explain else "flagged")
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -113,6 +115,7 @@ def _print_result(
         "by_label": summary.by_label,
         "attacks_by_source": summary.attacks_by_source,
         "sources": summary.sources(),
+        "novelty": summary.novelty(),
         "capture": stats.to_dict() if stats is not None else None,
         "seconds": round(seconds, 3),
         "verdicts": str(out) if out else None,
@@ -129,6 +132,31 @@ def _print_result(
             console.print(table("Damaged byte ranges of the capture", ["", "bytes"], rows))
     if out:
         console.print(f"verdicts written to {out}")
+    print_novelty(summary)
+
+
+def print_novelty(summary: Any) -> None:
+    """The share of novel flows, the features most often out of range, and the warning."""
+    found = summary.novelty()
+    if found is None:
+        return
+    features = ", ".join(f"{o['feature']} ({o['flows']:,})" for o in found["out_of_range"])
+    console.print(
+        f"novel flows (unlike the training rows): {found['novel_flows']:,} "
+        f"({found['novel_share']:.1%})"
+        + (f"; most often out of range: {features}" if features else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if found["warning"]:
+        console.print(f"[yellow]warning:[/] {found['warning']}", highlight=False, soft_wrap=True)
+
+
+def explain_option() -> Any:
+    return typer.Option(
+        "--explain",
+        help="Give the reasons of every flow's verdict (default: of every flagged flow).",
+    )
 
 
 def watch_cmd(
@@ -144,6 +172,7 @@ def watch_cmd(
         float | None,
         typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).", min=0.0),
     ] = None,
+    explain: Annotated[bool, explain_option()] = False,
 ) -> None:
     """Live capture: one JSON line per alert (a flow not judged benign) on stdout, in the
     record shape of ``scan`` (the flow's identity, then its verdict)."""
@@ -166,7 +195,14 @@ def watch_cmd(
         timer.start()
     live = iter_live_flow_batches(interface, stats=stats, max_packets=max_packets, stop=stop)
     try:
-        scan_frames(live, det, sys.stdout, flagged_only=not all_flows, summary=summary)
+        scan_frames(
+            live,
+            det,
+            sys.stdout,
+            flagged_only=not all_flows,
+            summary=summary,
+            explain="all" if explain else "flagged",
+        )
     except KeyboardInterrupt:
         pass
     except PermissionError:
@@ -179,6 +215,7 @@ def watch_cmd(
     console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
     if summary.flows:
         print_scan_summary(summary, f"{interface}: {summary.flows:,} flows, {det.name}")
+        print_novelty(summary)
 
 
 def register(app: typer.Typer) -> None:

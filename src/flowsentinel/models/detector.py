@@ -85,8 +85,8 @@ class Verdicts:
     #: model trained without a profile
     novelty: np.ndarray | None = None
     in_distribution: np.ndarray | None = None
-    #: the features most often outside the training rows' range, with their flow counts
-    out_of_range: list[dict[str, Any]] = field(default_factory=list)
+    #: per feature, how many flows had a value outside the training rows' range (most first)
+    out_of_range: dict[str, int] = field(default_factory=dict)
     #: per flow, the inputs that pushed it most towards its verdict (``None``: not explained)
     reasons: list[list[dict[str, Any]] | None] | None = None
 
@@ -322,9 +322,7 @@ class Detector:
         numeric, categorical = self.inputs(X)
         verdicts = self.verdicts(self.proba_matrix(numeric, categorical))
         self.assess(verdicts, numeric)
-        if explain != "none":
-            rows = np.arange(len(X)) if explain == "all" else np.flatnonzero(verdicts.codes != 0)
-            self.explain(verdicts, X, rows)
+        self.explain(verdicts, X, explain)
         return verdicts
 
     def assess(self, verdicts: Verdicts, numeric: np.ndarray) -> None:
@@ -335,11 +333,15 @@ class Detector:
         found = profile.assess(numeric)
         verdicts.novelty = found.novelty
         verdicts.in_distribution = found.in_distribution
-        verdicts.out_of_range = found.top_out_of_range(profile.features)
+        verdicts.out_of_range = found.out_of_range_counts(profile.features)
 
-    def explain(self, verdicts: Verdicts, X: pd.DataFrame, rows: np.ndarray) -> None:
-        """Add reasons to the verdicts of ``rows`` of the aligned inputs ``X``
+    def explain(self, verdicts: Verdicts, X: pd.DataFrame, which: Explain) -> None:
+        """Add reasons to the verdicts of the aligned inputs ``X``: of every flow (``all``),
+        of the flows not judged benign (``flagged``) or none
         (:mod:`flowsentinel.models.explain`)."""
+        if which == "none":
+            return
+        rows = np.arange(len(X)) if which == "all" else np.flatnonzero(verdicts.codes != 0)
         if verdicts.reasons is None:
             verdicts.reasons = [None] * len(verdicts)
         if len(rows) == 0:

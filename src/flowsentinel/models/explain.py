@@ -7,9 +7,10 @@ summed back onto the model's input features (one-hot columns onto their categori
 
 - XGBoost and LightGBM: the boosters' own TreeSHAP (``pred_contribs`` / ``pred_contrib``), in
   margin (log-odds) units; they sum to the margin.
-- scikit-learn forests, trees and histogram gradient boosting: the decision-path decomposition (each split's change of the
+- scikit-learn forests and trees: the decision-path decomposition (each split's change of the
   class probability credited to the split's feature), averaged over the trees; it sums to the
-  probability minus the training prior. A feature on which no tree splits gets 0.
+  probability minus the training prior. A feature on which no tree splits gets 0. Histogram
+  gradient boosting: the same over its trees, in margin units.
 - logistic regression: coefficient × standardised value (sums to the margin minus the
   intercept).
 - k-nearest neighbours: the per-feature terms of the squared distance to the centroid of the
@@ -174,7 +175,9 @@ def _xgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     booster = model.get_booster()
     booster.set_param({"nthread": _CORES})  # the fitted model's n_jobs=1 is for the search
-    data = xgb.DMatrix(np.ascontiguousarray(Xt, dtype=np.float32), missing=np.nan)
+    # float32 as XGBoost reads it, finite values beyond its range kept finite (NaN stays missing)
+    values = np.clip(np.asarray(Xt, dtype=np.float64), -3e38, 3e38)
+    data = xgb.DMatrix(np.ascontiguousarray(values, dtype=np.float32), missing=np.nan)
     contribs = booster.predict(data, pred_contribs=True)
     if contribs.ndim == 3:  # multiclass: (flows, classes, inputs + bias)
         return np.asarray(contribs[np.arange(len(Xt)), target, :-1], dtype=np.float64)

@@ -58,11 +58,11 @@ class Assessment:
     in_distribution: np.ndarray  # bool
     out_of_range: np.ndarray  # (flows, features) bool: outside the training rows' 0.5-99.5 %
 
-    def top_out_of_range(self, features: list[str], top: int = 5) -> list[dict[str, Any]]:
-        """The features most often out of range, with the number of flows."""
+    def out_of_range_counts(self, features: list[str]) -> dict[str, int]:
+        """Per feature with any, the number of flows whose value is out of range, most first."""
         counts = self.out_of_range.sum(axis=0)
-        order = np.argsort(-counts, kind="stable")[:top]
-        return [{"feature": features[j], "flows": int(counts[j])} for j in order if counts[j]]
+        order = np.argsort(-counts, kind="stable")
+        return {features[j]: int(counts[j]) for j in order if counts[j]}
 
 
 @dataclass

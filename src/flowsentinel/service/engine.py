@@ -15,7 +15,7 @@ import polars as pl
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import ModelError
 from flowsentinel.core.settings import Settings
-from flowsentinel.scoring import Detector, Verdicts, resolve_uri
+from flowsentinel.scoring import Detector, Explain, Verdicts, resolve_uri
 from flowsentinel.service.bodies import FlowBody, FlowInputError, Parsed, clamp
 
 log = logging.getLogger("flowsentinel.service")
@@ -57,15 +57,26 @@ class ServedModel:
         self.body = FlowBody(key, d.features, d.categorical, d.dataset, d.name)
 
     # --- scoring ------------------------------------------------------------------------------
-    def score(self, parsed: Parsed) -> Verdicts:
-        """One model call for checked JSON flows."""
+    def score(self, parsed: Parsed, explain: Explain = "none") -> Verdicts:
+        """One model call for checked JSON flows, with their novelty, and reasons for the
+        ``explain`` flows."""
         d = self.detector
         if len(parsed) == 0:
             return Verdicts.empty(len(d.classes))
-        return d.verdicts(d.proba_matrix(parsed.numeric, parsed.categorical))
+        verdicts = d.verdicts(d.proba_matrix(parsed.numeric, parsed.categorical))
+        d.assess(verdicts, parsed.numeric)
+        if explain != "none":
+            X = pd.DataFrame(parsed.numeric, columns=d.numeric)
+            for name, values in parsed.categorical.items():
+                X[name] = values
+            d.explain(verdicts, X[d.features], explain)
+        return verdicts
 
-    def score_frame(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
-        """One model call for flows read from a file (any known column spelling)."""
+    def score_frame(
+        self, frame: pd.DataFrame | pl.DataFrame, explain: Explain = "flagged"
+    ) -> Verdicts:
+        """One model call for flows read from a file (any known column spelling), with their
+        novelty and reasons for the ``explain`` flows (the flagged ones by default, as scan)."""
         d = self.detector
         X = d.align(frame)
         if len(X) == 0:
@@ -73,6 +84,7 @@ class ServedModel:
         numeric, categorical = d.inputs(X)
         verdicts = d.verdicts(d.proba_matrix(clamp(numeric), categorical))
         d.assess(verdicts, numeric)  # novelty, as scan and watch give it (unclamped values)
+        d.explain(verdicts, X, explain)
         return verdicts
 
     # --- description --------------------------------------------------------------------------

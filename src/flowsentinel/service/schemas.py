@@ -127,6 +127,18 @@ class SourceSummary(BaseModel):
     )
 
 
+class OutOfRange(BaseModel):
+    feature: str
+    flows: int = Field(description="Flows whose value lies outside the training rows' range.")
+
+
+class NoveltySummary(BaseModel):
+    novel_flows: int = Field(description="Flows unlike anything the model was trained on.")
+    novel_share: float = Field(ge=0, le=1)
+    warning: str | None = Field(description="Set when more than a fifth of the flows is novel.")
+    out_of_range: list[OutOfRange] = Field(description="The features most often out of range.")
+
+
 class ScanResponse(BaseModel):
     model: str
     version: str | None
@@ -139,6 +151,9 @@ class ScanResponse(BaseModel):
     attack_flows: int
     sources: list[SourceSummary] = Field(
         description="Per source address, most flagged flows first."
+    )
+    novelty: NoveltySummary | None = Field(
+        default=None, description="Novel flows (null: the model has no training profile)."
     )
     predictions: list[ScanVerdict]
 

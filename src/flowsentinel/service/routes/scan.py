@@ -171,6 +171,7 @@ async def scan(
     identity = flow_identity(flows.frame, d.dataset)
     summary = ScanSummary(benign=d.classes[0])
     summary.add(verdicts.labels, identity)
+    summary.add_novelty(verdicts)
     rows = flow_records(verdicts, flows.frame, dataset=d.dataset, identity=identity)
     return FastJSONResponse(
         {
@@ -184,6 +185,7 @@ async def scan(
             "summary": verdicts.summary(),
             "attack_flows": summary.flows - summary.by_label.get(summary.benign, 0),
             "sources": summary.sources(),
+            "novelty": summary.novelty(),
             "predictions": rows,
         }
     )
