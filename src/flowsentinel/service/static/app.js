@@ -264,6 +264,25 @@ function renderFilter(summary) {
   select.value = state.filter;
 }
 
+// The share of novel flows (a scan's summary, or counted from the verdicts of a batch) and
+// the features most often out of range; the warning when more than a fifth is novel.
+function renderNovelty(out) {
+  const el = $("novelty-summary");
+  let found = out.novelty;
+  if (!found) {
+    const judged = out.predictions.filter((p) => typeof p.in_distribution === "boolean");
+    if (judged.length === 0) { el.hidden = true; return; }
+    const novel = judged.filter((p) => !p.in_distribution).length;
+    found = { novel_flows: novel, novel_share: novel / judged.length, out_of_range: [], warning: null };
+  }
+  const ranges = found.out_of_range.map((o) => `${o.feature} (${o.flows})`).join(", ");
+  el.textContent = `Novel flows (unlike the training rows): ${found.novel_flows} ` +
+    `(${(100 * found.novel_share).toFixed(1)} %)` +
+    (ranges ? ` · most often out of range: ${ranges}` : "") +
+    (found.warning ? ` · warning: ${found.warning}` : "");
+  el.hidden = false;
+}
+
 function renderSources(sources) {
   $("sources-block").hidden = !sources || sources.length === 0;
   const tbody = $("sources").querySelector("tbody");
@@ -346,6 +365,7 @@ function render(out) {
   const holder = $("chart");
   holder.textContent = "";
   holder.appendChild(chart(out.summary, benign));
+  renderNovelty(out);
   renderSources(out.sources);
   renderFilter(out.summary);
   renderHead();
