@@ -456,7 +456,7 @@ class _CalibratedFold:
             total = np.sum(proba, axis=1)[:, np.newaxis]
             uniform = np.full_like(proba, 1 / self.n_classes)
             proba = np.divide(proba, total, out=uniform, where=total != 0)
-        proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
         return proba
 
 
@@ -511,7 +511,7 @@ def _isotonic(values: np.ndarray, cal: Any) -> np.ndarray:
 
 def _sigmoid(values: np.ndarray, a: Any, b: Any) -> np.ndarray:
     """``_SigmoidCalibration.predict``: Platt's 1 / (1 + exp(a·f + b)), written as it is."""
-    from scipy.special import expit
+    from scipy.special import expit  # type: ignore[import-untyped]  # scipy has no stubs here
 
     return np.asarray(expit(-(a * values + b)))
 
@@ -530,9 +530,7 @@ class _CalibratedEnsemble:
         folds = [_CalibratedFold(f, n_classes) for f in model.calibrated_classifiers_]
         if not folds:
             raise CompileError("CalibratedClassifierCV without calibrated folds")
-        how = (
-            f"CalibratedClassifierCV ({model.method}, {len(folds)} folds of {folds[0].how})"
-        )
+        how = f"CalibratedClassifierCV ({model.method}, {len(folds)} folds of {folds[0].how})"
         return cls(folds), how
 
     def __call__(self, X: np.ndarray) -> np.ndarray:

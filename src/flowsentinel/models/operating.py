@@ -58,7 +58,7 @@ class OperatingPoint:
 
 def check_max_fpr(max_fpr: float) -> None:
     """A target rate must lie strictly between 0 and 1 (one line naming the option otherwise)."""
-    if not (isinstance(max_fpr, (int, float)) and 0.0 < max_fpr < 1.0):
+    if not 0.0 < max_fpr < 1.0:  # NaN fails too
         raise InputError(f"--max-fpr must be between 0 and 1 (exclusive), got {max_fpr}")
 
 
@@ -89,7 +89,5 @@ def out_of_fold_proba(
     chosen parameters) fitted on the other stratified folds (``n_jobs`` folds at a time);
     columns in the order of ``np.unique(y)``."""
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    proba = cross_val_predict(
-        clone(pipeline), X, y, cv=cv, method="predict_proba", n_jobs=n_jobs
-    )
+    proba = cross_val_predict(clone(pipeline), X, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
     return np.asarray(proba, dtype=np.float64)
