@@ -154,3 +154,38 @@ def test_unsw_nb15_lgbm_at_max_fpr_half_a_percent_stays_under_one_percent(tmp_pa
     assert model["operating_point"]["oof_fpr"] <= 0.005
     assert model["metrics"]["fpr"] <= 0.01
     assert model["metrics"]["recall"] > 0.8  # the threshold does not flag nothing
+
+
+@pytest.mark.slow
+def test_calibrated_training_with_max_fpr_logs_and_registers_a_compiled_model(
+    tmp_path: Path, flowsentinel_home: Path
+) -> None:
+    """``--calibrate isotonic --max-fpr``: the registered pipeline ends in a calibrated
+    estimator, loads (compiles) with its threshold, and its run holds the reliability plot, the
+    Brier score, the ECE and the threshold."""
+    import mlflow
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from flowsentinel.models import TrainConfig, train
+    from flowsentinel.models.detector import Detector
+
+    source = tmp_path / "UNSW_NB15_training-set.csv"
+    _overlapping(3000, seed=4).to_csv(source, index=False)
+    keep: dict[str, object] = {}
+    cfg = TrainConfig(
+        sources=[str(source)], task="attack", models=["dt"], n_iter=0, n_jobs=1,
+        max_fpr=0.1, calibrate="isotonic",
+    )  # fmt: skip
+    out = train(cfg, keep=keep)
+    assert isinstance(keep["dt"][-1], CalibratedClassifierCV)  # type: ignore[index]
+    entry = out["models"][0]
+    assert entry["calibration"] == "isotonic" and entry["operating_point"]["oof_fpr"] <= 0.1
+    det = Detector.load("flowsentinel-unsw-nb15-attack")
+    assert det.threshold == entry["operating_point"]["threshold"]
+    assert det.compiled.replay[-1].startswith("CalibratedClassifierCV (isotonic, 3 folds")
+    client = mlflow.MlflowClient()
+    run = client.get_run(entry["run_id"])
+    assert {"brier", "ece", "threshold", "oof_fpr"} <= set(run.data.metrics)
+    assert run.data.params["calibrate"] == "isotonic" and run.data.params["max_fpr"] == "0.1"
+    plots = {Path(a.path).name for a in client.list_artifacts(entry["run_id"], "plots")}
+    assert "reliability.png" in plots
