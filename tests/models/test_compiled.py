@@ -253,3 +253,15 @@ def test_calibrated_cic_pipeline_compiles_with_parity() -> None:
         rtol=0,
         atol=1e-9,
     )
+
+
+def test_a_calibration_it_does_not_replay_is_an_error() -> None:
+    """Temperature scaling (scikit-learn ≥ 1.8) is not replayed: refused, not approximated."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    frame, numeric, categorical, _ = _layout("unsw", 300, 0)
+    pipe = build_pipeline(SPECS["dt"], numeric, categorical, seed=0)
+    pipe.steps[-1] = ("model", CalibratedClassifierCV(pipe.steps[-1][1], method="temperature"))
+    pipe.fit(frame, frame["label"].to_numpy())
+    with pytest.raises(CompileError, match="method 'temperature'"):
+        compile_pipeline(pipe, [*numeric, *categorical], categorical)
