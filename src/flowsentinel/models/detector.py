@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,10 +34,15 @@ import polars as pl
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError, ModelError
 from flowsentinel.core.settings import Settings, get_settings
+from flowsentinel.models import explain as explaining
 from flowsentinel.models import tracking
+from flowsentinel.models.profile import TrainingProfile
 
 if TYPE_CHECKING:
     from flowsentinel.models.compiled import CompiledPipeline
+
+#: which flows get reasons: none, those not judged benign, or all
+Explain = Literal["none", "flagged", "all"]
 
 DEFAULT_MODEL = "models:/flowsentinel-cicids2017-dos@champion"
 DEMO_MODEL = "models:/flowsentinel-lab-dos@champion"  # registered by `flowsentinel demo`
@@ -76,6 +81,14 @@ class Verdicts:
     probability: np.ndarray  # probability of the assigned class
     attack_probability: np.ndarray  # 1 - P(BENIGN)
     proba: np.ndarray  # all class probabilities
+    #: distance to the training rows over the novelty threshold (> 1: novel); ``None`` for a
+    #: model trained without a profile
+    novelty: np.ndarray | None = None
+    in_distribution: np.ndarray | None = None
+    #: the features most often outside the training rows' range, with their flow counts
+    out_of_range: list[dict[str, Any]] = field(default_factory=list)
+    #: per flow, the inputs that pushed it most towards its verdict (``None``: not explained)
+    reasons: list[list[dict[str, Any]] | None] | None = None
 
     @classmethod
     def from_proba(
@@ -114,6 +127,19 @@ class Verdicts:
     def summary(self) -> dict[str, int]:
         names, counts = np.unique(self.labels, return_counts=True)
         return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """``"low"`` for a verdict on a flow outside the training distribution, else ``"high"``
+        (``None`` when the model has no profile)."""
+        if self.in_distribution is None:
+            return None
+        return np.where(self.in_distribution, "high", "low").astype(object)
+
+    def novel_share(self) -> float | None:
+        if self.in_distribution is None or len(self) == 0:
+            return None
+        return float(1.0 - np.mean(self.in_distribution))
 
 
 @dataclass
@@ -189,6 +215,11 @@ class Detector:
         )
         detector.compiled  # noqa: B018 - a model that cannot be compiled fails here, not later
         return detector
+
+    @property
+    def profile(self) -> TrainingProfile | None:
+        """What the model was trained on (per-class quantiles, novelty), kept with the model."""
+        return TrainingProfile.of(self.pipeline)
 
     @property
     def compiled(self) -> CompiledPipeline:
@@ -281,12 +312,50 @@ class Detector:
         """The pipeline's probabilities for aligned input columns (:meth:`proba_matrix`)."""
         return self.proba_matrix(*self.inputs(X))
 
-    def predict(self, frame: pd.DataFrame | pl.DataFrame) -> Verdicts:
-        """One vectorised model call for all flows of ``frame`` (any known column spelling)."""
+    def predict(self, frame: pd.DataFrame | pl.DataFrame, explain: Explain = "none") -> Verdicts:
+        """One vectorised model call for all flows of ``frame`` (any known column spelling),
+        with the flows' novelty when the model has a profile, and reasons for the ``flagged``
+        flows (those not judged benign), ``all`` flows or ``none``."""
         X = self.align(frame)
         if len(X) == 0:
             return Verdicts.empty(len(self.classes))
-        return self.verdicts(self.predict_proba(X))
+        numeric, categorical = self.inputs(X)
+        verdicts = self.verdicts(self.proba_matrix(numeric, categorical))
+        self.assess(verdicts, numeric)
+        if explain != "none":
+            rows = np.arange(len(X)) if explain == "all" else np.flatnonzero(verdicts.codes != 0)
+            self.explain(verdicts, X, rows)
+        return verdicts
+
+    def assess(self, verdicts: Verdicts, numeric: np.ndarray) -> None:
+        """Add the flows' novelty (the :attr:`numeric` matrix) to their verdicts."""
+        profile = self.profile
+        if profile is None:
+            return
+        found = profile.assess(numeric)
+        verdicts.novelty = found.novelty
+        verdicts.in_distribution = found.in_distribution
+        verdicts.out_of_range = found.top_out_of_range(profile.features)
+
+    def explain(self, verdicts: Verdicts, X: pd.DataFrame, rows: np.ndarray) -> None:
+        """Add reasons to the verdicts of ``rows`` of the aligned inputs ``X``
+        (:mod:`flowsentinel.models.explain`)."""
+        if verdicts.reasons is None:
+            verdicts.reasons = [None] * len(verdicts)
+        if len(rows) == 0:
+            return
+        fitted = np.asarray(getattr(self.pipeline, "classes_", np.arange(len(self.classes))))
+        # the verdict's class among the classes the estimator was fitted on
+        target = np.searchsorted(fitted, verdicts.codes[rows]).clip(0, len(fitted) - 1)
+        subset = X.iloc[rows]
+        attr = explaining.attributions(
+            self.pipeline, subset, target, self.features, self.categorical
+        )
+        found = explaining.reasons(
+            attr, subset, [str(v) for v in verdicts.labels[rows]], self.profile
+        )
+        for i, r in zip(rows, found, strict=True):
+            verdicts.reasons[i] = r
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -301,6 +370,7 @@ class Detector:
             "features": self.features,
             "threshold": self.threshold,
             "metrics": self.metrics,
+            "novelty": self.profile.describe() if self.profile is not None else None,
         }
 
 

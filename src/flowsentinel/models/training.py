@@ -53,6 +53,7 @@ from flowsentinel.models.plots import (
     reliability_plot,
     roc_pr_curves,
 )
+from flowsentinel.models.profile import TrainingProfile
 from flowsentinel.models.zoo import (
     CALIBRATION_METHODS,
     SPECS,
@@ -490,6 +491,8 @@ def _fit_and_score(
         say(f"{name}: out-of-fold probabilities of the training rows ({cfg.cv} folds)")
         point = _operating_point(pipe, data, cfg.max_fpr, cfg.cv, seed, n_jobs)
         say(f"{name}: {point.describe()}")
+    profile = _describe_training(data, seed)
+    profile.attach(pipe)
     say(f"{name}: scoring {len(data.X_test):,} test rows")
     t0 = time.perf_counter()
     proba = np.asarray(pipe.predict_proba(data.X_test))
@@ -502,6 +505,7 @@ def _fit_and_score(
     cm = m.pop("confusion_matrix")
     per_class = m.pop("per_class", None)
     m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
+    m["novel_share_test"] = _novel_share(profile, data)
     meta: dict[str, Any] = {
         "dataset": data.dataset,
         "task": cfg.task,
@@ -544,6 +548,18 @@ def _operating_point(
         oof = out_of_fold_proba(pipe, split.train, split.y_train, folds, seed, n_jobs)
     attack = Verdicts.from_proba(oof, data.classes, np.unique(split.y_train)).attack_probability
     return threshold_for_fpr(attack[split.y_train == 0], max_fpr, folds=folds)
+
+
+def _describe_training(data: _Prepared, seed: int) -> TrainingProfile:
+    """The training rows' per-class quantiles and novelty detector (kept with the model)."""
+    rows = data.split.train[data.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    return TrainingProfile.fit(rows, data.split.y_train, data.numeric, data.classes, seed=seed)
+
+
+def _novel_share(profile: TrainingProfile, data: _Prepared) -> float:
+    """The share of test rows the profile marks novel (held out from training)."""
+    rows = data.X_test[data.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    return 1.0 - float(np.mean(profile.assess(rows).in_distribution)) if len(rows) else 0.0
 
 
 def _log_model(

@@ -1,0 +1,394 @@
+"""Reasons per verdict: which inputs pushed a flow towards the class it was given, by how much,
+and where their values lie among the training rows of each class.
+
+Attributions are exact decompositions of the model's own output, computed on the fitted
+pipeline's estimator input (after imputation, scaling, one-hot encoding, derived columns) and
+summed back onto the model's input features (one-hot columns onto their categorical column):
+
+- XGBoost and LightGBM: the boosters' own TreeSHAP (``pred_contribs`` / ``pred_contrib``), in
+  margin (log-odds) units; they sum to the margin.
+- scikit-learn forests, trees and histogram gradient boosting: the decision-path decomposition (each split's change of the
+  class probability credited to the split's feature), averaged over the trees; it sums to the
+  probability minus the training prior. A feature on which no tree splits gets 0.
+- logistic regression: coefficient × standardised value (sums to the margin minus the
+  intercept).
+- k-nearest neighbours: the per-feature terms of the squared distance to the centroid of the
+  flow's ``k`` nearest training rows of other classes minus that to its ``k`` nearest rows of the
+  verdict's class (positive: the feature brings the flow closer to the verdict's class); the
+  neighbours themselves are listed too.
+- calibrated models: the mean of their calibrated estimators' attributions.
+- seed-b's PCA: each component's attribution is shared among the inputs by their terms in the
+  component (``loading × centred value``), which keeps the sum.
+
+Contributions are signed towards the verdict: positive values pushed the flow towards the
+class it was given (for a binary model judged benign, towards benign).
+
+Examples
+--------
+>>> from flowsentinel.models.explain import reason_text
+>>> reason_text("Flow IAT Min", 3.0, {"BENIGN": 0.5, "DoS": 60.0}, "DoS")
+'Flow IAT Min = 3: lower than 99.5 % of BENIGN training flows, higher than 60 % of DoS'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba as nb
+import numpy as np
+import pandas as pd
+
+from flowsentinel.core.errors import ModelError
+from flowsentinel.models.profile import TrainingProfile
+
+_CORES = min(os.cpu_count() or 1, 8)
+
+
+class ExplainError(ModelError):
+    """A model whose verdicts cannot be explained (an estimator without an attribution)."""
+
+
+@dataclass
+class Attributions:
+    """Per-flow contributions of each input towards the flow's verdict class."""
+
+    names: list[str]  # the inputs (model features, then derived columns)
+    values: np.ndarray  # (flows, inputs)
+    units: str  # "margin" or "probability" or "squared distance"
+    neighbours: list[list[dict[str, Any]]] | None = None  # k-NN only
+    derived: dict[str, np.ndarray] = field(default_factory=dict)  # derived columns' values
+
+
+# --- tree walks -----------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def _path_contributions(  # pragma: no cover
+    X: np.ndarray,
+    target: np.ndarray,
+    roots: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    nan_left: np.ndarray,
+    value: np.ndarray,
+    strict: bool,
+) -> np.ndarray:
+    """Sum over trees of each split's change of the target class's value, credited to the
+    split's feature (NaN follows the fitted way; ``strict``: ``x < t`` goes left)."""
+    n = X.shape[0]
+    out = np.zeros((n, X.shape[1]))
+    for t in range(roots.shape[0]):
+        for i in range(n):
+            node = roots[t]
+            c = target[i]
+            while left[node] != -1:
+                f = feature[node]
+                x = X[i, f]
+                if np.isnan(x):
+                    child = left[node] if nan_left[node] else right[node]
+                elif x < threshold[node] or (not strict and x == threshold[node]):
+                    child = left[node]
+                else:
+                    child = right[node]
+                out[i, f] += value[child, c] - value[node, c]
+                node = child
+    return out
+
+
+_Flat = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _flat_trees(trees: list[Any]) -> _Flat:
+    """scikit-learn fitted trees as flat node arrays with per-node class probabilities."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
+    base = 0
+    for tree in trees:
+        left = np.asarray(tree.children_left, dtype=np.int64)
+        right = np.asarray(tree.children_right, dtype=np.int64)
+        leaf = left == -1
+        value = np.asarray(tree.value, dtype=np.float64)[:, 0, :]
+        total = value.sum(axis=1, keepdims=True)
+        parts["l"].append(np.where(leaf, -1, left + base))
+        parts["r"].append(np.where(leaf, -1, right + base))
+        parts["f"].append(np.where(leaf, 0, np.asarray(tree.feature, dtype=np.int64)))
+        parts["t"].append(np.asarray(tree.threshold, dtype=np.float64))
+        parts["n"].append(np.asarray(tree.missing_go_to_left, dtype=np.bool_))
+        parts["v"].append(value / np.where(total > 0, total, 1.0))
+        parts["root"].append(np.array([base], dtype=np.int64))
+        base += len(left)
+    root, left_, right_, feature, threshold, nan_left, value = (
+        np.ascontiguousarray(np.concatenate(parts[k]))
+        for k in ("root", "l", "r", "f", "t", "n", "v")
+    )
+    return root, left_, right_, feature, threshold, nan_left, value
+
+
+def _sklearn_trees(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    trees = [model.tree_] if hasattr(model, "tree_") else [e.tree_ for e in model.estimators_]
+    X32 = np.ascontiguousarray(Xt, dtype=np.float32).astype(np.float64)
+    out = _path_contributions(X32, target.astype(np.int64), *_flat_trees(trees), False)
+    return np.asarray(out / len(trees))
+
+
+def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Decision paths of a histogram gradient boosting model, in margin units: leaf values
+    carry the learning rate, inner node values do not (scikit-learn applies it to leaves only)."""
+    per_iteration = model._predictors
+    n_classes = len(per_iteration[0])
+    lr = float(model.learning_rate)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
+    base = 0
+    for trees in per_iteration:
+        for k, predictor in enumerate(trees):
+            nodes = predictor.nodes
+            leaf = nodes["is_leaf"].astype(bool)
+            value = np.zeros((len(nodes), n_classes))
+            value[:, k] = np.where(leaf, nodes["value"], nodes["value"] * lr)
+            parts["l"].append(np.where(leaf, -1, nodes["left"].astype(np.int64) + base))
+            parts["r"].append(np.where(leaf, -1, nodes["right"].astype(np.int64) + base))
+            parts["f"].append(nodes["feature_idx"].astype(np.int64))
+            parts["t"].append(nodes["num_threshold"].astype(np.float64))
+            parts["n"].append(nodes["missing_go_to_left"].astype(np.bool_))
+            parts["v"].append(value)
+            parts["root"].append(np.array([base], dtype=np.int64))
+            base += len(nodes)
+    arrays = [np.ascontiguousarray(np.concatenate(parts[k])) for k in parts]
+    left, right, feature, threshold, nan_left, value, roots = arrays
+    X = np.ascontiguousarray(Xt, dtype=np.float64)
+    column = np.zeros_like(target) if n_classes == 1 else target
+    out = _path_contributions(
+        X, column.astype(np.int64), roots, left, right, feature, threshold, nan_left, value, False
+    )
+    return np.asarray(out * _binary_sign(target)) if n_classes == 1 else np.asarray(out)
+
+
+# --- estimators -----------------------------------------------------------------------------
+def _binary_sign(target: np.ndarray) -> np.ndarray:
+    return np.where(target == 0, -1.0, 1.0)[:, None]
+
+
+def _xgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    import xgboost as xgb  # the model's own library, already loaded with the model
+
+    booster = model.get_booster()
+    booster.set_param({"nthread": _CORES})  # the fitted model's n_jobs=1 is for the search
+    data = xgb.DMatrix(np.ascontiguousarray(Xt, dtype=np.float32), missing=np.nan)
+    contribs = booster.predict(data, pred_contribs=True)
+    if contribs.ndim == 3:  # multiclass: (flows, classes, inputs + bias)
+        return np.asarray(contribs[np.arange(len(Xt)), target, :-1], dtype=np.float64)
+    return np.asarray(contribs[:, :-1], dtype=np.float64) * _binary_sign(target)
+
+
+def _lgbm(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    contribs = np.asarray(model.predict(Xt, pred_contrib=True), dtype=np.float64)
+    width = Xt.shape[1] + 1
+    if contribs.shape[1] > width:  # multiclass: classes × (inputs + bias)
+        per_class = contribs.reshape(len(Xt), -1, width)
+        return np.asarray(per_class[np.arange(len(Xt)), target, :-1])
+    return np.asarray(contribs[:, :-1] * _binary_sign(target))
+
+
+def _linear(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    X = np.nan_to_num(np.asarray(Xt, dtype=np.float64))
+    if coef.shape[0] == 1:
+        return np.asarray(X * coef[0] * _binary_sign(target))
+    return np.asarray(X * coef[target])
+
+
+def _knn(model: Any, Xt: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Squared-distance terms to the nearest rows of the verdict's class and of the others."""
+    train = np.asarray(model._fit_X, dtype=np.float64)
+    labels = np.asarray(model._y)
+    k = int(model.n_neighbors)
+    X = np.nan_to_num(np.asarray(Xt, dtype=np.float64))
+    d2 = (X**2).sum(1)[:, None] + (train**2).sum(1)[None, :] - 2 * X @ train.T
+    same = labels[None, :] == target[:, None]
+    out = np.empty_like(X)
+    neighbours: list[Any] = []
+    classes = np.asarray(model.classes_)
+    for i in range(len(X)):
+        own = np.argsort(np.where(same[i], d2[i], np.inf))[:k]
+        other = np.argsort(np.where(same[i], np.inf, d2[i]))[:k]
+        near_own, near_other = train[own].mean(0), train[other].mean(0)
+        out[i] = (X[i] - near_other) ** 2 - (X[i] - near_own) ** 2
+        nearest = np.argsort(d2[i])[:k]
+        neighbours.append(
+            [
+                {"label": str(classes[labels[j]]), "distance": float(np.sqrt(max(d2[i, j], 0)))}
+                for j in nearest
+            ]
+        )
+    return out, neighbours
+
+
+def _estimator_contributions(
+    model: Any, Xt: np.ndarray, target: np.ndarray
+) -> tuple[np.ndarray, str, list[Any] | None]:
+    kind = type(model).__name__
+    if kind == "CalibratedClassifierCV":
+        parts = [
+            _estimator_contributions(c.estimator, Xt, target) for c in model.calibrated_classifiers_
+        ]
+        return np.mean([p[0] for p in parts], axis=0), parts[0][1], parts[0][2]
+    if kind == "XGBClassifier":
+        return _xgb(model, Xt, target), "margin", None
+    if kind == "LGBMClassifier":
+        return _lgbm(model, Xt, target), "margin", None
+    if kind in ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier"):
+        return _sklearn_trees(model, Xt, target), "probability", None
+    if kind == "LogisticRegression":
+        return _linear(model, Xt, target), "margin", None
+    if kind == "HistGradientBoostingClassifier":
+        return _hgb(model, Xt, target), "margin", None
+    if kind == "KNeighborsClassifier":
+        values, neighbours = _knn(model, Xt, target)
+        return values, "squared distance", neighbours
+    raise ExplainError(f"reasons are not available for {kind} models")
+
+
+# --- from the estimator's columns back to the inputs ----------------------------------------
+def _input_of(column: str, features: list[str], categorical: list[str]) -> str:
+    if column in features:
+        return column
+    owners = [c for c in categorical if column.startswith(f"{c}_")]
+    return max(owners, key=len) if owners else column
+
+
+def _through_pca(pca: Any, before: np.ndarray, contrib: np.ndarray) -> np.ndarray:
+    """Component attributions shared among the inputs by their terms in each component."""
+    centred = np.nan_to_num(before - pca.mean_)
+    terms = centred[:, None, :] * pca.components_[None, :, :]  # (flows, components, inputs)
+    total = terms.sum(axis=2, keepdims=True)
+    share = np.divide(terms, total, out=np.zeros_like(terms), where=np.abs(total) > 1e-12)
+    return np.asarray(np.einsum("nc,nci->ni", contrib, share))
+
+
+def attributions(
+    pipeline: Any,
+    X: pd.DataFrame,
+    target: np.ndarray,
+    features: list[str],
+    categorical: list[str],
+) -> Attributions:
+    """Contributions of each input of ``X`` (aligned model inputs) towards class ``target``
+    (per flow, an index into the pipeline's ``classes_``)."""
+    steps = dict(pipeline.steps)
+    model = pipeline.steps[-1][1]
+    pca = steps.get("pca")
+    head = pipeline[:-2] if pca is not None else pipeline[:-1]
+    before = np.asarray(head.transform(X), dtype=np.float64)
+    columns = [str(c) for c in head.get_feature_names_out()]
+    Xt = pca.transform(before) if pca is not None else before
+    target = np.asarray(target, dtype=np.int64)
+    values, units, neighbours = _estimator_contributions(model, Xt, target)
+    if pca is not None:
+        values = _through_pca(pca, before, values)
+    owners = [_input_of(c, features, categorical) for c in columns]
+    names = list(dict.fromkeys([*features, *owners]))
+    index = {n: j for j, n in enumerate(names)}
+    summed = np.zeros((len(X), len(names)))
+    np.add.at(summed.T, np.asarray([index[o] for o in owners]), values.T)
+    derived = {c: before[:, j] for j, c in enumerate(columns) if c not in features}
+    return Attributions(names, summed, units, neighbours, derived)
+
+
+# --- reasons --------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or not np.isfinite(value):
+        return "missing" if value is None or np.isnan(value) else str(value)
+    return f"{value:.4g}"
+
+
+def _pct(p: float) -> str:
+    return f"{p:.1f}".rstrip("0").rstrip(".")
+
+
+def reason_text(feature: str, value: Any, percentiles: dict[str, float], verdict: str) -> str:
+    """``"Flow IAT Min = 3: lower than 99 % of BENIGN training flows, ..."``."""
+    text = f"{feature} = {_fmt(value)}"
+    parts: list[str] = []
+    for k, (cls, p) in enumerate(percentiles.items()):
+        if not np.isfinite(p) or (k > 0 and cls != verdict):
+            continue
+        where = f"higher than {_pct(p)} %" if p >= 50 else f"lower than {_pct(100 - p)} %"
+        parts.append(f"{where} of {cls}" + (" training flows" if not parts else ""))
+    return f"{text}: {', '.join(parts)}" if parts else text
+
+
+def _values(attr: Attributions, X: pd.DataFrame, picks: np.ndarray) -> np.ndarray:
+    """The picked inputs' values, (flows, top), as objects (text for categorical inputs)."""
+    table = np.empty((len(X), len(attr.names)), dtype=object)
+    for j, name in enumerate(attr.names):
+        column = X[name] if name in X.columns else attr.derived.get(name)
+        if column is None:
+            continue
+        data = column.to_numpy() if isinstance(column, pd.Series) else column
+        table[:, j] = data
+    return np.take_along_axis(table, picks, axis=1)
+
+
+def _percentiles(
+    attr: Attributions, profile: TrainingProfile | None, picks: np.ndarray, values: np.ndarray
+) -> np.ndarray | None:
+    """(classes, flows, top) ranks of the picked values among each class's training rows."""
+    if profile is None:
+        return None
+    known = {f: j for j, f in enumerate(profile.features)}
+    index = np.asarray([known.get(n, -1) for n in attr.names])[picks]
+    numeric = np.full(values.shape, np.nan)
+    usable = index >= 0
+    numeric[usable] = values[usable].astype(np.float64)
+    ranks = profile.ranks(np.where(usable, index, 0), numeric)
+    ranks[:, ~usable] = np.nan
+    return np.asarray(ranks)
+
+
+def reasons(
+    attr: Attributions,
+    X: pd.DataFrame,
+    verdicts: list[str],
+    profile: TrainingProfile | None,
+    top: int = 5,
+) -> list[list[dict[str, Any]]]:
+    """The ``top`` inputs that pushed each flow most towards its verdict, as records (the
+    first always; the others while they push towards the verdict)."""
+    picks = np.argsort(-attr.values, axis=1, kind="stable")[:, :top]
+    contributions = np.take_along_axis(attr.values, picks, axis=1)
+    values = _values(attr, X, picks)
+    ranks = _percentiles(attr, profile, picks, values)
+    classes = profile.classes if profile is not None else []
+    out: list[list[dict[str, Any]]] = []
+    for i in range(len(picks)):
+        rows: list[dict[str, Any]] = []
+        for k in range(picks.shape[1]):
+            contribution = float(contributions[i, k])
+            if contribution <= 0 and rows:
+                break
+            name, value = attr.names[picks[i, k]], values[i, k]
+            if not isinstance(value, str):
+                value = float(value) if value is not None else None
+                value = value if value is not None and np.isfinite(value) else None
+            pcts = (
+                {}
+                if ranks is None
+                else {c: float(ranks[c_i, i, k]) for c_i, c in enumerate(classes)}
+            )
+            pcts = {c: round(p, 1) for c, p in pcts.items() if np.isfinite(p)}
+            rows.append(
+                {
+                    "feature": name,
+                    "value": value,
+                    "contribution": round(contribution, 6),
+                    "percentiles": pcts,
+                    "text": reason_text(name, value, pcts, verdicts[i]),
+                }
+            )
+        if attr.neighbours is not None and rows:
+            rows[0]["neighbours"] = attr.neighbours[i]
+        out.append(rows)
+    return out
