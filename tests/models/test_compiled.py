@@ -265,3 +265,18 @@ def test_a_calibration_it_does_not_replay_is_an_error() -> None:
     pipe.fit(frame, frame["label"].to_numpy())
     with pytest.raises(CompileError, match="method 'temperature'"):
         compile_pipeline(pipe, [*numeric, *categorical], categorical)
+
+
+def test_a_calibrated_detector_gives_reasons_and_novelty() -> None:
+    """The scoring extras see through the calibrated estimator (its folds' estimators behind
+    their undersamplers)."""
+    from flowsentinel.models.profile import TrainingProfile
+
+    det, test = _fitted("rf", "unsw", calibrate="isotonic")
+    frame, numeric, _, _ = _layout("unsw", 420, 0)
+    rows = frame.iloc[:300][numeric].to_numpy(dtype=np.float64)
+    labels = frame.iloc[:300]["label"].to_numpy()
+    TrainingProfile.fit(rows, labels, numeric, det.classes, seed=0).attach(det.pipeline)
+    verdicts = det.predict(test, explain="all")
+    assert verdicts.reasons is not None and all(r for r in verdicts.reasons)
+    assert verdicts.in_distribution is not None and len(verdicts.in_distribution) == len(test)

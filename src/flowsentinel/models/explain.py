@@ -7,9 +7,10 @@ summed back onto the model's input features (one-hot columns onto their categori
 
 - XGBoost and LightGBM: the boosters' own TreeSHAP (``pred_contribs`` / ``pred_contrib``), in
   margin (log-odds) units; they sum to the margin.
-- scikit-learn forests, trees and histogram gradient boosting: the decision-path decomposition (each split's change of the
-  class probability credited to the split's feature), averaged over the trees; it sums to the
-  probability minus the training prior. A feature on which no tree splits gets 0.
+- scikit-learn forests, trees and histogram gradient boosting: the decision-path decomposition
+  (each split's change of the class probability credited to the split's feature), averaged
+  over the trees; it sums to the probability minus the training prior. A feature on which no
+  tree splits gets 0.
 - logistic regression: coefficient × standardised value (sums to the margin minus the
   intercept).
 - k-nearest neighbours: the per-feature terms of the squared distance to the centroid of the
@@ -229,9 +230,10 @@ def _estimator_contributions(
 ) -> tuple[np.ndarray, str, list[Any] | None]:
     kind = type(model).__name__
     if kind == "CalibratedClassifierCV":
-        parts = [
-            _estimator_contributions(c.estimator, Xt, target) for c in model.calibrated_classifiers_
-        ]
+        folds = [c.estimator for c in model.calibrated_classifiers_]
+        # a fold's estimator may sit behind its undersampler (``zoo.calibrated``)
+        folds = [f.steps[-1][1] if hasattr(f, "steps") else f for f in folds]
+        parts = [_estimator_contributions(f, Xt, target) for f in folds]
         return np.mean([p[0] for p in parts], axis=0), parts[0][1], parts[0][2]
     if kind == "XGBClassifier":
         return _xgb(model, Xt, target), "margin", None
