@@ -12,7 +12,7 @@ from flowsentinel.core import schema as sc
 from flowsentinel.datasets.synthetic import generate_flows
 from flowsentinel.models.compiled import CompileError, _estimator, compile_pipeline
 from flowsentinel.models.detector import Detector
-from flowsentinel.models.zoo import SPECS, build_pipeline
+from flowsentinel.models.zoo import SPECS, build_pipeline, calibrated
 
 UNSW_NUM = [c for c in sc.UNSW_FEATURES if c not in sc.UNSW_CATEGORICAL]
 UNSW_CAT = list(sc.UNSW_CATEGORICAL)
@@ -57,7 +57,14 @@ def _damaged(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) ->
     return test
 
 
-def _fitted(kind: str, layout: str, y_column: str = "label", rows: int = 420, seed: int = 0):
+def _fitted(
+    kind: str,
+    layout: str,
+    y_column: str = "label",
+    rows: int = 420,
+    seed: int = 0,
+    calibrate: str | None = None,
+):
     frame, numeric, categorical, dataset = _layout(layout, rows, seed)
     train, test = frame.iloc[:300], frame.iloc[300:]
     y = train[y_column].to_numpy()
@@ -66,6 +73,10 @@ def _fitted(kind: str, layout: str, y_column: str = "label", rows: int = 420, se
     pipe = build_pipeline(
         SPECS[kind], numeric, categorical, seed=seed, n_classes=len(classes)
     ).set_params(**SMALL.get(kind, {}))
+    if calibrate is not None:  # label noise: calibrated probabilities strictly inside (0, 1)
+        noisy = np.random.default_rng(seed).random(len(codes)) < 0.15
+        codes = np.where(noisy, (codes + 1) % len(classes), codes)
+        pipe = calibrated(pipe, calibrate, folds=3, seed=seed)
     pipe.fit(train, codes)
     det = Detector(
         pipeline=pipe,
@@ -199,3 +210,73 @@ def test_compiled_estimators_equal_their_own_predict_proba(kind: str, rows: int)
     test = rng.lognormal(1, 2, size=(rows, 8))
     test[rng.random(test.shape) < 0.1] = np.nan
     np.testing.assert_array_equal(compiled(test), model.predict_proba(test).astype(np.float64))
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_calibrated_pipelines_compile_with_parity(kind: str, method: str) -> None:
+    """Every zoo kind wrapped in ``CalibratedClassifierCV`` (3 folds, the undersampler inside
+    each fold) gives the calibrated pipeline's probabilities, NaN and ±inf rows included."""
+    det, test = _fitted(kind, "unsw", calibrate=method)
+    expected = det.pipeline.predict_proba(test[det.features])
+    numeric, categorical = det.inputs(test)
+    assert not np.isfinite(numeric).all()
+    got = det.compiled.proba(numeric, categorical)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    one = det.compiled.proba(numeric[4:5], {c: v[4:5] for c, v in categorical.items()})
+    np.testing.assert_allclose(one, expected[4:5], rtol=0, atol=1e-9)
+    how = det.compiled.replay[-1]
+    assert how.startswith(f"CalibratedClassifierCV ({method}, 3 folds of ")
+    assert len(np.unique(expected[:, 1].round(12))) > 2  # not only 0 and 1
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+@pytest.mark.parametrize("kind", ["rf", "lr", "xgb", "hgb"])
+def test_calibrated_multiclass_pipelines_compile_with_parity(kind: str, method: str) -> None:
+    """Three classes: each class calibrated one-vs-rest, then normalised by the row sum."""
+    det, test = _fitted(kind, "unsw", y_column="attack_cat", seed=3, calibrate=method)
+    assert len(det.classes) == 3
+    numeric, categorical = det.inputs(test)
+    expected = det.pipeline.predict_proba(test[det.features])
+    np.testing.assert_allclose(
+        det.compiled.proba(numeric, categorical), expected, rtol=0, atol=1e-9
+    )
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_calibrated_cic_pipeline_compiles_with_parity() -> None:
+    det, test = _fitted("lgbm", "cic", calibrate="isotonic")
+    numeric, categorical = det.inputs(test)
+    np.testing.assert_allclose(
+        det.compiled.proba(numeric, categorical),
+        det.pipeline.predict_proba(test[det.features]),
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+def test_a_calibration_it_does_not_replay_is_an_error() -> None:
+    """Temperature scaling (scikit-learn ≥ 1.8) is not replayed: refused, not approximated."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    frame, numeric, categorical, _ = _layout("unsw", 300, 0)
+    pipe = build_pipeline(SPECS["dt"], numeric, categorical, seed=0)
+    pipe.steps[-1] = ("model", CalibratedClassifierCV(pipe.steps[-1][1], method="temperature"))
+    pipe.fit(frame, frame["label"].to_numpy())
+    with pytest.raises(CompileError, match="method 'temperature'"):
+        compile_pipeline(pipe, [*numeric, *categorical], categorical)
+
+
+def test_a_calibrated_detector_gives_reasons_and_novelty() -> None:
+    """The scoring extras see through the calibrated estimator (its folds' estimators behind
+    their undersamplers)."""
+    from flowsentinel.models.profile import TrainingProfile
+
+    det, test = _fitted("rf", "unsw", calibrate="isotonic")
+    frame, numeric, _, _ = _layout("unsw", 420, 0)
+    rows = frame.iloc[:300][numeric].to_numpy(dtype=np.float64)
+    labels = frame.iloc[:300]["label"].to_numpy()
+    TrainingProfile.fit(rows, labels, numeric, det.classes, seed=0).attach(det.pipeline)
+    verdicts = det.predict(test, explain="all")
+    assert verdicts.reasons is not None and all(r for r in verdicts.reasons)
+    assert verdicts.in_distribution is not None and len(verdicts.in_distribution) == len(test)

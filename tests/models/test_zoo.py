@@ -7,7 +7,7 @@ from modeldata import unsw_frame
 
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
-from flowsentinel.models.zoo import SPECS, build_pipeline, parse_models, search_space
+from flowsentinel.models.zoo import SPECS, build_pipeline, calibrated, parse_models, search_space
 
 NUM = [c for c in sc.UNSW_FEATURES if c not in sc.UNSW_CATEGORICAL]
 CAT = list(sc.UNSW_CATEGORICAL)
@@ -87,3 +87,31 @@ def test_decorrelation_is_kept_for_linear_models_only() -> None:
     rf = build_pipeline(SPECS["rf"], NUM, CAT, seed=1)
     assert "decorrelate" not in rf.named_steps["prepare"].transformers[0][1].named_steps
     assert isinstance(df, pd.DataFrame)
+
+
+def test_calibration_moves_the_undersampler_inside_each_fold() -> None:
+    """The calibrated copy: no sampler ahead of the calibrated estimator (so its calibration
+    folds keep the natural class shares); each fold fits the undersampler then the estimator
+    on its two thirds of the rows."""
+    from imblearn.pipeline import Pipeline
+    from sklearn.calibration import CalibratedClassifierCV
+
+    df = unsw_frame(600, seed=2)
+    df = pd.concat([df, df[df["label"] == 0].assign(id=0)]).reset_index(drop=True)  # imbalance
+    y = df["label"].to_numpy()
+    pipe = build_pipeline(SPECS["dt"], NUM, CAT, seed=0)
+    cal = calibrated(pipe, "isotonic", folds=3, seed=0)
+    assert pipe.named_steps["sample"] != "passthrough"  # the original is left as it was
+    assert cal.named_steps["sample"] == "passthrough"
+    model = cal.named_steps["model"]
+    assert isinstance(model, CalibratedClassifierCV) and isinstance(model.estimator, Pipeline)
+    assert [n for n, _ in model.estimator.steps] == ["sample", "model"]
+    cal.fit(df, y)
+    assert len(model.calibrated_classifiers_) == 3
+    minority = int((y == 1).sum())
+    for fold in model.calibrated_classifiers_:  # fitted on balanced rows of its two thirds
+        tree = fold.estimator.named_steps["model"].tree_
+        np.testing.assert_allclose(tree.value[0, 0], [0.5, 0.5])
+        assert abs(tree.weighted_n_node_samples[0] - 2 * minority * 2 / 3) <= 2
+    with pytest.raises(InputError, match="--calibrate must be one of"):
+        calibrated(pipe, "temperature", folds=3, seed=0)

@@ -22,7 +22,17 @@ class Decorrelate(StrEnum):
 
 app = typer.Typer(help="Registered models: list and promote.", no_args_is_help=True)
 
-_COLUMNS = ["f1", "precision", "recall", "roc_auc", "pr_auc", "balanced_accuracy", "fpr"]
+_COLUMNS = [
+    "f1",
+    "precision",
+    "recall",
+    "roc_auc",
+    "pr_auc",
+    "balanced_accuracy",
+    "fpr",
+    "brier",
+    "ece",
+]
 
 
 def _fmt(v: Any) -> str:
@@ -44,14 +54,33 @@ def print_comparison(result: dict[str, Any]) -> None:
         f"{result['dataset']} / {result['task']}, protocol {result['protocol']}: "
         f"{result['n_train']:,} training rows, {result['n_test']:,} test rows"
     )
-    heads = ["f1", "prec", "recall", "roc_auc", "pr_auc", "bal_acc", "fpr"]
+    heads = ["f1", "prec", "recall", "roc_auc", "pr_auc", "bal_acc", "fpr", "brier", "ece"]
     console.print(table(title, ["model", *heads, "fit s", "pred s"], rows))
+    for m in result["models"]:
+        _print_operating_point(m)
     c = result["champion"]
     if c.get("registered_model") and result["protocol"] != "evaluate":
         console.print(
             f"champion [bold]{c['name']}[/] registered as {c['registered_model']} "
             f"version {c['version']} (alias champion)"
         )
+
+
+def _print_operating_point(model: dict[str, Any]) -> None:
+    """One line per model trained with ``--max-fpr`` or ``--calibrate``."""
+    point, method = model.get("operating_point"), model.get("calibration")
+    if point is None and method is None:
+        return
+    parts = [] if method is None else [f"calibrated ({method})"]
+    if point is not None:
+        allows = point["allowed_flags"]
+        parts.append(
+            f"threshold {point['threshold']:.6g} on P(attack) for FPR ≤ {point['max_fpr']:g}: "
+            f"{point['flagged']} of {point['benign_rows']:,} benign training rows flagged out "
+            f"of fold (OOF FPR {point['oof_fpr']:.4%}; the rate allows {allows} "
+            f"flag{'' if allows == 1 else 's'})"
+        )
+    console.print(f"{model['name']}: " + "; ".join(parts), highlight=False)
 
 
 def _parse_list(values: list[str] | None) -> list[str]:
@@ -95,6 +124,18 @@ def train_command(
     decorrelate: Annotated[
         Decorrelate, typer.Option(help="Seed's |r|>0.9 feature drop: auto (lr/knn only), on, off.")
     ] = Decorrelate.auto,
+    max_fpr: Annotated[
+        float | None,
+        typer.Option(
+            "--max-fpr",
+            help="Decision threshold keeping the out-of-fold false-positive rate of the "
+            "training rows at most this (0 < rate < 1); default: most probable class.",
+        ),
+    ] = None,
+    calibrate: Annotated[
+        str | None,
+        typer.Option(help="Calibrate probabilities: isotonic or sigmoid (3 stratified folds)."),
+    ] = None,
     register: Annotated[bool, typer.Option(help="Register the champion in MLflow.")] = True,
     name: Annotated[
         str | None, typer.Option(help="Registered model name (default flowsentinel-DATASET-TASK).")
@@ -131,6 +172,8 @@ def train_command(
         decorrelate={"auto": None, "on": True, "off": False}[decorrelate.value],
         register=register,
         registered_name=name,
+        max_fpr=max_fpr,
+        calibrate=calibrate,
     )
     try:
         with console.status("training") as status, contextlib.redirect_stdout(sys.stderr):

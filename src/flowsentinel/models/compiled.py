@@ -16,7 +16,15 @@ numeric columns and the text of the categorical ones:
   arrays walked by one numba loop (the same comparisons and summation order as the library,
   without its per-tree overhead);
 - logistic regression, k-NN, histogram gradient boosting, LightGBM and multi-class XGBoost:
-  the fitted estimator's own ``predict_proba`` on the transformed matrix.
+  the fitted estimator's own ``predict_proba`` on the transformed matrix;
+- a calibrated estimator (``CalibratedClassifierCV``, isotonic or sigmoid, ``train
+  --calibrate``): each fold's estimator compiled as above (its undersampler skipped), its
+  response (decision function where the estimator has one, else P(class) and, binary, P(class
+  1)) mapped by the fold's calibrators — isotonic: linear interpolation over the calibrator's
+  ``X_thresholds_``/``y_thresholds_`` (values beyond them clipped, as the calibrator does);
+  sigmoid: ``expit(-(a·f + b))`` — then scikit-learn's normalisation (binary: P(0) = 1 − P(1);
+  multiclass: divided by the row sum, uniform where that is 0; values in (1, 1 + 1e-5] set to
+  1), and the folds' probabilities averaged in fold order.
 
 Every step the pipeline runs at prediction time is replayed or called, never skipped; a step
 of another kind raises :class:`CompileError` (a model that cannot be compiled cannot be
@@ -178,9 +186,12 @@ _OWN_PROBA: tuple[tuple[str, str], ...] = (
 
 def _estimator(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The compiled estimator and how it is computed."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
+    if type(model) is CalibratedClassifierCV:
+        return _CalibratedEnsemble.build(model)
     _unnamed(model)
     if type(model) in (RandomForestClassifier, ExtraTreesClassifier):
         if model.n_outputs_ != 1:
@@ -402,6 +413,132 @@ class _XGBTrees:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
         proba = _xgb_logistic(X32, *self.arrays, self.base)  # type: ignore[call-arg]  # numba dispatcher: its signature is the kernel's, unknown to mypy
         return np.asarray(proba, dtype=np.float64)
+
+
+class _CalibratedFold:
+    """One fold of a ``CalibratedClassifierCV`` (``_CalibratedClassifier.predict_proba``): the
+    fold's estimator response, each column mapped by its calibrator into its class column."""
+
+    def __init__(self, fold: Any, n_classes: int) -> None:
+        from sklearn.isotonic import IsotonicRegression
+
+        model = _fold_estimator(fold.estimator)
+        self.response, self.how = _response(model)
+        #: XGBoost answers in float32; the calibrators see (and the isotonic one returns) it
+        self.float32 = type(model).__name__ == "XGBClassifier"
+        self.n_classes = n_classes
+        self.columns = np.searchsorted(np.asarray(fold.classes), np.asarray(model.classes_))
+        if n_classes == 2:
+            self.columns = self.columns + 1  # binary: one response, that of class 1
+        self.calibrators: list[Callable[[np.ndarray], np.ndarray]] = []
+        for cal in fold.calibrators:
+            if type(cal) is IsotonicRegression and cal.out_of_bounds == "clip":
+                self.calibrators.append(partial(_isotonic, cal=cal))
+            elif type(cal).__name__ == "_SigmoidCalibration":
+                self.calibrators.append(partial(_sigmoid, a=cal.a_, b=cal.b_))
+            else:
+                raise CompileError(f"unknown calibrator {_kind(cal)}")
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        predictions = self.response(X)
+        if self.float32:
+            predictions = predictions.astype(np.float32)
+        if predictions.ndim == 1:
+            predictions = predictions.reshape(-1, 1)
+        proba = np.zeros((X.shape[0], self.n_classes))
+        for column, values, calibrate in zip(
+            self.columns, predictions.T, self.calibrators, strict=False
+        ):
+            proba[:, column] = calibrate(values)
+        if self.n_classes == 2:
+            proba[:, 0] = 1.0 - proba[:, 1]
+        else:
+            total = np.sum(proba, axis=1)[:, np.newaxis]
+            uniform = np.full_like(proba, 1 / self.n_classes)
+            proba = np.divide(proba, total, out=uniform, where=total != 0)
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+        return proba
+
+
+def _fold_estimator(inner: Any) -> Any:
+    """The estimator of a calibration fold: itself, or the last step of a pipeline whose other
+    steps act at fit time only (the undersampler)."""
+    steps = getattr(inner, "steps", None)
+    if steps is None:
+        return inner
+    for _, step in steps[:-1]:
+        if not (step is None or step == "passthrough" or hasattr(step, "fit_resample")):
+            raise CompileError(f"unknown step {_kind(step)} in a calibrated estimator")
+    return steps[-1][1]
+
+
+def _response(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """What the calibrators read (scikit-learn's ``_get_response_values`` with
+    ``["decision_function", "predict_proba"]``): the decision function when the estimator has
+    one (its own), else its probabilities (compiled), of class 1 only when binary."""
+    if hasattr(model, "decision_function"):
+        _unnamed(model)
+        if not any(
+            type(model).__name__ == name and type(model).__module__.startswith(module)
+            for module, name in _OWN_PROBA
+        ):
+            raise CompileError(f"unknown estimator {_kind(model)} in a calibrated estimator")
+        return (
+            lambda X: np.asarray(model.decision_function(X), dtype=np.float64),
+            f"{type(model).__name__} (own decision_function)",
+        )
+    proba, how = _estimator(model)
+    if len(model.classes_) == 2:
+        return (lambda X: proba(X)[:, 1]), how
+    return proba, how
+
+
+def _isotonic(values: np.ndarray, cal: Any) -> np.ndarray:
+    """``IsotonicRegression.predict`` with ``out_of_bounds="clip"``: values clipped to the
+    fitted range, then linear interpolation over ``X_thresholds_``/``y_thresholds_``, in their
+    dtype and written as scipy's ``interp1d`` computes it (the calibrator's own function).
+    ``np.interp`` gives the same line but computes in float64: on XGBoost's float32 responses
+    (float32 thresholds) it differs from the calibrator by up to 1e-8."""
+    xp, fp = cal.X_thresholds_, cal.y_thresholds_
+    x = np.clip(np.asarray(values, dtype=xp.dtype), cal.X_min_, cal.X_max_)
+    if len(fp) == 1:
+        return np.asarray(fp.repeat(x.shape), dtype=x.dtype)
+    hi = np.clip(np.searchsorted(xp, x), 1, len(xp) - 1)
+    lo = hi - 1
+    slope = (fp[hi] - fp[lo]) / (xp[hi] - xp[lo])
+    return np.asarray(slope * (x - xp[lo]) + fp[lo]).astype(x.dtype)
+
+
+def _sigmoid(values: np.ndarray, a: Any, b: Any) -> np.ndarray:
+    """``_SigmoidCalibration.predict``: Platt's 1 / (1 + exp(a·f + b)), written as it is."""
+    from scipy.special import expit  # type: ignore[import-untyped]  # scipy has no stubs here
+
+    return np.asarray(expit(-(a * values + b)))
+
+
+class _CalibratedEnsemble:
+    """A fitted ``CalibratedClassifierCV``: the mean of its folds' calibrated probabilities."""
+
+    def __init__(self, folds: list[_CalibratedFold]) -> None:
+        self.folds = folds
+
+    @classmethod
+    def build(cls, model: Any) -> tuple[_CalibratedEnsemble, str]:
+        if model.method not in ("isotonic", "sigmoid"):
+            raise CompileError(f"CalibratedClassifierCV with method {model.method!r}")
+        n_classes = len(model.classes_)
+        folds = [_CalibratedFold(f, n_classes) for f in model.calibrated_classifiers_]
+        if not folds:
+            raise CompileError("CalibratedClassifierCV without calibrated folds")
+        how = f"CalibratedClassifierCV ({model.method}, {len(folds)} folds of {folds[0].how})"
+        return cls(folds), how
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        total = self.folds[0](X)
+        for fold in self.folds[1:]:
+            total += fold(X)
+        total /= len(self.folds)
+        return total
 
 
 class _CategoricalBranch:

@@ -232,9 +232,10 @@ def _estimator_contributions(
 ) -> tuple[np.ndarray, str, list[Any] | None]:
     kind = type(model).__name__
     if kind == "CalibratedClassifierCV":
-        parts = [
-            _estimator_contributions(c.estimator, Xt, target) for c in model.calibrated_classifiers_
-        ]
+        folds = [c.estimator for c in model.calibrated_classifiers_]
+        # a fold's estimator may sit behind its undersampler (``zoo.calibrated``)
+        folds = [f.steps[-1][1] if hasattr(f, "steps") else f for f in folds]
+        parts = [_estimator_contributions(f, Xt, target) for f in folds]
         return np.mean([p[0] for p in parts], axis=0), parts[0][1], parts[0][2]
     if kind == "XGBClassifier":
         return _xgb(model, Xt, target), "margin", None

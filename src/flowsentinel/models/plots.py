@@ -1,4 +1,5 @@
-"""Plots of a fitted detector: confusion matrix (as the seed's), ROC and PR curves, importance."""
+"""Plots of a fitted detector: confusion matrix (as the seed's), ROC and PR curves, reliability
+(calibration) curve, importance."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import pandas as pd
 import sklearn.inspection
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+from flowsentinel.models.metrics import ECE_BINS, ece, reliability
 
 
 def _plt() -> Any:
@@ -68,6 +71,36 @@ def roc_pr_curves(
     for a in (a1, a2):
         a.legend(fontsize=7, loc="lower right" if a is a1 else "lower left")
         a.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def reliability_plot(
+    y_true: np.ndarray, proba: np.ndarray, classes: list[str], path: Path, title: str
+) -> Path:
+    """Reliability diagram of the attack probability 1 − P(benign) (the score the decision
+    threshold acts on): per equal-width bin (as the expected calibration error counts them)
+    the share of attack rows against the mean probability, above the rows per bin."""
+    plt = _plt()
+    attack = np.asarray(y_true) != 0
+    score = 1.0 - np.asarray(proba, dtype=np.float64)[:, 0]
+    count, mean, share = reliability(attack, score)
+    filled = count > 0
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8, label="perfectly calibrated")
+    label = f"{classes[1] if len(classes) == 2 else 'any attack'} (ECE {ece(attack, score):.4f})"
+    top.plot(mean[filled], share[filled], marker="o", label=label)
+    top.set(ylabel="share of attack rows", title="reliability", xlim=(0, 1), ylim=(0, 1))
+    top.legend(fontsize=8, loc="upper left")
+    top.grid(alpha=0.3)
+    edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    bottom.bar(edges[:-1], count, width=np.diff(edges), align="edge", color="#3b75af")
+    bottom.set(xlabel="P(attack) = 1 − P(benign)", ylabel="rows", yscale="log")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,5 +1,12 @@
-"""``train``: clean → split by protocol → tune and fit each pipeline → metrics and plots →
-MLflow runs (a parent per command, a nested run per model) → register the champion."""
+"""``train``: clean → split by protocol → tune, [calibrate,] fit each pipeline → [operating
+point] → metrics and plots → MLflow runs (a parent per command, a nested run per model) →
+register the champion.
+
+``--calibrate`` wraps the tuned estimator in ``CalibratedClassifierCV``
+(:func:`~flowsentinel.models.zoo.calibrated`); ``--max-fpr`` chooses the decision threshold on
+out-of-fold probabilities of the training rows (:mod:`flowsentinel.models.operating`), stores it
+in the model's metadata (so that every :class:`~flowsentinel.models.detector.Detector` of the
+model applies it) and scores the test rows with it."""
 
 from __future__ import annotations
 
@@ -33,17 +40,31 @@ from flowsentinel.models.card import model_card
 from flowsentinel.models.detector import Verdicts
 from flowsentinel.models.feature_sets import resolve_features
 from flowsentinel.models.metrics import METRIC_NAMES, compute_metrics
+from flowsentinel.models.operating import (
+    OperatingPoint,
+    check_max_fpr,
+    out_of_fold_proba,
+    threshold_for_fpr,
+)
 from flowsentinel.models.plots import (
     confusion_heatmap,
     feature_importance,
     importance_bar,
+    reliability_plot,
     roc_pr_curves,
 )
 from flowsentinel.models.profile import TrainingProfile
-from flowsentinel.models.zoo import SPECS, build_pipeline, search_space
+from flowsentinel.models.zoo import (
+    CALIBRATION_METHODS,
+    SPECS,
+    ModelSpec,
+    build_pipeline,
+    calibrated,
+    search_space,
+)
 
 POSITIVE_NAMES = {"dos": "DoS", "attack": "Attack"}
-LOWER_IS_BETTER = {"fpr", "fit_seconds", "predict_seconds"}
+LOWER_IS_BETTER = {"fpr", "brier", "ece", "fit_seconds", "predict_seconds"}
 
 
 @dataclass
@@ -70,6 +91,10 @@ class TrainConfig:
     decorrelate: bool | None = None  # None: per model (on for lr/knn, off for trees)
     seed: int | None = None
     n_jobs: int | None = None
+    #: the decision threshold keeps the out-of-fold false-positive rate of the training rows
+    #: at most this (None: the most probable class decides)
+    max_fpr: float | None = None
+    calibrate: str | None = None  # None, "isotonic" or "sigmoid"
 
 
 @dataclass
@@ -131,8 +156,9 @@ def _fit(
     seed: int,
     n_jobs: int,
 ) -> tuple[Any, dict[str, Any], float, float]:
-    """Tune (RandomizedSearchCV, sampler inside the folds) and fit; returns the fitted pipeline,
-    its best parameters, the final fit time and the whole tuning time."""
+    """Tune (RandomizedSearchCV, sampler inside the folds), calibrate when asked (the tuned
+    estimator wrapped, ``zoo.calibrated``) and fit; returns the fitted pipeline, its best
+    parameters, the final fit time and the whole tuning time."""
     spec = SPECS[name]
     pipe = build_pipeline(
         spec,
@@ -145,37 +171,53 @@ def _fit(
     )
     space = search_space(spec)
     started = time.perf_counter()
+    best: dict[str, Any] = {}
     if cfg.n_iter > 0 and space:
-        search = (_SearchWithDefaults if spec.search_defaults else RandomizedSearchCV)(
-            pipe,
-            space,
-            n_iter=min(cfg.n_iter, _n_candidates(space)),
-            scoring="f1" if n_classes == 2 else "f1_macro",
-            cv=StratifiedKFold(cfg.cv, shuffle=True, random_state=seed),
-            random_state=seed,
-            n_jobs=n_jobs,
-            refit=False,
-            error_score="raise",
-        )
-        rows = _search_rows(split.y_train, spec.search_rows, seed)
-        with processes.search_workers():
-            if rows is None:
-                search.fit(split.train, split.y_train)
-            else:
-                search.fit(split.train.iloc[rows], split.y_train[rows])
-        processes.pause_for_tests("tuned")
-        pipe.set_params(**search.best_params_)
-        chosen = pipe.get_params()
-        best = {k.removeprefix("model__"): _plain(chosen[k]) for k in space}
+        scoring = "f1" if n_classes == 2 else "f1_macro"
+        best = _tune(pipe, space, spec, scoring, split, cfg, seed, n_jobs)
         if isinstance(pipe[-1], KNeighborsClassifier):  # the folds ran in parallel; one fit
             pipe.set_params(model__n_jobs=n_jobs)  # scores its test rows on every core
-        fit_started = time.perf_counter()
-        pipe.fit(split.train, split.y_train)
-        fit_seconds = time.perf_counter() - fit_started
-        return pipe, best, fit_seconds, time.perf_counter() - started
+    if cfg.calibrate is not None:
+        pipe = calibrated(pipe, cfg.calibrate, cfg.cv, seed)
+    fit_started = time.perf_counter()
     pipe.fit(split.train, split.y_train)
-    elapsed = time.perf_counter() - started
-    return pipe, {}, elapsed, elapsed
+    done = time.perf_counter()
+    return pipe, best, done - fit_started, done - started
+
+
+def _tune(
+    pipe: Any,
+    space: dict[str, Any],
+    spec: ModelSpec,
+    scoring: str,
+    split: pr.Split,
+    cfg: TrainConfig,
+    seed: int,
+    n_jobs: int,
+) -> dict[str, Any]:
+    """Search ``space`` of the model ``spec`` (RandomizedSearchCV on stratified folds) and set
+    the best parameters on ``pipe`` (unfitted); returns them without the ``model__`` prefix."""
+    search = (_SearchWithDefaults if spec.search_defaults else RandomizedSearchCV)(
+        pipe,
+        space,
+        n_iter=min(cfg.n_iter, _n_candidates(space)),
+        scoring=scoring,
+        cv=StratifiedKFold(cfg.cv, shuffle=True, random_state=seed),
+        random_state=seed,
+        n_jobs=n_jobs,
+        refit=False,
+        error_score="raise",
+    )
+    rows = _search_rows(split.y_train, spec.search_rows, seed)
+    with processes.search_workers():
+        if rows is None:
+            search.fit(split.train, split.y_train)
+        else:
+            search.fit(split.train.iloc[rows], split.y_train[rows])
+    processes.pause_for_tests("tuned")
+    pipe.set_params(**search.best_params_)
+    chosen = pipe.get_params()
+    return {k.removeprefix("model__"): _plain(chosen[k]) for k in space}
 
 
 class _SearchWithDefaults(RandomizedSearchCV):
@@ -289,6 +331,11 @@ def _check_config(cfg: TrainConfig) -> None:
         raise InputError("--test is only used with --protocol files or official")
     if cfg.metric not in (*METRIC_NAMES, "fit_seconds", "predict_seconds"):
         raise InputError(f"unknown metric {cfg.metric!r}; choose from {', '.join(METRIC_NAMES)}")
+    if cfg.max_fpr is not None:
+        check_max_fpr(cfg.max_fpr)
+    if cfg.calibrate is not None and cfg.calibrate not in CALIBRATION_METHODS:
+        choices = ", ".join(CALIBRATION_METHODS)
+        raise InputError(f"--calibrate must be one of {choices}, got {cfg.calibrate!r}")
 
 
 @dataclass
@@ -439,20 +486,27 @@ def _fit_and_score(
     pipe, best, fit_s, tune_s = _fit(
         name, data.split, data.numeric, data.categorical, len(classes), cfg, seed, n_jobs
     )
+    point = None
+    if cfg.max_fpr is not None:
+        say(f"{name}: out-of-fold probabilities of the training rows ({cfg.cv} folds)")
+        point = _operating_point(pipe, data, cfg.max_fpr, cfg.cv, seed, n_jobs)
+        say(f"{name}: {point.describe()}")
     profile = _describe_training(data, seed)
     profile.attach(pipe)
     say(f"{name}: scoring {len(data.X_test):,} test rows")
     t0 = time.perf_counter()
     proba = np.asarray(pipe.predict_proba(data.X_test))
     predict_s = time.perf_counter() - t0
-    # a class absent from the training rows gets its column back, as when the model serves
-    verdicts = Verdicts.from_proba(proba, classes, np.asarray(pipe.classes_))
+    # a class absent from the training rows gets its column back, as when the model serves;
+    # the threshold is the one every Detector of this model applies
+    threshold = None if point is None else point.threshold
+    verdicts = Verdicts.from_proba(proba, classes, np.asarray(pipe.classes_), threshold)
     m = compute_metrics(data.split.y_test, verdicts.codes, verdicts.proba, classes)
     cm = m.pop("confusion_matrix")
     per_class = m.pop("per_class", None)
     m.update(fit_seconds=fit_s, predict_seconds=predict_s, tuning_seconds=tune_s)
     m["novel_share_test"] = _novel_share(profile, data)
-    meta = {
+    meta: dict[str, Any] = {
         "dataset": data.dataset,
         "task": cfg.task,
         "classes": classes,
@@ -463,6 +517,7 @@ def _fit_and_score(
         "protocol": cfg.protocol,
         "model": name,
         "metrics": {k: v for k, v in m.items() if v is not None},
+        "calibration": cfg.calibrate,
     }
     entry: dict[str, Any] = {
         "name": name,
@@ -471,10 +526,28 @@ def _fit_and_score(
         "metrics": m,
         "confusion_matrix": cm,
         "metadata": meta,
+        "calibration": cfg.calibrate,
+        "operating_point": None,
     }
+    if point is not None:
+        meta["threshold"] = point.threshold  # read by Detector.from_metadata
+        meta["operating_point"] = entry["operating_point"] = point.as_dict()
     if per_class is not None:
         entry["per_class"] = per_class
     return _Scored(pipe=pipe, entry=entry, proba=proba, predict_seconds=predict_s)
+
+
+def _operating_point(
+    pipe: Any, data: _Prepared, max_fpr: float, folds: int, seed: int, n_jobs: int
+) -> OperatingPoint:
+    """The threshold for ``max_fpr`` from out-of-fold probabilities of the training rows (the
+    fitted pipeline's parameters, calibration included, refitted on ``folds`` stratified
+    folds); the score is the attack probability 1 − P(benign), as the verdicts read it."""
+    split = data.split
+    with processes.search_workers():
+        oof = out_of_fold_proba(pipe, split.train, split.y_train, folds, seed, n_jobs)
+    attack = Verdicts.from_proba(oof, data.classes, np.unique(split.y_train)).attack_probability
+    return threshold_for_fpr(attack[split.y_train == 0], max_fpr, folds=folds)
 
 
 def _describe_training(data: _Prepared, seed: int) -> TrainingProfile:
@@ -510,12 +583,14 @@ def _log_model(
     title = f"{spec.title}, {data.dataset} {cfg.task} ({cfg.protocol})"
     confusion_heatmap(np.asarray(cm), classes, plots / "confusion_matrix.png", title)
     roc_pr_curves(split.y_test, scored.proba, classes, plots / "roc_pr.png", title)
+    reliability_plot(split.y_test, scored.proba, classes, plots / "reliability.png", title)
     imp = feature_importance(
         pipe, X_test, split.y_test, seed, scored.predict_seconds / max(1, len(X_test))
     )
     importance_bar(imp, plots / "feature_importance.png", f"importance: {title}")
     with tracking.run(experiment_id=exp, run_name=name, nested=True) as run:
         mlflow.log_params({"model": name, **{f"p_{k}": v for k, v in best.items()}})
+        _log_operating_point(mlflow, entry)
         if best and spec.search_rows and len(split.y_train) > spec.search_rows:
             mlflow.log_param("search_rows", spec.search_rows)
         mlflow.log_metrics({k: float(v) for k, v in m.items() if v is not None})
@@ -537,6 +612,26 @@ def _log_model(
         entry["run_id"] = run.info.run_id
         entry["model_uri"] = info.model_uri
         entry["model_id"] = info.model_id
+
+
+def _log_operating_point(mlflow: Any, entry: dict[str, Any]) -> None:
+    """Calibration and decision threshold of one model's run (params; the threshold and its
+    out-of-fold false-positive rate also as metrics)."""
+    if entry["calibration"] is not None:
+        mlflow.log_param("calibrate", entry["calibration"])
+    point = entry["operating_point"]
+    if point is None:
+        return
+    mlflow.log_params(
+        {
+            "max_fpr": point["max_fpr"],
+            "threshold": point["threshold"],
+            "threshold_folds": point["folds"],
+            "threshold_benign_rows": point["benign_rows"],
+            "threshold_allowed_flags": point["allowed_flags"],
+        }
+    )
+    mlflow.log_metrics({"threshold": point["threshold"], "oof_fpr": point["oof_fpr"]})
 
 
 def _log_comparison(
@@ -562,7 +657,17 @@ def _log_comparison(
         "parent_run_id": parent_run_id,
         "tracking_uri": tracking.tracking_uri(settings),
         "models": [
-            {k: e[k] for k in ("name", "params", "metrics", "confusion_matrix")}
+            {
+                k: e[k]
+                for k in (
+                    "name",
+                    "params",
+                    "metrics",
+                    "confusion_matrix",
+                    "calibration",
+                    "operating_point",
+                )
+            }
             | ({"per_class": e["per_class"]} if "per_class" in e else {})
             | {"run_id": e["run_id"]}
             for e in results

@@ -16,11 +16,14 @@ import numpy as np
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
 from lightgbm import LGBMClassifier
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -257,6 +260,37 @@ def build_pipeline(
         steps.append(("pca", PCA(n_components=spec.pca, random_state=seed)))
     steps.append(("model", spec.make(seed, n_classes)))
     return Pipeline(steps)
+
+
+CALIBRATION_METHODS: tuple[str, ...] = ("isotonic", "sigmoid")
+
+
+def calibrated(pipeline: Pipeline, method: str, folds: int, seed: int) -> Pipeline:
+    """An unfitted copy of ``pipeline`` whose estimator is calibrated (``method`` isotonic or
+    sigmoid): ``CalibratedClassifierCV`` with ``folds`` stratified folds of the training rows,
+    each fold's estimator calibrated on the rows it did not see, the folds' probabilities
+    averaged.
+
+    The undersampler moves inside the calibrated estimator (``sample`` → ``model`` in each
+    fold): the estimator still learns from balanced rows, but the calibration rows keep the
+    classes' natural shares, so that the probabilities are calibrated to the traffic and not to
+    the balanced sample. The steps before it are then fitted on every training row.
+    """
+    if method not in CALIBRATION_METHODS:
+        choices = ", ".join(CALIBRATION_METHODS)
+        raise InputError(f"--calibrate must be one of {choices}, got {method!r}")
+    steps = clone(pipeline).steps
+    sampler = dict(steps)["sample"]
+    model = steps[-1][1]
+    inner = model if _is_passthrough(sampler) else Pipeline([("sample", sampler), ("model", model)])
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    wrapped = CalibratedClassifierCV(inner, method=method, cv=cv)
+    head = [(n, "passthrough" if n == "sample" else s) for n, s in steps[:-1]]
+    return Pipeline([*head, ("model", wrapped)])
+
+
+def _is_passthrough(step: Any) -> bool:
+    return step is None or (isinstance(step, str) and step == "passthrough")
 
 
 def search_space(spec: ModelSpec) -> dict[str, Any]:
