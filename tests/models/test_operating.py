@@ -87,6 +87,8 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
         (["--max-fpr", "0"], "--max-fpr must be between 0 and 1"),
         (["--max-fpr", "1.5"], "--max-fpr must be between 0 and 1"),
         (["--calibrate", "foo"], "--calibrate must be one of isotonic, sigmoid"),
+        (["--novel-share", "0"], "--novel-share must be in (0, 1)"),
+        (["--novel-share", "1"], "--novel-share must be in (0, 1)"),
     ):
         res = _cli("train", str(source), *args, home=tmp_path / "home")
         assert res.returncode == 2, res.stderr

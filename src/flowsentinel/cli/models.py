@@ -136,6 +136,14 @@ def train_command(
         str | None,
         typer.Option(help="Calibrate probabilities: isotonic or sigmoid (3 stratified folds)."),
     ] = None,
+    novel_share: Annotated[
+        float,
+        typer.Option(
+            "--novel-share",
+            help="Share of held-out training rows the novelty threshold marks novel "
+            "(0 < share < 1).",
+        ),
+    ] = 0.02,
     register: Annotated[bool, typer.Option(help="Register the champion in MLflow.")] = True,
     name: Annotated[
         str | None, typer.Option(help="Registered model name (default flowsentinel-DATASET-TASK).")
@@ -174,6 +182,7 @@ def train_command(
         registered_name=name,
         max_fpr=max_fpr,
         calibrate=calibrate,
+        novel_share=novel_share,
     )
     try:
         with console.status("training") as status, contextlib.redirect_stdout(sys.stderr):

@@ -95,6 +95,8 @@ class TrainConfig:
     #: at most this (None: the most probable class decides)
     max_fpr: float | None = None
     calibrate: str | None = None  # None, "isotonic" or "sigmoid"
+    #: the share of held-out training rows the novelty threshold marks novel
+    novel_share: float = 0.02
 
 
 @dataclass
@@ -333,6 +335,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise InputError(f"unknown metric {cfg.metric!r}; choose from {', '.join(METRIC_NAMES)}")
     if cfg.max_fpr is not None:
         check_max_fpr(cfg.max_fpr)
+    if not 0 < cfg.novel_share < 1:
+        raise InputError(
+            f"--novel-share must be between 0 and 1 (exclusive), got {cfg.novel_share}"
+        )
     if cfg.calibrate is not None and cfg.calibrate not in CALIBRATION_METHODS:
         choices = ", ".join(CALIBRATION_METHODS)
         raise InputError(f"--calibrate must be one of {choices}, got {cfg.calibrate!r}")
@@ -491,7 +497,7 @@ def _fit_and_score(
         say(f"{name}: out-of-fold probabilities of the training rows ({cfg.cv} folds)")
         point = _operating_point(pipe, data, cfg.max_fpr, cfg.cv, seed, n_jobs)
         say(f"{name}: {point.describe()}")
-    profile = _describe_training(data, seed)
+    profile = _describe_training(data, seed, cfg.novel_share)
     profile.attach(pipe)
     say(f"{name}: scoring {len(data.X_test):,} test rows")
     t0 = time.perf_counter()
@@ -550,10 +556,12 @@ def _operating_point(
     return threshold_for_fpr(attack[split.y_train == 0], max_fpr, folds=folds)
 
 
-def _describe_training(data: _Prepared, seed: int) -> TrainingProfile:
+def _describe_training(data: _Prepared, seed: int, novel_share: float) -> TrainingProfile:
     """The training rows' per-class quantiles and novelty detector (kept with the model)."""
     rows = data.split.train[data.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-    return TrainingProfile.fit(rows, data.split.y_train, data.numeric, data.classes, seed=seed)
+    return TrainingProfile.fit(
+        rows, data.split.y_train, data.numeric, data.classes, seed=seed, novel_share=novel_share
+    )
 
 
 def _novel_share(profile: TrainingProfile, data: _Prepared) -> float:
