@@ -14,6 +14,7 @@ import pydantic_core
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from flowsentinel.core import schema as sc
@@ -65,6 +66,23 @@ def require_json(request: Request) -> None:
         raise HTTPException(
             415, f"the body must be application/json (got {kind or 'no content type'})"
         )
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body of a JSON request, read from ``receive`` as its messages come.
+
+    What ``await request.body()`` returns (and :class:`~starlette.requests.ClientDisconnect`
+    when the client goes away), without Starlette's stream generator around each message
+    (~5 µs of a single-flow request).
+    """
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def model_for(models: ModelSet, dataset: str, route: str) -> ServedModel:

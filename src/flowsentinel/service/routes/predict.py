@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from flowsentinel.scoring import Verdicts
-from flowsentinel.service.deps import FastJSONResponse, RequestRoute, require_json, state
+from flowsentinel.service.deps import FastJSONResponse, RequestRoute, read_body, require_json, state
 from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.schemas import PredictResponse, error_responses
 
@@ -47,7 +47,7 @@ async def predict(request: Request) -> JSONResponse:
     model whose request fields the flows have."""
     require_json(request)
     app = state(request)
-    raw = await request.body()
+    raw = await read_body(request)
     if len(raw) <= INLINE_BYTES:
         served, verdicts = _answer(app.models, raw, app.config.max_batch)
     else:  # decoded and scored off the event loop
