@@ -2,11 +2,12 @@
 
 The app is called directly as ASGI (the same middleware, routing, body decoding, model call and
 answer as under uvicorn), one request after another, over a few hundred generated flows: the
-median over repeats of the cost per request, in microseconds. With ``--baseline DIR`` (a source
-tree of another version, e.g. ``git worktree add ../before REV``) the same measurement runs for
-that tree in a child process, alternating with ours, and the ratio is printed. Far steadier on a
-shared 2-core VM than the HTTP figures of ``bench_service.py``, whose medians still move by 20-30 %
-from run to run.
+median over repeats of the cost per request, in microseconds, as elapsed time and as the
+process's CPU time (the steadier figure when other jobs share the cores). With ``--baseline
+DIR`` (a source tree of another version, e.g. ``git worktree add ../before REV``) the same
+measurement runs for that tree in a child process, alternating with ours, and the ratios are
+printed. Far steadier on a shared 2-core VM than the HTTP figures of ``bench_service.py``,
+whose medians still move by 20-30 % from run to run.
 
 Needs a store with a CIC-IDS2017 champion (``bench_service.py --home DIR`` trains one):
 
@@ -70,8 +71,9 @@ async def _call(app: Any, body: bytes) -> None:
         raise RuntimeError(f"/reports/ answered {status}")
 
 
-def measure(repeats: int) -> float:
-    """Median microseconds per request of this interpreter's flowsentinel."""
+def measure(repeats: int) -> tuple[float, float]:
+    """Median microseconds per request of this interpreter's flowsentinel: elapsed time and
+    this process's CPU time (steadier when other jobs share the cores)."""
     from flowsentinel.core.settings import Settings
     from flowsentinel.service.app import create_app
     from flowsentinel.service.config import ServiceSettings
@@ -87,31 +89,33 @@ def measure(repeats: int) -> float:
     app = create_app(ServiceSettings(models=[MODEL]), settings, models=models)
     bodies = _bodies(models.models[0].detector.features, snake_case)
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         async with app.router.lifespan_context(app):
             for body in bodies[:100]:  # warm-up
                 await _call(app, body)
-            per_request = []
+            elapsed, cpu = [], []
             for _ in range(repeats):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 for body in bodies:
                     await _call(app, body)
-                per_request.append((time.perf_counter() - started) / len(bodies) * 1e6)
-            return float(np.median(per_request))
+                elapsed.append((time.perf_counter() - started) / len(bodies) * 1e6)
+                cpu.append((time.process_time() - cpu_started) / len(bodies) * 1e6)
+            return float(np.median(elapsed)), float(np.median(cpu))
 
     return asyncio.run(run())
 
 
-def _child(tree: Path | None, repeats: int) -> float:
+def _child(tree: Path | None, repeats: int) -> tuple[float, float]:
     env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
     if tree is not None:
         env["PYTHONPATH"] = str(tree.resolve() / "src")
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-    code += f"import bench_request_path as b; print(b.measure({repeats}))"
+    code += f"import bench_request_path as b; print(*b.measure({repeats}))"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    elapsed, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(elapsed), float(cpu)
 
 
 def main() -> None:
@@ -120,17 +124,27 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each tree")
     ap.add_argument("--repeats", type=int, default=9, help="passes over the flows per run")
     args = ap.parse_args()
-    ours, theirs = [], []
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
     for _ in range(args.rounds if args.baseline else 1):
         ours.append(_child(None, args.repeats))
         if args.baseline:
             theirs.append(_child(args.baseline, args.repeats))
-    o = float(np.median(ours))
-    print(f"flowsentinel: {o:.0f} µs per /reports/ request in the app (runs: {ours})")
+    o = _report("flowsentinel", ours)
     if args.baseline:
-        b = float(np.median(theirs))
-        print(f"baseline:     {b:.0f} µs (runs: {theirs})")
-        print(f"ratio (baseline / ours, > 1: ours faster): {b / o:.2f}")
+        b = _report("baseline", theirs)
+        for i, what in enumerate(("elapsed", "CPU")):
+            print(f"ratio of {what} (baseline / ours, > 1: ours faster): {b[i] / o[i]:.2f}")
+
+
+def _report(name: str, runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Print and return the medians over runs of the elapsed and CPU µs per request."""
+    elapsed, cpu = (float(np.median([run[i] for run in runs])) for i in (0, 1))
+    print(
+        f"{name + ':':13} {elapsed:.0f} µs elapsed, {cpu:.0f} µs CPU per /reports/ request in "
+        f"the app (runs: {', '.join(f'{e:.0f}/{c:.0f}' for e, c in runs)})"
+    )
+    return elapsed, cpu
 
 
 if __name__ == "__main__":
