@@ -403,6 +403,7 @@ def _print_baseline(results: dict[str, Any], routes: list[tuple[str, str]], c: i
         rows = [
             ("one at a time p50 (ms)", one["p50_ms"], one_before["p50_ms"], False),
             ("one at a time p99 (ms)", one["p99_ms"], one_before["p99_ms"], False),
+            (f"concurrency {c} p50 (ms)", now["p50_ms"], before["p50_ms"], False),
             (f"concurrency {c} p99 (ms)", now["p99_ms"], before["p99_ms"], False),
             (f"requests/s (concurrency {c})", now["rps"], before["rps"], True),
         ]
@@ -413,6 +414,9 @@ def _print_baseline(results: dict[str, Any], routes: list[tuple[str, str]], c: i
         a = results[f"batch{size}_ours"]["flows_per_s"]
         b = results[f"batch{size}_before"]["flows_per_s"]
         print(f"{f'batch {size:,} flows/s':34} {a:14,.0f} {b:14,.0f} {a / b:7.2f}")
+        a = results[f"batch{size}_ours"]["median_ms"]
+        b = results[f"batch{size}_before"]["median_ms"]
+        print(f"{f'batch {size:,} median latency (ms)':34} {a:14.1f} {b:14.1f} {b / a:7.2f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -276,6 +277,40 @@ def test_seed_routes_read_streamed_bodies_and_label_their_metrics(client, path) 
     bad.pop(next(iter(bad)))
     r = client.post(path, json=bad)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "missing"
+
+
+def _asgi_post(app, path: str, pieces: list[bytes]) -> tuple[int, bytes]:
+    """``POST path`` straight to the ASGI app, its body in one ``http.request`` per piece."""
+    messages = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+        for i, piece in enumerate(pieces)
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], body
+
+
+@pytest.mark.parametrize("path", ["/reports/", "/classify"])
+def test_seed_routes_join_a_body_sent_in_several_messages(client, path) -> None:
+    body = json.dumps(cic_record() if path == "/reports/" else SEED_B_ATTACK).encode()
+    whole = client.post(path, content=body, headers={"content-type": "application/json"})
+    status, answer = _asgi_post(client.app, path, [body[:7], body[7:300], body[300:]])
+    assert status == whole.status_code == 200
+    assert answer == whole.content
 
 
 def test_api_key(model_set, store) -> None:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
@@ -25,8 +25,8 @@ from flowsentinel.scoring import DEFAULT_MODEL
 from flowsentinel.service import errors
 from flowsentinel.service.config import ServiceSettings
 from flowsentinel.service.engine import ModelSet
-from flowsentinel.service.metrics import MetricsMiddleware, ServiceMetrics
-from flowsentinel.service.middleware import ApiKeyGuard, BodyLimit, is_open
+from flowsentinel.service.metrics import ServiceMetrics
+from flowsentinel.service.middleware import ServiceGate, is_open
 from flowsentinel.service.routes import meta, page, predict, scan, seeds
 
 log = logging.getLogger("flowsentinel.service")
@@ -79,19 +79,28 @@ def create_app(
     app.state.models = models
     app.state.metrics = ServiceMetrics()
     errors.install(app)
-    for router in (seeds.router, predict.router, scan.router, meta.router, page.router):
-        app.include_router(router)
+    _add_routes(app, (seeds.router, predict.router, scan.router, meta.router, page.router))
     static = resources.files("flowsentinel.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     def limit_for(path: str) -> int:
         return config.max_upload_bytes if path.startswith("/v1/scan") else config.max_body_bytes
 
-    app.add_middleware(ApiKeyGuard, key=config.key)  # inside the metrics: 401s are counted
-    app.add_middleware(BodyLimit, limit_for=limit_for)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(ServiceGate, metrics=app.state.metrics, limit_for=limit_for, key=config.key)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
+
+
+def _add_routes(app: FastAPI, routers: tuple[APIRouter, ...]) -> None:
+    """The routers' routes in the app's own route list, ahead of FastAPI's documentation routes.
+
+    The scoring routes are matched first and directly: an included router is a lazy layer
+    that is matched and resolved again on every request, behind the four documentation routes.
+    The routes are the routers' own (paths with their prefix, tags, responses), so the OpenAPI
+    document is the same as with ``include_router``.
+    """
+    ours = [route for router in routers for route in router.routes]
+    app.router.routes[:0] = ours
 
 
 def create_app_from_env() -> FastAPI:
@@ -115,7 +124,7 @@ SECURITY_SCHEMES = {
 
 
 def _declare_security(doc: dict[str, Any], keyed: bool) -> None:
-    """What :class:`~.middleware.ApiKeyGuard` does: with a key, every guarded route asks for it
+    """What :class:`~.middleware.ServiceGate` does: with a key, every guarded route asks for it
     and may answer 401; without one, no route does."""
     if keyed:
         doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES

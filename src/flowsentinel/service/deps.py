@@ -7,13 +7,15 @@ request before this was noticed). They never block, so they run on the event loo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from flowsentinel.core import schema as sc
 from flowsentinel.service.config import ServiceSettings
@@ -46,7 +48,14 @@ Config = Annotated[ServiceSettings, Depends(get_config)]
 
 
 def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    """The request's media type, lower case without parameters ('' without a content type).
+
+    Read from the raw headers (the first ``content-type``, as ``request.headers`` gives it)
+    without building the headers object on the scoring routes."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            return str(value.decode("latin-1").split(";", 1)[0].strip().lower())
+    return ""
 
 
 def require_json(request: Request) -> None:
@@ -57,6 +66,23 @@ def require_json(request: Request) -> None:
         raise HTTPException(
             415, f"the body must be application/json (got {kind or 'no content type'})"
         )
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body of a JSON request, read from ``receive`` as its messages come.
+
+    What ``await request.body()`` returns (and :class:`~starlette.requests.ClientDisconnect`
+    when the client goes away), without Starlette's stream generator around each message
+    (~5 µs of a single-flow request).
+    """
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def model_for(models: ModelSet, dataset: str, route: str) -> ServedModel:
@@ -78,18 +104,20 @@ class RequestRoute(APIRoute):
     """A documented route whose handler takes the request alone (the scoring routes).
 
     FastAPI documents it from its declaration as usual (summary, responses, the request body
-    added from the served models); serving it skips the dependency solver and the parameter
-    validation, which have nothing to do here (the body is decoded and checked by the served
-    model's declaration) and cost more than scoring one flow.
+    added from the served models); serving it is a plain ASGI call of the handler: no
+    dependency solver and parameter validation (the body is decoded and checked by the served
+    model's declaration), no per-request exit stacks (nothing to close) and no second
+    exception wrapper (an exception goes to the app's handlers, which answer it as for any
+    route). Together they cost more than scoring one flow.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = self._serve
 
-        async def handle(request: Request) -> Response:
-            return await endpoint(request)
-
-        return handle
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def state(request: Request) -> Any:

@@ -105,7 +105,9 @@ class ModelSet:
             raise ModelError("no model to serve")
         self.models = models
         self.by_key: dict[str, ServedModel] = {}
+        self.by_dataset: dict[str, ServedModel] = {}  # the first of each: its seed route's
         for m in models:
+            self.by_dataset.setdefault(m.detector.dataset, m)
             for key in (m.key, m.detector.uri, m.detector.name):
                 self.by_key.setdefault(key, m)
             if m.detector.version:
@@ -150,7 +152,7 @@ class ModelSet:
         return self.by_key.get(name)
 
     def for_dataset(self, dataset: str) -> ServedModel | None:
-        return next((m for m in self.models if m.detector.dataset == dataset), None)
+        return self.by_dataset.get(dataset)
 
     def decode_batch(self, raw: bytes, max_batch: int) -> tuple[ServedModel, Parsed]:
         """The model a ``/v1/predict`` body is for and its flows: the first served model whose

@@ -12,7 +12,6 @@ serve --workers N`` does it for you): each scrape then adds up every worker.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from flowsentinel.service.middleware import HttpMiddleware, ResponseWatch
 
 _MAX_CHILDREN = 4096
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -105,26 +101,3 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class MetricsMiddleware(HttpMiddleware):
-    """Counts and times every HTTP request by route template (not raw path: bounded labels)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        super().__init__(app)
-        self.metrics = metrics
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        watch = ResponseWatch(send)
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            if path is None:
-                raw = scope.get("path", "")
-                path = "/static" if raw.startswith("/static/") else "unmatched"
-            self.metrics.observe_request(
-                scope.get("method", ""), path, watch.status or 500, time.perf_counter() - started
-            )

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flowsentinel.scanning import flow_records
 from flowsentinel.scoring import Verdicts
-from flowsentinel.service.deps import FastJSONResponse, RequestRoute, require_json, state
+from flowsentinel.service.deps import FastJSONResponse, RequestRoute, read_body, require_json, state
 from flowsentinel.service.engine import ModelSet, ServedModel
 from flowsentinel.service.schemas import PredictResponse, error_responses
 
@@ -60,7 +60,7 @@ async def predict(request: Request) -> JSONResponse:
     training profile; its reasons with ``explain=true``."""
     require_json(request)
     app = state(request)
-    raw = await request.body()
+    raw = await read_body(request)
     explain = _explain(request)
     if len(raw) <= INLINE_BYTES and not explain:
         served, verdicts = _answer(app.models, raw, app.config.max_batch, explain)

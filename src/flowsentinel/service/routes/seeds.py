@@ -15,7 +15,14 @@ from fastapi.responses import JSONResponse
 
 from flowsentinel.core import schema as sc
 from flowsentinel.scoring import Verdicts
-from flowsentinel.service.deps import FastJSONResponse, RequestRoute, model_for, require_json, state
+from flowsentinel.service.deps import (
+    FastJSONResponse,
+    RequestRoute,
+    model_for,
+    read_body,
+    require_json,
+    state,
+)
 from flowsentinel.service.schemas import ClassifyResponse, ReportsResponse, error_responses
 
 router = APIRouter(tags=["seed APIs"], route_class=RequestRoute)
@@ -27,7 +34,7 @@ async def _one_flow(request: Request, dataset: str, route: str) -> Verdicts:
     require_json(request)
     app = state(request)
     served = model_for(app.models, dataset, route)
-    verdicts = served.score(served.body.decode_flow(await request.body()))
+    verdicts = served.score(served.body.decode_flow(await read_body(request)))
     app.metrics.count_verdicts(served.key, verdicts.labels)
     return verdicts
 
