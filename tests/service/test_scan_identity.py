@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import CIC_NAME, SEED_B_ATTACK, SHARED
+from conftest import CIC_NAME, SEED_B_ATTACK, SEED_B_NORMAL, SHARED
 from flowsentinel.capture import iter_flow_batches
 from flowsentinel.core import schema as sc
 from flowsentinel.scanning import IDENTITY, IDENTITY_SOURCES, flow_identity
@@ -84,7 +84,22 @@ def test_predict_rows_are_the_verdict_part(client) -> None:
     r = client.post("/v1/predict", json={"flows": [SEED_B_ATTACK]})
     assert r.status_code == 200, r.text
     (row,) = r.json()["predictions"]
-    assert set(row) == {"label", "probability", "attack_probability"}
+    # the verdict and the flow's novelty (the served models carry a training profile)
+    assert set(row) == {
+        "label", "probability", "attack_probability", "novelty", "in_distribution", "confidence"
+    }  # fmt: skip
+    assert row["confidence"] == ("high" if row["in_distribution"] else "low")
+
+
+def test_predict_explains_on_request(client) -> None:
+    r = client.post("/v1/predict?explain=true", json={"flows": [SEED_B_ATTACK, SEED_B_NORMAL]})
+    assert r.status_code == 200, r.text
+    rows = r.json()["predictions"]
+    assert all(row["reasons"] and row["reasons"][0]["contribution"] > 0 for row in rows)
+    assert all(isinstance(x["text"], str) for row in rows for x in row["reasons"])
+    assert (
+        client.post("/v1/predict?explain=maybe", json={"flows": [SEED_B_ATTACK]}).status_code == 422
+    )
 
 
 @needs_pcap

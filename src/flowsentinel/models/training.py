@@ -336,9 +336,7 @@ def _check_config(cfg: TrainConfig) -> None:
     if cfg.max_fpr is not None:
         check_max_fpr(cfg.max_fpr)
     if not 0 < cfg.novel_share < 1:
-        raise InputError(
-            f"--novel-share must be between 0 and 1 (exclusive), got {cfg.novel_share}"
-        )
+        raise InputError(f"--novel-share must be in (0, 1), got {cfg.novel_share}")
     if cfg.calibrate is not None and cfg.calibrate not in CALIBRATION_METHODS:
         choices = ", ".join(CALIBRATION_METHODS)
         raise InputError(f"--calibrate must be one of {choices}, got {cfg.calibrate!r}")
