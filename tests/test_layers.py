@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "evaluation": 6,
     "scanning": 6,
     "bounded": 6,
+    "incidents": 6,
+    "alerts": 7,
     "service": 7,
     "cli": 7,
     "demo": 7,
