@@ -73,7 +73,7 @@ def _ports(rng: np.random.Generator, n: int, mode: str, fixed: int) -> np.ndarra
     if mode == "fixed":
         return np.full(n, fixed, np.int64)
     if mode == "pool":
-        return rng.choice(rng.integers(1024, 65535, int(rng.integers(16, 128))), n)
+        return rng.choice(rng.integers(1024, 65535, int(rng.integers(4, 24))), n)
     return rng.integers(1024, 65535, n)
 
 
@@ -154,6 +154,9 @@ def udp_flood(lab: Lab, w: World, n: int) -> None:
         single = ATTACKER if rng.random() < 0.5 else lab.public_ip()
         src, ttl = _sources(lab, m, spoofed, single)
         sport = _ports(rng, m, smode, int(rng.integers(1024, 65535)))
+        if spoofed:  # each forged source sends a few datagrams from one port
+            pick = rng.integers(0, max(1, m // 4), m)
+            src, ttl, sport = [src[i] for i in pick.tolist()], ttl[pick], sport[pick]
         dport = _ports(rng, m, dmode, int(rng.choice([53, 80, 123, 161, 443, 3478])))
         keep = _register(lab, src, sport, w.servers["web"].ip, dport, UDP, t, UDPFLOOD, kind)
         src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
