@@ -16,17 +16,59 @@ from flowsentinel.datasets.lab import LABELS, write_lab
 pytestmark = pytest.mark.slow
 
 BENIGN_KINDS = {
-    "http", "https", "browser", "https-short", "bulk", "video", "ssh", "scp", "dns", "dns-tcp",
-    "quic", "ntp", "smtp", "imap", "pop3", "postgresql", "mysql", "redis", "smb", "rdp", "mqtt",
-    "coap", "dhcp", "ping", "traceroute", "mdns", "ssdp",
-}  # fmt: skip
+    "http",
+    "https",
+    "browser",
+    "https-short",
+    "bulk",
+    "video",
+    "ssh",
+    "scp",
+    "dns",
+    "dns-tcp",
+    "quic",
+    "ntp",
+    "smtp",
+    "imap",
+    "pop3",
+    "postgresql",
+    "mysql",
+    "redis",
+    "smb",
+    "rdp",
+    "mqtt",
+    "coap",
+    "dhcp",
+    "ping",
+    "traceroute",
+    "mdns",
+    "ssdp",
+}
 ATTACK_KINDS = {
-    "hulk-fast", "hulk-slow", "syn-single-randport", "syn-single-fixedport", "syn-spoofed",
-    "syn-spoofed-options", "syn-spoofed-ecn-cwr", "syn-spoofed-randdport", "syn-pulsing",
-    "syn-lowrate", "udp-single-randport", "udp-single-fixedport", "udp-single-small",
-    "udp-spoofed", "udp-fragmented", "udp-pulsing", "ack-spoofed", "ack-psh-single",
-    "rst-spoofed", "rst-single", "icmp-single", "icmp-spoofed", "synack-refl",
-}  # fmt: skip
+    "hulk-fast",
+    "hulk-slow",
+    "syn-single-randport",
+    "syn-single-fixedport",
+    "syn-spoofed",
+    "syn-spoofed-options",
+    "syn-spoofed-ecn-cwr",
+    "syn-spoofed-randdport",
+    "syn-pulsing",
+    "syn-lowrate",
+    "udp-single-randport",
+    "udp-single-fixedport",
+    "udp-single-small",
+    "udp-spoofed",
+    "udp-fragmented",
+    "udp-pulsing",
+    "ack-spoofed",
+    "ack-psh-single",
+    "rst-spoofed",
+    "rst-single",
+    "icmp-single",
+    "icmp-spoofed",
+    "synack-refl",
+}
 REFLECTED_PORTS = {53, 123, 161, 1900, 389, 11211, 19, 3702, 500, 47808, 111, 3283, 17, 10001}
 
 
@@ -60,10 +102,18 @@ def _packet(ts: float, buf: bytes) -> dict[str, object]:
     seg = ip.data
     if isinstance(seg, dpkt.tcp.TCP):
         opts = dict(dpkt.tcp.parse_opts(seg.opts))
-        row.update(sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack, flags=seg.flags,
-                   win=seg.win, hlen=seg.off * 4, plen=len(seg.data),
-                   mss=struct.unpack("!H", opts[2])[0] if 2 in opts else 0,
-                   wscale=opts[3][0] if 3 in opts else -1)  # fmt: skip
+        row.update(
+            sport=seg.sport,
+            dport=seg.dport,
+            seq=seg.seq,
+            ack=seg.ack,
+            flags=seg.flags,
+            win=seg.win,
+            hlen=seg.off * 4,
+            plen=len(seg.data),
+            mss=struct.unpack("!H", opts[2])[0] if 2 in opts else 0,
+            wscale=opts[3][0] if 3 in opts else -1,
+        )
     elif isinstance(seg, dpkt.udp.UDP):
         row.update(sport=seg.sport, dport=seg.dport, plen=len(seg.data))
     return row
@@ -157,8 +207,13 @@ def test_flows_are_labelled_from_their_sessions(lab: tuple[Path, pd.DataFrame]) 
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         return lo + "|" + hi + "|" + df["Protocol"].astype(str)
 
-    truth = dict(zip(keys(labels, "Source IP", "Source Port", "Destination IP",
-                          "Destination Port"), labels["Label"], strict=True))  # fmt: skip
+    truth = dict(
+        zip(
+            keys(labels, "Source IP", "Source Port", "Destination IP", "Destination Port"),
+            labels["Label"],
+            strict=True,
+        )
+    )
     fk = keys(flows, "Source IP", "Source Port", "Destination IP", "Destination Port")
     assert flows["Label"].notna().all()
     assert (fk.map(truth) == flows["Label"]).all()
@@ -167,7 +222,9 @@ def test_flows_are_labelled_from_their_sessions(lab: tuple[Path, pd.DataFrame]) 
     assert (refl["Total Backward Packets"] == 0).mean() > 0.8
     assert refl["Source Port"].nunique() >= 10
     synack = flows[flows["Label"] == "DoS SYN-ACK reflection"]
-    assert (synack["Total Backward Packets"] == 0).any() and (synack["Total Backward Packets"] > 0).any()
+    assert (synack["Total Backward Packets"] == 0).any() and (
+        synack["Total Backward Packets"] > 0
+    ).any()
     # idle gaps longer than the meter's 5 s activity timeout in benign sessions
     benign = flows[flows["Label"] == "BENIGN"]
     assert (benign["Idle Max"] > 5e6).sum() > 30

@@ -35,14 +35,33 @@ from flowsentinel.datasets.lab.world import World
 
 BENIGN = benign.BENIGN
 HULK, SLOWLORIS, SLOWPOST, SLOWREAD = (
-    attacks.HULK, attacks.SLOWLORIS, attacks.SLOWPOST, attacks.SLOWREAD
-)  # fmt: skip
+    attacks.HULK,
+    attacks.SLOWLORIS,
+    attacks.SLOWPOST,
+    attacks.SLOWREAD,
+)
 SYNFLOOD, UDPFLOOD, ACKFLOOD, RSTFLOOD, ICMPFLOOD = (
-    floods.SYNFLOOD, floods.UDPFLOOD, floods.ACKFLOOD, floods.RSTFLOOD, floods.ICMPFLOOD
-)  # fmt: skip
+    floods.SYNFLOOD,
+    floods.UDPFLOOD,
+    floods.ACKFLOOD,
+    floods.RSTFLOOD,
+    floods.ICMPFLOOD,
+)
 REFLECTION, SYNACK_REFLECTION = floods.REFLECTION, floods.SYNACK_REFLECTION
-LABELS = (BENIGN, HULK, SLOWLORIS, SLOWPOST, SLOWREAD, SYNFLOOD, UDPFLOOD, ACKFLOOD, RSTFLOOD,
-          ICMPFLOOD, REFLECTION, SYNACK_REFLECTION)  # fmt: skip
+LABELS = (
+    BENIGN,
+    HULK,
+    SLOWLORIS,
+    SLOWPOST,
+    SLOWREAD,
+    SYNFLOOD,
+    UDPFLOOD,
+    ACKFLOOD,
+    RSTFLOOD,
+    ICMPFLOOD,
+    REFLECTION,
+    SYNACK_REFLECTION,
+)
 
 __all__ = ["LABELS", "LabResult", "Session", "build_lab", "labeller_for", "write_lab"]
 
@@ -75,7 +94,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),
-    (floods.reflection, 2500),
+    (floods.reflection, 5000),
     (floods.synack_reflection, 400),
 )
 
@@ -100,13 +119,15 @@ def build_lab(seed: int = 42, scale: float = 1.0) -> tuple[bytes, list[Session]]
     return data, lab.sessions
 
 
-def _canonical(src: np.ndarray, sport: np.ndarray, dst: np.ndarray, dport: np.ndarray,
-               proto: np.ndarray) -> pd.DataFrame:  # fmt: skip
+def _canonical(
+    src: np.ndarray, sport: np.ndarray, dst: np.ndarray, dport: np.ndarray, proto: np.ndarray
+) -> pd.DataFrame:
     a = pd.Series(src, dtype=object) + "|" + pd.Series(sport).astype(str)
     b = pd.Series(dst, dtype=object) + "|" + pd.Series(dport).astype(str)
     first = (pd.Series(src, dtype=object) < pd.Series(dst, dtype=object)) | (
-        (pd.Series(src, dtype=object) == pd.Series(dst, dtype=object)) & (pd.Series(sport) <= pd.Series(dport))
-    )  # fmt: skip
+        (pd.Series(src, dtype=object) == pd.Series(dst, dtype=object))
+        & (pd.Series(sport) <= pd.Series(dport))
+    )
     key = np.where(first, a + "~" + b, b + "~" + a)
     return pd.DataFrame({"key": key + "~" + pd.Series(proto).astype(str)})
 
@@ -117,16 +138,24 @@ def labeller_for(sessions: list[Session]) -> Labeller:
     that matches no session is an error, never a silent drop."""
     keys = {endpoint_key(s.src, s.sport, s.dst, s.dport, s.proto): s.label for s in sessions}
     ks = list(keys)
-    table_keys = _canonical(np.array([k[0] for k in ks], object), np.array([k[1] for k in ks]),
-                            np.array([k[2] for k in ks], object), np.array([k[3] for k in ks]),
-                            np.array([k[4] for k in ks]))  # fmt: skip
+    table_keys = _canonical(
+        np.array([k[0] for k in ks], object),
+        np.array([k[1] for k in ks]),
+        np.array([k[2] for k in ks], object),
+        np.array([k[3] for k in ks]),
+        np.array([k[4] for k in ks]),
+    )
     lookup = pd.Series(list(keys.values()), index=table_keys["key"].to_numpy())
 
     def label(flows: FlowArrays, table: pa.Table) -> pa.Table:
         ids = flows.ids
-        k = _canonical(np.array(table.column("Source IP").to_pylist(), object),
-                       ids[:, OI_SPORT], np.array(table.column("Destination IP").to_pylist(), object),
-                       ids[:, OI_DPORT], ids[:, OI_PROTO])  # fmt: skip
+        k = _canonical(
+            np.array(table.column("Source IP").to_pylist(), object),
+            ids[:, OI_SPORT],
+            np.array(table.column("Destination IP").to_pylist(), object),
+            ids[:, OI_DPORT],
+            ids[:, OI_PROTO],
+        )
         found = lookup.reindex(k["key"].to_numpy())
         if found.isna().any():
             first = k["key"][found.isna().to_numpy()].iloc[0]
@@ -145,8 +174,18 @@ def write_lab(out: Path, *, seed: int = 42, scale: float = 1.0) -> LabResult:
     labels = out / "labels.csv"
     with labels.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["Source IP", "Source Port", "Destination IP", "Destination Port", "Protocol",
-                    "Timestamp", "Kind", "Label"])  # fmt: skip
+        w.writerow(
+            [
+                "Source IP",
+                "Source Port",
+                "Destination IP",
+                "Destination Port",
+                "Protocol",
+                "Timestamp",
+                "Kind",
+                "Label",
+            ]
+        )
         for s in sorted(sessions, key=lambda s: s.start_us):
             stamp = np.datetime64(s.start_us, "us").astype(str).replace("T", " ")
             w.writerow([s.src, s.sport, s.dst, s.dport, s.proto, stamp, s.kind, s.label])

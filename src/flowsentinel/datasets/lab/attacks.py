@@ -38,8 +38,9 @@ def hulk(lab: Lab, w: World, n: int) -> None:
         conn = open_tcp(lab, src, web, 80, "hulk-fast" if is_fast else "hulk-slow", t0, HULK)
         t = conn.handshake(t0)
         url = f"GET /?{rng.integers(10**9)}={rng.integers(10**9)} HTTP/1.1\r\n".encode()
-        t = conn.send(t + int(rng.integers(50, 500)), True, int(rng.integers(300, 700)),
-                      lab.pk.head(url))  # fmt: skip
+        t = conn.send(
+            t + int(rng.integers(50, 500)), True, int(rng.integers(300, 700)), lab.pk.head(url)
+        )
         if rng.random() < 0.7:
             t = conn.send(t + us(rng.uniform(0.005, 0.6)), False, int(rng.integers(11_000, 12_500)))
             conn.close(t + int(rng.integers(100, 5000)), "fin_client")
@@ -60,8 +61,9 @@ def slowloris(lab: Lab, w: World, n: int) -> None:
         interval = float(rng.choice([5.0, 10.0, 15.0, 30.0, 60.0]))
         conn, t = _slow_conn(lab, w, SLOWLORIS, f"slowloris-{interval:g}s", lab.start(150, 600))
         end = t + us(rng.uniform(100, 300))
-        head = lab.pk.head(f"GET /?{rng.integers(2000)} HTTP/1.1\r\nUser-Agent: Mozilla/5.0\r\n"
-                           .encode())  # fmt: skip
+        head = lab.pk.head(
+            f"GET /?{rng.integers(2000)} HTTP/1.1\r\nUser-Agent: Mozilla/5.0\r\n".encode()
+        )
         t = conn.send(t + 50, True, int(rng.integers(150, 260)), head, push=True)
         while t < end:
             t += us(interval * rng.uniform(0.9, 1.1))
@@ -77,7 +79,8 @@ def slowpost(lab: Lab, w: World, n: int) -> None:
         conn, t = _slow_conn(lab, w, SLOWPOST, f"slowpost-{interval:g}s", lab.start(300, 700))
         head = lab.pk.head(
             b"POST /login.php HTTP/1.1\r\nHost: 192.168.10.50\r\nContent-Length: "
-            + str(int(rng.integers(4096, 65536))).encode() + b"\r\n\r\n"
+            + str(int(rng.integers(4096, 65536))).encode()
+            + b"\r\n\r\n"
         )
         t = conn.send(t + 50, True, int(rng.integers(120, 260)), head)
         end = t + us(rng.uniform(30, 200))

@@ -100,8 +100,9 @@ class Lab:
                 self._ports.add((host, p))
                 return p
 
-    def session(self, src: str, sport: int, dst: str, dport: int, proto: int, t: int,
-                label: str, kind: str) -> bool:  # fmt: skip
+    def session(
+        self, src: str, sport: int, dst: str, dport: int, proto: int, t: int, label: str, kind: str
+    ) -> bool:
         """Register a session; False when its 5-tuple already belongs to another label (the
         caller then draws another tuple), so every flow's label is unambiguous."""
         key = endpoint_key(src, sport, dst, dport, proto)
@@ -116,18 +117,59 @@ class Lab:
         """A start time (µs) drawn uniformly in [lo, hi) seconds of the capture."""
         return T0 + int(self.rng.uniform(lo, hi) * 1_000_000)
 
-    def udp(self, t: int, a: Endpoint, b: Endpoint, ap: int, bp: int, plen: int, head: int = 0,
-            ttl: int | None = None, tos: int = 0) -> None:  # fmt: skip
+    def udp(
+        self,
+        t: int,
+        a: Endpoint,
+        b: Endpoint,
+        ap: int,
+        bp: int,
+        plen: int,
+        head: int = 0,
+        ttl: int | None = None,
+        tos: int = 0,
+    ) -> None:
         """One UDP datagram from ``a`` to ``b``."""
-        self.pk.row(t, a.hid, b.hid, UDP, ap, bp, ttl or a.ttl, tos, -1, 0, 0, 0, 0, 0, 0, 0,
-                    0, plen, head)  # fmt: skip
+        self.pk.row(
+            t, a.hid, b.hid, UDP, ap, bp, ttl or a.ttl, tos, -1, 0, 0, 0, 0, 0, 0, 0, 0, plen, head
+        )
 
-    def icmp(self, t: int, a: Endpoint, b: Endpoint, typ: int, code: int, ident: int, seq: int,
-             plen: int, head: int = 0, ttl: int | None = None) -> None:  # fmt: skip
+    def icmp(
+        self,
+        t: int,
+        a: Endpoint,
+        b: Endpoint,
+        typ: int,
+        code: int,
+        ident: int,
+        seq: int,
+        plen: int,
+        head: int = 0,
+        ttl: int | None = None,
+    ) -> None:
         """One ICMP (ICMPv6 between IPv6 hosts) message."""
         proto = ICMP6 if ":" in a.ip else ICMP
-        self.pk.row(t, a.hid, b.hid, proto, (typ << 8) | code, 0, ttl or a.ttl, 0, -1, 0,
-                    ((ident & 0xFFFF) << 16) | (seq & 0xFFFF), 0, 0, 0, 0, 0, 0, plen, head)  # fmt: skip
+        self.pk.row(
+            t,
+            a.hid,
+            b.hid,
+            proto,
+            (typ << 8) | code,
+            0,
+            ttl or a.ttl,
+            0,
+            -1,
+            0,
+            ((ident & 0xFFFF) << 16) | (seq & 0xFFFF),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            plen,
+            head,
+        )
 
 
 def us(seconds: float) -> int:

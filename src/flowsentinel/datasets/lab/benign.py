@@ -7,27 +7,47 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flowsentinel.datasets.lab.base import T0, Endpoint, Lab, us
+from flowsentinel.datasets.lab.base import Endpoint, Lab, us
 from flowsentinel.datasets.lab.tcp import Conn
 from flowsentinel.datasets.lab.wire import TCP, UDP
 from flowsentinel.datasets.lab.world import World
 
 BENIGN = "BENIGN"
-CLOSINGS = ("fin_client", "fin_server", "fin_client", "fin_server", "rst_client", "fin_rst",
-            "rst_server", "open")  # fmt: skip
+CLOSINGS = (
+    "fin_client",
+    "fin_server",
+    "fin_client",
+    "fin_server",
+    "rst_client",
+    "fin_rst",
+    "rst_server",
+    "open",
+)
 
 
-def lognormal(rng: np.random.Generator, median: float, sigma: float, lo: float = 1,
-              hi: float = 1e12) -> int:  # fmt: skip
+def lognormal(
+    rng: np.random.Generator, median: float, sigma: float, lo: float = 1, hi: float = 1e12
+) -> int:
     return int(min(hi, max(lo, rng.lognormal(np.log(median), sigma))))
 
 
-def open_tcp(lab: Lab, c: Endpoint, s: Endpoint, dport: int, kind: str, t: int,
-             label: str = BENIGN, cport: int | None = None) -> Conn:  # fmt: skip
+def open_tcp(
+    lab: Lab,
+    c: Endpoint,
+    s: Endpoint,
+    dport: int,
+    kind: str,
+    t: int,
+    label: str = BENIGN,
+    cport: int | None = None,
+) -> Conn:
     """A registered connection (another client port is drawn if the tuple is taken)."""
     while True:
-        port = cport if cport is not None else lab.port(c.ip, 1024 if c.stack.name == "windows"
-                                                        else 32768, 65000)  # fmt: skip
+        port = (
+            cport
+            if cport is not None
+            else lab.port(c.ip, 1024 if c.stack.name == "windows" else 32768, 65000)
+        )
         if lab.session(c.ip, port, s.ip, dport, TCP, t, label, kind):
             return Conn(lab, c, port, s, dport)
         cport = None
@@ -44,10 +64,16 @@ def _heads(lab: Lab, *texts: bytes) -> list[int]:
 def tls_handshake(conn: Conn, t: int) -> int:
     """ClientHello, ServerHello + certificate chain, client Finished, session tickets."""
     rng, lab = conn.lab.rng, conn.lab
-    ch, sh, app = _heads(lab, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-                         b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03", b"\x17\x03\x03")  # fmt: skip
+    ch, sh, app = _heads(
+        lab,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03",
+        b"\x17\x03\x03",
+    )
     t = conn.send(t, True, int(rng.choice([517, 571, 583, 1500, 1800])), ch)
-    t = conn.send(t + int(rng.integers(200, 3000)), False, lognormal(rng, 3600, 0.4, 1200, 9000), sh)
+    t = conn.send(
+        t + int(rng.integers(200, 3000)), False, lognormal(rng, 3600, 0.4, 1200, 9000), sh
+    )
     t = conn.send(t + 200, True, int(rng.choice([64, 80, 126, 158])), app)
     if rng.random() < 0.6:
         t = conn.send(t + 300, False, int(rng.choice([255, 510, 543])), app)
@@ -65,10 +91,14 @@ def _http_keepalive(lab: Lab, w: World, t: int, tls: bool) -> None:
     get = lab.pk.head(b"GET /index.html HTTP/1.1\r\nHost: www.lab\r\n", intern=True)
     ok = lab.pk.head(b"HTTP/1.1 200 OK\r\n", intern=True)
     for _ in range(int(rng.integers(1, 8))):
-        t = conn.exchange(t + int(rng.integers(50, 3000)), lognormal(rng, 450, 0.4, 150, 2500),
-                          lognormal(rng, 4000, 1.3, 200, 300_000),
-                          lognormal(rng, 3000, 1.2, 100, 900_000), 0 if tls else get,
-                          0 if tls else ok)  # fmt: skip
+        t = conn.exchange(
+            t + int(rng.integers(50, 3000)),
+            lognormal(rng, 450, 0.4, 150, 2500),
+            lognormal(rng, 4000, 1.3, 200, 300_000),
+            lognormal(rng, 3000, 1.2, 100, 900_000),
+            0 if tls else get,
+            0 if tls else ok,
+        )
         t += us(rng.exponential(2.0) if rng.random() < 0.8 else rng.uniform(5.5, 30))
     conn.close(t, _closing(lab))
 
@@ -86,17 +116,22 @@ def browser_pages(lab: Lab, w: World, n: int) -> None:
     for _ in range(n):
         c = w.lan_client(0.2) if rng.random() < 0.5 else w.remote_client()
         outbound = c.ip.startswith(("192.168.", "fd00:"))
-        s = w.internet_server(v6=":" in c.ip) if outbound else w.servers[
-            "web6" if ":" in c.ip else "web"]  # fmt: skip
+        s = (
+            w.internet_server(v6=":" in c.ip)
+            if outbound
+            else w.servers["web6" if ":" in c.ip else "web"]
+        )
         t0 = lab.start()
         for _k in range(int(rng.integers(2, 7))):
             conn = open_tcp(lab, c, s, 443, "browser", t0 + int(rng.integers(0, 40_000)))
             t = tls_handshake(conn, conn.handshake(t0 + int(rng.integers(0, 40_000))))
             for _r in range(int(rng.integers(1, 6))):
-                t = conn.exchange(t + int(rng.integers(100, 20_000)),
-                                  lognormal(rng, 600, 0.5, 100, 3000),
-                                  lognormal(rng, 5000, 1.3, 300, 300_000),
-                                  lognormal(rng, 20_000, 1.0, 300, 1_500_000))  # fmt: skip
+                t = conn.exchange(
+                    t + int(rng.integers(100, 20_000)),
+                    lognormal(rng, 600, 0.5, 100, 3000),
+                    lognormal(rng, 5000, 1.3, 300, 300_000),
+                    lognormal(rng, 20_000, 1.0, 300, 1_500_000),
+                )
             idle = us(rng.choice([5, 15, 60, 65, 120, 300]) * rng.uniform(0.5, 1.0))
             conn.close(t + idle, str(rng.choice(["fin_server", "fin_client", "rst_client"])))
 
@@ -110,8 +145,12 @@ def short_https(lab: Lab, w: World, n: int) -> None:
         t = lab.start()
         conn = open_tcp(lab, c, s, 443, "https-short", t)
         t = tls_handshake(conn, conn.handshake(t))
-        t = conn.exchange(t + 100, lognormal(rng, 700, 0.6, 90, 6000),
-                          lognormal(rng, 1200, 1.0, 40, 60_000), lognormal(rng, 30_000, 1, 500))  # fmt: skip
+        t = conn.exchange(
+            t + 100,
+            lognormal(rng, 700, 0.6, 90, 6000),
+            lognormal(rng, 1200, 1.0, 40, 60_000),
+            lognormal(rng, 30_000, 1, 500),
+        )
         conn.close(t + int(rng.integers(100, 200_000)), _closing(lab))
 
 
@@ -147,8 +186,12 @@ def video(lab: Lab, w: World, n: int) -> None:
         rate = rng.choice([60_000, 120_000, 250_000])  # bytes per chunk
         period = rng.uniform(4, 10)
         while t < end:
-            t = conn.exchange(t, lognormal(rng, 500, 0.2, 200), lognormal(rng, rate, 0.3, 50_000),
-                              lognormal(rng, 20_000, 0.8, 1000))  # fmt: skip
+            t = conn.exchange(
+                t,
+                lognormal(rng, 500, 0.2, 200),
+                lognormal(rng, rate, 0.3, 50_000),
+                lognormal(rng, 20_000, 0.8, 1000),
+            )
             t += us(period * rng.uniform(0.7, 1.3))
         conn.close(t, str(rng.choice(["fin_client", "rst_client"])))
 
@@ -174,13 +217,17 @@ def ssh(lab: Lab, w: World, n: int, n_scp: int) -> None:
         t = _ssh_start(lab, conn, conn.handshake(t))
         t = conn.exchange(t + us(rng.uniform(0.5, 4)), int(rng.choice([68, 84, 100])), 52, 9000)
         if k >= n:
-            t = conn.send(t + 1000, bool(rng.random() < 0.5),
-                          lognormal(rng, 600_000, 1.0, 50_000, 3_000_000))  # fmt: skip
+            t = conn.send(
+                t + 1000, bool(rng.random() < 0.5), lognormal(rng, 600_000, 1.0, 50_000, 3_000_000)
+            )
         else:
             end = t + us(rng.uniform(20, 500))
             while t < end:
-                t += us(rng.lognormal(np.log(0.25), 1.0) if rng.random() < 0.93
-                        else rng.uniform(5.5, 60))  # fmt: skip
+                t += us(
+                    rng.lognormal(np.log(0.25), 1.0)
+                    if rng.random() < 0.93
+                    else rng.uniform(5.5, 60)
+                )
                 out = 36 if rng.random() < 0.9 else lognormal(rng, 1500, 1.2, 36, 60_000)
                 t = conn.exchange(t, 36, out, int(rng.integers(300, 5000)))
         conn.close(t + 1000, str(rng.choice(["fin_client", "fin_server"])))
@@ -198,8 +245,12 @@ def dns(lab: Lab, w: World, n: int, n_tcp: int) -> None:
         t = lab.start()
         if k >= n:
             conn = open_tcp(lab, c, s, 53, "dns-tcp", t)
-            t = conn.exchange(conn.handshake(t), int(rng.integers(30, 70)),
-                              lognormal(rng, 1500, 0.8, 200, 60_000), int(rng.integers(200, 90_000)))  # fmt: skip
+            t = conn.exchange(
+                conn.handshake(t),
+                int(rng.integers(30, 70)),
+                lognormal(rng, 1500, 0.8, 200, 60_000),
+                int(rng.integers(200, 90_000)),
+            )
             conn.close(t + 100, "fin_client")
             continue
         port = _udp_session(lab, c, s, 53, t, "dns")
@@ -211,8 +262,9 @@ def dns(lab: Lab, w: World, n: int, n_tcp: int) -> None:
             t += int(rng.integers(20, 3000))
 
 
-def _udp_session(lab: Lab, c: Endpoint, s: Endpoint, dport: int, t: int, kind: str,
-                 cport: int | None = None) -> int:  # fmt: skip
+def _udp_session(
+    lab: Lab, c: Endpoint, s: Endpoint, dport: int, t: int, kind: str, cport: int | None = None
+) -> int:
     while True:
         port = cport if cport is not None else lab.port(c.ip, 1024, 65535)
         if lab.session(c.ip, port, s.ip, dport, UDP, t, BENIGN, kind):
@@ -240,11 +292,29 @@ def quic(lab: Lab, w: World, n: int) -> None:
             burst = lognormal(rng, 10, 1.0, 1, 200)
             times = t + np.cumsum(rng.integers(20, 400, burst))
             sizes = rng.integers(1000, 1353, burst)
-            lab.pk.block(burst, ts=times, src=s.hid, dst=c.hid, proto=UDP, sport=443, dport=port,
-                         ttl=s.ttl, plen=sizes)  # fmt: skip
+            lab.pk.block(
+                burst,
+                ts=times,
+                src=s.hid,
+                dst=c.hid,
+                proto=UDP,
+                sport=443,
+                dport=port,
+                ttl=s.ttl,
+                plen=sizes,
+            )
             acks = times[1::3] + rtt // 2
-            lab.pk.block(len(acks), ts=acks, src=c.hid, dst=s.hid, proto=UDP, sport=port,
-                         dport=443, ttl=c.ttl, plen=rng.integers(30, 80, len(acks)))  # fmt: skip
+            lab.pk.block(
+                len(acks),
+                ts=acks,
+                src=c.hid,
+                dst=s.hid,
+                proto=UDP,
+                sport=port,
+                dport=443,
+                ttl=c.ttl,
+                plen=rng.integers(30, 80, len(acks)),
+            )
             t = int(times[-1]) + us(rng.exponential(3.0))
 
 
@@ -253,14 +323,17 @@ def ntp(lab: Lab, w: World, n: int) -> None:
     rng = lab.rng
     for _ in range(n):
         c = w.lan_client() if rng.random() < 0.7 else w.servers["ntp"]
-        s = w.internet_server(v6=":" in c.ip) if rng.random() < 0.5 or c is w.servers[
-            "ntp"] else w.servers["ntp"]  # fmt: skip
+        s = (
+            w.internet_server(v6=":" in c.ip)
+            if rng.random() < 0.5 or c is w.servers["ntp"]
+            else w.servers["ntp"]
+        )
         t = lab.start(0, 600)
         port = _udp_session(lab, c, s, 123, t, "ntp", 123 if rng.random() < 0.4 else None)
         for _k in range(int(rng.integers(1, 6))):
             lab.udp(t, c, s, port, 123, 48)
             lab.udp(t + s.path.rtt_us + int(rng.integers(30, 500)), s, c, 123, port, 48)
-            t += us(64 * 2 ** rng.integers(0, 3))
+            t += us(64.0 * 2 ** int(rng.integers(0, 3)))
 
 
 def mail(lab: Lab, w: World, n: int) -> None:
@@ -269,14 +342,20 @@ def mail(lab: Lab, w: World, n: int) -> None:
     for _ in range(n):
         kind = str(rng.choice(["smtp", "imap", "pop3"]))
         c = w.any_client(0.5, v6=False)
-        port = {"smtp": int(rng.choice([25, 587])), "imap": int(rng.choice([143, 993])),
-                "pop3": int(rng.choice([110, 995]))}[kind]  # fmt: skip
+        port = {
+            "smtp": int(rng.choice([25, 587])),
+            "imap": int(rng.choice([143, 993])),
+            "pop3": int(rng.choice([110, 995])),
+        }[kind]
         t = lab.start(0, 800)
         conn = open_tcp(lab, c, w.servers["mail"], port, kind, t)
         t = conn.handshake(t)
-        banner = _heads(lab, b"220 mail.lab ESMTP ready\r\n", b"* OK IMAP4rev1\r\n", b"+OK POP3\r\n")
-        t = conn.send(t + 2000, False, int(rng.integers(30, 90)), banner[("smtp", "imap", "pop3")
-                                                                         .index(kind)])  # fmt: skip
+        banner = _heads(
+            lab, b"220 mail.lab ESMTP ready\r\n", b"* OK IMAP4rev1\r\n", b"+OK POP3\r\n"
+        )
+        t = conn.send(
+            t + 2000, False, int(rng.integers(30, 90)), banner[("smtp", "imap", "pop3").index(kind)]
+        )
         if port in (25, 587, 143, 110):  # STARTTLS, then the TLS handshake
             t = conn.exchange(t + 300, int(rng.integers(10, 30)), int(rng.integers(20, 200)), 500)
             t = tls_handshake(conn, t)
@@ -286,8 +365,12 @@ def mail(lab: Lab, w: World, n: int) -> None:
         else:
             gaps = int(rng.integers(1, 8)) if kind == "imap" else 1
             for _g in range(gaps):
-                t = conn.exchange(t + 500, int(rng.integers(20, 120)),
-                                  lognormal(rng, 3000, 1.5, 30, 2_000_000), 3000)  # fmt: skip
+                t = conn.exchange(
+                    t + 500,
+                    int(rng.integers(20, 120)),
+                    lognormal(rng, 3000, 1.5, 30, 2_000_000),
+                    3000,
+                )
                 t += us(rng.uniform(6, 120)) if kind == "imap" else 0
         conn.close(t + 500, str(rng.choice(["fin_client", "fin_server"])))
 
@@ -330,12 +413,20 @@ def lan_sessions(lab: Lab, w: World, n: int) -> None:
         end = t + us(rng.uniform(10, 90))
         while t < end:
             if rdp:
-                t = conn.exchange(t, int(rng.integers(20, 60)), lognormal(rng, 400, 1.2, 20, 60_000),
-                                  int(rng.integers(2000, 30_000)))  # fmt: skip
+                t = conn.exchange(
+                    t,
+                    int(rng.integers(20, 60)),
+                    lognormal(rng, 400, 1.2, 20, 60_000),
+                    int(rng.integers(2000, 30_000)),
+                )
                 t += us(rng.exponential(0.15) if rng.random() < 0.95 else rng.uniform(5.5, 20))
             else:
-                t = conn.exchange(t, int(rng.integers(100, 200)), 65536 * int(rng.integers(1, 3)),
-                                  int(rng.integers(100, 2000)))  # fmt: skip
+                t = conn.exchange(
+                    t,
+                    int(rng.integers(100, 200)),
+                    65536 * int(rng.integers(1, 3)),
+                    int(rng.integers(100, 2000)),
+                )
                 t += us(rng.exponential(10.0))
         conn.close(t, "fin_client" if rng.random() < 0.7 else "rst_client")
 
@@ -351,8 +442,14 @@ def iot(lab: Lab, w: World, n: int) -> None:
             port = _udp_session(lab, c, w.servers["coap"], 5683, t, "coap")
             for _k in range(lognormal(rng, 6, 0.8, 1, 60)):
                 lab.udp(t, c, w.servers["coap"], port, 5683, int(rng.integers(12, 40)))
-                lab.udp(t + int(rng.integers(500, 20_000)), w.servers["coap"], c, 5683, port,
-                        int(rng.integers(8, 200)))  # fmt: skip
+                lab.udp(
+                    t + int(rng.integers(500, 20_000)),
+                    w.servers["coap"],
+                    c,
+                    5683,
+                    port,
+                    int(rng.integers(8, 200)),
+                )
                 t += us(rng.uniform(2, 60))
             continue
         conn = open_tcp(lab, c, w.servers["mqtt"], int(rng.choice([1883, 8883])), "mqtt", t)

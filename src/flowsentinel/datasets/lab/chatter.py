@@ -27,7 +27,7 @@ def dhcp(lab: Lab, w: World, n: int) -> None:
             lab.session("0.0.0.0", 68, "255.255.255.255", 67, UDP, t, BENIGN, "dhcp")
             lab.session(gw.ip, 67, "255.255.255.255", 68, UDP, t, BENIGN, "dhcp")
             for k in range(4):
-                a, b, ap, bp = ((anyhost, bcast, 68, 67) if k % 2 == 0 else (gw, bcast, 67, 68))
+                a, b, ap, bp = (anyhost, bcast, 68, 67) if k % 2 == 0 else (gw, bcast, 67, 68)
                 lab.udp(t, a, b, ap, bp, size, ttl=64 if k % 2 == 0 else 255)
                 t += int(rng.integers(500, 400_000))
         else:
@@ -42,8 +42,11 @@ def ping(lab: Lab, w: World, n: int) -> None:
     rng = lab.rng
     for _ in range(n):
         c = w.lan_client(0.2)
-        s = w.internet_server(v6=":" in c.ip) if rng.random() < 0.6 else w.servers[
-            "web6" if ":" in c.ip else "web"]  # fmt: skip
+        s = (
+            w.internet_server(v6=":" in c.ip)
+            if rng.random() < 0.6
+            else w.servers["web6" if ":" in c.ip else "web"]
+        )
         t = lab.start(0, 850)
         proto = ICMP6 if ":" in c.ip else ICMP
         lab.session(c.ip, 0, s.ip, 0, proto, t, BENIGN, "ping")
@@ -64,8 +67,9 @@ def traceroute(lab: Lab, w: World, n: int) -> None:
     for _ in range(n):
         c = w.lan_client()
         s = w.internet_server()
-        hops = [w.servers["gw"]] + [_fixed(lab, lab.public_ip(), "netdev")
-                                    for _ in range(int(rng.integers(4, 12)))]  # fmt: skip
+        hops = [w.servers["gw"]] + [
+            _fixed(lab, lab.public_ip(), "netdev") for _ in range(int(rng.integers(4, 12)))
+        ]
         t = lab.start(0, 850)
         sport = lab.port(c.ip, 33000, 65000)
         rtt = 300
@@ -77,10 +81,35 @@ def traceroute(lab: Lab, w: World, n: int) -> None:
                 dport = 33434 + 3 * (ttl - 1) + probe
                 lab.session(c.ip, sport, s.ip, dport, UDP, t, BENIGN, "traceroute")
                 lab.udp(t, c, s, sport, dport, 32, ttl=ttl)
-                quote = struct.pack("!BBHHHBBH4s4sHHHH", 0x45, 0, 60, 0, 0, 1, UDP, 0,
-                                    bytes(4), bytes(4), sport, dport, 40, 0)  # fmt: skip
-                lab.icmp(t + rtt, router, c, 3 if last else 11, 3 if last else 0, 0, 0, 28,
-                         lab.pk.head(quote), ttl=router.ttl)  # fmt: skip
+                quote = struct.pack(
+                    "!BBHHHBBH4s4sHHHH",
+                    0x45,
+                    0,
+                    60,
+                    0,
+                    0,
+                    1,
+                    UDP,
+                    0,
+                    bytes(4),
+                    bytes(4),
+                    sport,
+                    dport,
+                    40,
+                    0,
+                )
+                lab.icmp(
+                    t + rtt,
+                    router,
+                    c,
+                    3 if last else 11,
+                    3 if last else 0,
+                    0,
+                    0,
+                    28,
+                    lab.pk.head(quote),
+                    ttl=router.ttl,
+                )
                 t += rtt + int(rng.integers(50, 500))
 
 

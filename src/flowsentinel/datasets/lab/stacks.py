@@ -26,22 +26,30 @@ class Stack:
 
 
 STACKS: dict[str, Stack] = {
-    "linux": Stack("linux", 64, (64240, 29200, 65160), 1460, 7, True, True, "linux", 3_145_728,
-                   40_000),  # fmt: skip
-    "windows": Stack("windows", 128, (64240, 65535, 8192), 1460, 8, True, False, "windows",
-                     4_194_304, 200_000),  # fmt: skip
+    "linux": Stack(
+        "linux", 64, (64240, 29200, 65160), 1460, 7, True, True, "linux", 3_145_728, 40_000
+    ),
+    "windows": Stack(
+        "windows", 128, (64240, 65535, 8192), 1460, 8, True, False, "windows", 4_194_304, 200_000
+    ),
     "macos": Stack("macos", 64, (65535,), 1460, 6, True, True, "mac", 2_097_152, 100_000),
     "ios": Stack("ios", 64, (65535,), 1460, 5, True, True, "mac", 1_048_576, 100_000),
-    "android": Stack("android", 64, (65535, 64240), 1460, 9, True, True, "linux", 6_291_456,
-                     40_000),  # fmt: skip
+    "android": Stack(
+        "android", 64, (65535, 64240), 1460, 9, True, True, "linux", 6_291_456, 40_000
+    ),
     "iot": Stack("iot", 64, (5840, 2920, 1460), 536, -1, False, False, "lwip", 5840, 250_000),
     "netdev": Stack("netdev", 255, (4128, 16384), 536, -1, False, False, "lwip", 16384, 200_000),
 }
 #: client operating systems with their share of hosts
 CLIENT_MIX: tuple[tuple[str, float], ...] = (
-    ("windows", 0.38), ("linux", 0.12), ("macos", 0.14), ("ios", 0.12), ("android", 0.14),
-    ("iot", 0.07), ("netdev", 0.03),
-)  # fmt: skip
+    ("windows", 0.38),
+    ("linux", 0.12),
+    ("macos", 0.14),
+    ("ios", 0.12),
+    ("android", 0.14),
+    ("iot", 0.07),
+    ("netdev", 0.03),
+)
 
 
 def draw_stack(rng: np.random.Generator) -> Stack:

@@ -44,8 +44,10 @@ class Conn:
         pk = lab.pk
         self.est = pk.option(_EST_TS, 4) if self.ts else 0
         self.dup_opt = (
-            pk.option(_EST_TS + _SACK_BLOCK, 4) if self.ts else pk.option(_SACK_BLOCK)
-        ) if self.sack else self.est  # fmt: skip
+            (pk.option(_EST_TS + _SACK_BLOCK, 4) if self.ts else pk.option(_SACK_BLOCK))
+            if self.sack
+            else self.est
+        )
         self.rtt = c.path.rtt_us + s.path.rtt_us
 
     # -- single packets -------------------------------------------------------------------
@@ -53,8 +55,17 @@ class Conn:
     def _win(self, from_client: bool) -> int:
         return min(65535, (self.crwnd >> self.cws) if from_client else (self.srwnd >> self.sws))
 
-    def pkt(self, t: int, from_client: bool, flags: int, plen: int = 0, head: int = 0,
-            opt: int = -1, seq: int | None = None, win: int | None = None) -> None:  # fmt: skip
+    def pkt(
+        self,
+        t: int,
+        from_client: bool,
+        flags: int,
+        plen: int = 0,
+        head: int = 0,
+        opt: int = -1,
+        seq: int | None = None,
+        win: int | None = None,
+    ) -> None:
         """One segment; ``seq`` defaults to the sender's next sequence number."""
         a, b = (self.c, self.s) if from_client else (self.s, self.c)
         ap, bp = (self.cp, self.sp) if from_client else (self.sp, self.cp)
@@ -62,12 +73,26 @@ class Conn:
         tsv, tse = (self.tsc, self.tss) if from_client else (self.tss, self.tsc)
         ms = (t - T0) // 1000
         self.lab.pk.row(
-            t, a.hid, b.hid, TCP, ap, bp, a.ttl, 0, -1, 0, (mine if seq is None else seq) & 0xFFFFFFFF,
-            (peer & 0xFFFFFFFF) if flags & ACK else 0, flags,
-            self._win(from_client) if win is None else win, self.est if opt < 0 else opt,
-            (tsv + ms) & 0xFFFFFFFF, ((tse + ms - self.rtt // 2000) & 0xFFFFFFFF) if flags & ACK else 0,
-            plen, head,
-        )  # fmt: skip
+            t,
+            a.hid,
+            b.hid,
+            TCP,
+            ap,
+            bp,
+            a.ttl,
+            0,
+            -1,
+            0,
+            (mine if seq is None else seq) & 0xFFFFFFFF,
+            (peer & 0xFFFFFFFF) if flags & ACK else 0,
+            flags,
+            self._win(from_client) if win is None else win,
+            self.est if opt < 0 else opt,
+            (tsv + ms) & 0xFFFFFFFF,
+            ((tse + ms - self.rtt // 2000) & 0xFFFFFFFF) if flags & ACK else 0,
+            plen,
+            head,
+        )
 
     def handshake(self, t: int, ecn: bool = False) -> int:
         """SYN, SYN-ACK (both with options; a lost SYN-ACK is sent again), ACK."""
@@ -79,8 +104,14 @@ class Conn:
         flags = SYN | ECE | CWR if ecn else SYN
         self.pkt(t, True, flags, opt=syn_opt, win=self.crwnd)
         d = self.s_delay()
-        self.pkt(t + d, False, SYN | ACK | (ECE if ecn else 0), opt=synack_opt, win=self.srwnd,
-                 seq=self.sseq)  # fmt: skip
+        self.pkt(
+            t + d,
+            False,
+            SYN | ACK | (ECE if ecn else 0),
+            opt=synack_opt,
+            win=self.srwnd,
+            seq=self.sseq,
+        )
         if rng.random() < self.c.path.loss * 5:  # the SYN-ACK is lost on its way: again
             t += 1_000_000 if cs.name != "windows" else 3_000_000
             self.pkt(t, True, flags, opt=syn_opt, win=self.crwnd)
@@ -150,29 +181,52 @@ class Conn:
         self.pkt(t, from_client, ACK | (PSH if push else 0), plen=size, head=head)
         if from_client:
             self.cseq += size
-            back = t + self.s_delay() + (self.s.stack.delack_us if self.lab.rng.random() < 0.3 else 0)
+            back = (
+                t + self.s_delay() + (self.s.stack.delack_us if self.lab.rng.random() < 0.3 else 0)
+            )
         else:
             self.sseq += size
-            back = t + self.c_delay() + (self.c.stack.delack_us if self.lab.rng.random() < 0.3 else 0)
+            back = (
+                t + self.c_delay() + (self.c.stack.delack_us if self.lab.rng.random() < 0.3 else 0)
+            )
         self.pkt(back, not from_client, ACK)
         return back
 
-    def _block(self, times: np.ndarray, from_client: bool, seqs: np.ndarray, flags: np.ndarray,
-               sizes: np.ndarray, heads: np.ndarray) -> None:  # fmt: skip
+    def _block(
+        self,
+        times: np.ndarray,
+        from_client: bool,
+        seqs: np.ndarray,
+        flags: np.ndarray,
+        sizes: np.ndarray,
+        heads: np.ndarray,
+    ) -> None:
         a, b = (self.c, self.s) if from_client else (self.s, self.c)
         ms = (times - T0) // 1000
         tsv, tse = (self.tsc, self.tss) if from_client else (self.tss, self.tsc)
         self.lab.pk.block(
-            len(times), ts=times, src=a.hid, dst=b.hid, proto=TCP,
-            sport=self.cp if from_client else self.sp, dport=self.sp if from_client else self.cp,
-            ttl=a.ttl, seq=seqs & 0xFFFFFFFF,
-            ack=(self.sseq if from_client else self.cseq) & 0xFFFFFFFF, flags=flags,
-            win=self._win(from_client), opt=self.est, tsval=(tsv + ms) & 0xFFFFFFFF,
-            tsecr=(tse + ms - self.rtt // 2000) & 0xFFFFFFFF, plen=sizes, head=heads,
-        )  # fmt: skip
+            len(times),
+            ts=times,
+            src=a.hid,
+            dst=b.hid,
+            proto=TCP,
+            sport=self.cp if from_client else self.sp,
+            dport=self.sp if from_client else self.cp,
+            ttl=a.ttl,
+            seq=seqs & 0xFFFFFFFF,
+            ack=(self.sseq if from_client else self.cseq) & 0xFFFFFFFF,
+            flags=flags,
+            win=self._win(from_client),
+            opt=self.est,
+            tsval=(tsv + ms) & 0xFFFFFFFF,
+            tsecr=(tse + ms - self.rtt // 2000) & 0xFFFFFFFF,
+            plen=sizes,
+            head=heads,
+        )
 
-    def _acks(self, times: np.ndarray, from_client: bool, ends: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def _acks(
+        self, times: np.ndarray, from_client: bool, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The receiver's ACKs: every second segment and the last one (after the delayed-ACK
         timer when it is odd); the advertised window grows as data arrives."""
         n = len(times)
@@ -194,31 +248,48 @@ class Conn:
         ms = (at - T0) // 1000
         tsv = self.tss if from_client else self.tsc
         self.lab.pk.block(
-            len(at), ts=at, src=a.hid, dst=b.hid, proto=TCP,
-            sport=self.sp if from_client else self.cp, dport=self.cp if from_client else self.sp,
-            ttl=a.ttl, seq=(self.sseq if from_client else self.cseq) & 0xFFFFFFFF,
-            ack=ends[idx] & 0xFFFFFFFF, flags=ACK, win=win, opt=self.est,
-            tsval=(tsv + ms) & 0xFFFFFFFF, tsecr=(tsv + ms - 1) & 0xFFFFFFFF,
-        )  # fmt: skip
+            len(at),
+            ts=at,
+            src=a.hid,
+            dst=b.hid,
+            proto=TCP,
+            sport=self.sp if from_client else self.cp,
+            dport=self.cp if from_client else self.sp,
+            ttl=a.ttl,
+            seq=(self.sseq if from_client else self.cseq) & 0xFFFFFFFF,
+            ack=ends[idx] & 0xFFFFFFFF,
+            flags=ACK,
+            win=win,
+            opt=self.est,
+            tsval=(tsv + ms) & 0xFFFFFFFF,
+            tsecr=(tsv + ms - 1) & 0xFFFFFFFF,
+        )
         return idx, at
 
-    def _loss(self, t: int, from_client: bool, seq: int, size: int, times: np.ndarray,
-              i: int) -> None:  # fmt: skip
+    def _loss(
+        self, t: int, from_client: bool, seq: int, size: int, times: np.ndarray, i: int
+    ) -> None:
         """A lost segment: duplicate ACKs (with a SACK block when negotiated) from the receiver,
         then the same segment again (fast retransmit, or after the retransmission timeout)."""
         later = times[i + 1 : i + 4]
         rx_delay = self.s_delay() if from_client else self.c_delay()
         for tt in later.tolist():
-            self.pkt(int(tt) + rx_delay, not from_client, ACK, opt=self.dup_opt,
-                     seq=(self.sseq if from_client else self.cseq))  # fmt: skip
+            self.pkt(
+                int(tt) + rx_delay,
+                not from_client,
+                ACK,
+                opt=self.dup_opt,
+                seq=(self.sseq if from_client else self.cseq),
+            )
         if len(later) >= 3:
             again = int(later[-1]) + rx_delay + (self.c_delay() if from_client else 50)
         else:
             again = t + max(200_000, 2 * self.rtt)
         self.pkt(again, from_client, ACK | PSH, plen=size, seq=seq)
 
-    def exchange(self, t: int, req: int, resp: int, think_us: int, req_head: int = 0,
-                 resp_head: int = 0) -> int:  # fmt: skip
+    def exchange(
+        self, t: int, req: int, resp: int, think_us: int, req_head: int = 0, resp_head: int = 0
+    ) -> int:
         """A request from the client and the server's answer after ``think_us``."""
         t = self.send(t, True, req, req_head)
         if resp <= 0:

@@ -25,9 +25,27 @@ FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
 #: the columns of a packet, in the order of :meth:`Packets.row`
 COLUMNS: Final[tuple[str, ...]] = (
-    "ts", "order", "src", "dst", "proto", "sport", "dport", "ttl", "tos", "ipid", "frag",
-    "seq", "ack", "flags", "win", "opt", "tsval", "tsecr", "plen", "head",
-)  # fmt: skip
+    "ts",
+    "order",
+    "src",
+    "dst",
+    "proto",
+    "sport",
+    "dport",
+    "ttl",
+    "tos",
+    "ipid",
+    "frag",
+    "seq",
+    "ack",
+    "flags",
+    "win",
+    "opt",
+    "tsval",
+    "tsecr",
+    "plen",
+    "head",
+)
 _COL = {name: k for k, name in enumerate(COLUMNS)}
 #: ``frag`` column: fragment offset in 8-byte units, plus this bit for "more fragments"
 MORE_FRAGMENTS: Final = 1 << 16
@@ -140,8 +158,9 @@ def _put_le(buf: np.ndarray, pos: np.ndarray, values: np.ndarray, size: int) -> 
         buf[pos + k] = (v >> (8 * k)) & 0xFF
 
 
-def _copy(buf: np.ndarray, dst: np.ndarray, src_blob: np.ndarray, src: np.ndarray,
-          lengths: np.ndarray) -> None:  # fmt: skip
+def _copy(
+    buf: np.ndarray, dst: np.ndarray, src_blob: np.ndarray, src: np.ndarray, lengths: np.ndarray
+) -> None:
     """Copy ``lengths[i]`` bytes of ``src_blob`` from ``src[i]`` to ``buf[dst[i]:]``."""
     keep = lengths > 0
     dst, src, lengths = dst[keep], src[keep], lengths[keep]
@@ -242,8 +261,9 @@ def _l4_len(t: np.ndarray, tabs: _Tables) -> np.ndarray:
     return np.where(first, np.where(proto == TCP, tcp, 8), 0)
 
 
-def _write_ip(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, v6: np.ndarray,
-              l4len: np.ndarray) -> None:  # fmt: skip
+def _write_ip(
+    buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, v6: np.ndarray, l4len: np.ndarray
+) -> None:
     src, dst = t[:, _COL["src"]], t[:, _COL["dst"]]
     proto, tos = t[:, _COL["proto"]], t[:, _COL["tos"]]
     datagram = l4len + t[:, _COL["plen"]]
@@ -272,14 +292,20 @@ def _write_ip(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, v6: n
         buf[ip + 24 + k] = tabs.addr[dst[six], k]
 
 
-def _write_l4(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len: np.ndarray,
-              v6: np.ndarray) -> None:  # fmt: skip
+def _write_l4(
+    buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len: np.ndarray, v6: np.ndarray
+) -> None:
     proto = t[:, _COL["proto"]]
     has = l4len > 0
     tcp = np.flatnonzero(has & (proto == TCP))
     p = lay.l4[tcp]
-    for name, at, size in (("sport", 0, 2), ("dport", 2, 2), ("seq", 4, 4), ("ack", 8, 4),
-                           ("win", 14, 2)):  # fmt: skip
+    for name, at, size in (
+        ("sport", 0, 2),
+        ("dport", 2, 2),
+        ("seq", 4, 4),
+        ("ack", 8, 4),
+        ("win", 14, 2),
+    ):
         _put(buf, p + at, t[tcp, _COL[name]], size)
     buf[p + 12] = (l4len[tcp] // 4) << 4
     buf[p + 13] = t[tcp, _COL["flags"]]
@@ -301,8 +327,9 @@ def _write_l4(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len
     _put(buf, p + 4, t[icmp, _COL["seq"]], 4)  # identifier and sequence (rest of header)
 
 
-def _checksums(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len: np.ndarray,
-               v6: np.ndarray) -> None:  # fmt: skip
+def _checksums(
+    buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len: np.ndarray, v6: np.ndarray
+) -> None:
     """IPv4 header checksums and transport checksums (pseudo-header included, except ICMPv4);
     a fragmented IPv4 UDP datagram carries 0 ("no checksum"): its payload spans packets."""
     sums = _WordSums(buf)
@@ -316,9 +343,11 @@ def _checksums(buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4le
     total = sums(start, end)
     pr = proto[todo]
     pseudo = (
-        tabs.addr_sum[t[todo, _COL["src"]]] + tabs.addr_sum[t[todo, _COL["dst"]]]
-        + pr + (end - start)
-    )  # fmt: skip
+        tabs.addr_sum[t[todo, _COL["src"]]]
+        + tabs.addr_sum[t[todo, _COL["dst"]]]
+        + pr
+        + (end - start)
+    )
     total = total + np.where(pr == ICMP, 0, pseudo)
     csum = _fold(total)
     at = np.where(pr == TCP, 16, np.where(pr == UDP, 6, 2))
@@ -365,8 +394,10 @@ def to_pcap(pk: Packets, rng: np.random.Generator) -> tuple[bytes, int]:
     mixed = tabs.v6[t[:, _COL["src"]]] != tabs.v6[t[:, _COL["dst"]]]
     if mixed.any():
         k = int(np.flatnonzero(mixed)[0])
-        raise ValueError(f"a lab packet mixes IPv4 and IPv6: {pk.hosts[t[k, _COL['src']]].ip} → "
-                         f"{pk.hosts[t[k, _COL['dst']]].ip}")
+        raise ValueError(
+            f"a lab packet mixes IPv4 and IPv6: {pk.hosts[t[k, _COL['src']]].ip} → "
+            f"{pk.hosts[t[k, _COL['dst']]].ip}"
+        )
     ipid = t[:, _COL["ipid"]]
     drawn = rng.integers(0, 1 << 16, len(t))
     t[:, _COL["ipid"]] = np.where(ipid < 0, drawn, ipid)

@@ -14,13 +14,19 @@ DNS = "192.168.10.3"
 ATTACKER = "172.16.0.1"
 
 _SERVERS = {  # name: (address, stack)
-    "web": (WEB, "linux"), "web6": (WEB6, "linux"), "dns": (DNS, "linux"),
-    "ntp": ("192.168.10.4", "linux"), "gw": ("192.168.10.1", "netdev"),
-    "mail": ("192.168.10.25", "linux"), "db": ("192.168.10.60", "linux"),
-    "smb": ("192.168.10.40", "windows"), "rdp": ("192.168.10.41", "windows"),
-    "mqtt": ("192.168.10.70", "linux"), "coap": ("192.168.10.71", "iot"),
+    "web": (WEB, "linux"),
+    "web6": (WEB6, "linux"),
+    "dns": (DNS, "linux"),
+    "ntp": ("192.168.10.4", "linux"),
+    "gw": ("192.168.10.1", "netdev"),
+    "mail": ("192.168.10.25", "linux"),
+    "db": ("192.168.10.60", "linux"),
+    "smb": ("192.168.10.40", "windows"),
+    "rdp": ("192.168.10.41", "windows"),
+    "mqtt": ("192.168.10.70", "linux"),
+    "coap": ("192.168.10.71", "iot"),
     "app": ("192.168.10.55", "linux"),
-}  # fmt: skip
+}
 
 
 @dataclass
