@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,26 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     c, _ = build_lab(seed=4, scale=0.1)
     assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest()
     assert a != c
+
+
+@pytest.mark.slow
+def test_the_bytes_do_not_depend_on_the_process() -> None:
+    """Nothing hash-ordered reaches the capture: two interpreters with different hash seeds."""
+    code = (
+        "import hashlib; from flowsentinel.datasets.lab import build_lab; "
+        "print(hashlib.sha256(build_lab(seed=5, scale=0.05)[0]).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(k)},
+        ).stdout
+        for k in (1, 2)
+    }
+    assert len(digests) == 1
 
 
 def test_lab_command_writes_a_labelled_capture(tmp_path: Path) -> None:

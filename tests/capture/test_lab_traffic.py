@@ -150,6 +150,10 @@ def test_stacks_differ_on_the_wire(lab: tuple[Path, pd.DataFrame]) -> None:
     assert syn["win"].nunique() >= 8
     assert len(set(syn["wscale"])) >= 5  # none, 5, 6, 7, 8, 9
     assert {20, 24, 32, 40, 44} <= set(pk.loc[pk["proto"] == 6, "hlen"].astype(int))
+    # clients behind NAT: one public address, SYNs of several stacks
+    public = syn[~syn["src"].map(lambda a: a[:2] in (b"\xc0\xa8", b"\xfd\x00"))]
+    stacks = public.groupby("src")[["hlen", "wscale"]].apply(lambda g: len(g.drop_duplicates()))
+    assert (stacks >= 2).sum() >= 3
     v6 = pk[pk["v6"]]
     assert len(v6) > 500 and {6, 17, 58} <= set(v6["proto"])
     # window updates: the windows a connection advertises change during its life
