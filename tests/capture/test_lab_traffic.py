@@ -178,6 +178,16 @@ def test_paths_rtts_losses_and_endings(lab: tuple[Path, pd.DataFrame]) -> None:
     pure = tcp[(flags == 0x10) & (tcp["plen"] == 0)]
     assert pure.duplicated(["src", "sport", "dst", "dport", "ack", "win"]).sum() > 50
     assert (flags & 0x04).astype(bool).sum() > 100  # RST endings
+    # half-closed: data still flows towards a side after that side's FIN
+    conn = ["src", "sport", "dst", "dport"]
+    fin = tcp[(flags & 0x01) == 1].groupby(conn)["ts"].min().rename("fin").reset_index()
+    back = fin.rename(columns={"src": "dst", "dst": "src", "sport": "dport", "dport": "sport"})
+    after = data.merge(back, on=conn)
+    assert (after["ts"] > after["fin"]).sum() > 0
+    # TCP keep-alive probes: a segment one byte below the data already sent
+    nxt = data.assign(end=data["seq"] + data["plen"]).groupby(conn)["end"].max().reset_index()
+    probes = tcp[(flags == 0x10) & (tcp["plen"] <= 1)].merge(nxt, on=conn)
+    assert (probes["seq"] == probes["end"] - 1).sum() > 0
     assert ((flags & 0xC2) == 0xC2).sum() > 10  # SYN with ECE and CWR
 
 

@@ -168,6 +168,9 @@ def bulk(lab: Lab, w: World, n: int) -> None:
         if rng.random() < 0.2:  # an upload: the client sends, the server acknowledges
             t = conn.send(t + 100, True, size // 3)
             t = conn.send(t + 100, False, 300)
+        elif rng.random() < 0.2:  # the client shuts its side at once, the server still sends
+            conn.half_close(t + 50, size)
+            continue
         else:
             t = conn.send(t + int(rng.integers(1000, 100_000)), False, size)
         conn.close(t + 50, _closing(lab))
@@ -228,8 +231,10 @@ def ssh(lab: Lab, w: World, n: int, n_scp: int) -> None:
                     if rng.random() < 0.93
                     else rng.uniform(5.5, 60)
                 )
-                out = 36 if rng.random() < 0.9 else lognormal(rng, 1500, 1.2, 36, 60_000)
-                t = conn.exchange(t, 36, out, int(rng.integers(300, 5000)))
+                # Nagle: on a long path keystrokes typed while one is unacknowledged go together
+                keys = 1 + int(conn.rtt > 50_000 and rng.random() < 0.3) * int(rng.integers(1, 4))
+                out = 36 * keys if rng.random() < 0.9 else lognormal(rng, 1500, 1.2, 36, 60_000)
+                t = conn.exchange(t, 36 * keys, out, int(rng.integers(300, 5000)))
         conn.close(t + 1000, str(rng.choice(["fin_client", "fin_server"])))
 
 
@@ -393,7 +398,10 @@ def database(lab: Lab, w: World, n: int) -> None:
             req = int(rng.integers(14, 60)) if small else lognormal(rng, 150, 0.8, 20, 8000)
             resp = int(rng.integers(4, 40)) if small else lognormal(rng, 600, 1.5, 11, 400_000)
             t = conn.exchange(t, req, resp, int(rng.integers(30, 3000 if small else 40_000)))
-            t += us(rng.exponential(0.3) if rng.random() < 0.9 else rng.uniform(5.5, 40))
+            if rng.random() < 0.9:
+                t += us(rng.exponential(0.3))
+            else:  # an idle pool connection: the client's stack probes it (TCP keep-alive)
+                t = conn.keepalive(t + us(rng.uniform(5.5, 40)))
         conn.close(t, str(rng.choice(["fin_client", "open", "rst_client"])))
 
 
