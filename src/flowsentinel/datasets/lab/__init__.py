@@ -101,6 +101,8 @@ MIX: tuple[tuple[Generator, int], ...] = (
 
 @dataclass
 class LabResult:
+    """What :func:`write_lab` wrote: its three files, packets, sessions and flows per label."""
+
     pcap: Path
     labels: Path
     flows: Path
@@ -122,6 +124,7 @@ def build_lab(seed: int = 42, scale: float = 1.0) -> tuple[bytes, list[Session]]
 def _canonical(
     src: np.ndarray, sport: np.ndarray, dst: np.ndarray, dport: np.ndarray, proto: np.ndarray
 ) -> pd.DataFrame:
+    """One undirected key per row (``lo endpoint~hi endpoint~protocol``), built column-wise."""
     a = pd.Series(src, dtype=object) + "|" + pd.Series(sport).astype(str)
     b = pd.Series(dst, dtype=object) + "|" + pd.Series(dport).astype(str)
     first = (pd.Series(src, dtype=object) < pd.Series(dst, dtype=object)) | (
@@ -148,6 +151,7 @@ def labeller_for(sessions: list[Session]) -> Labeller:
     lookup = pd.Series(list(keys.values()), index=table_keys["key"].to_numpy())
 
     def label(flows: FlowArrays, table: pa.Table) -> pa.Table:
+        """The table with ``Label`` appended (raises when a flow matches no session)."""
         ids = flows.ids
         k = _canonical(
             np.array(table.column("Source IP").to_pylist(), object),
@@ -194,6 +198,7 @@ def write_lab(out: Path, *, seed: int = 42, scale: float = 1.0) -> LabResult:
     labeller = labeller_for(sessions)
 
     def counting(fa: FlowArrays, table: pa.Table) -> pa.Table:
+        """Label one batch and add its flows to the counts per label."""
         table = labeller(fa, table)
         for v, c in pd.Series(table.column("Label").to_pylist()).value_counts().items():
             counts[str(v)] = counts.get(str(v), 0) + int(c)

@@ -49,6 +49,7 @@ def hulk(lab: Lab, w: World, n: int) -> None:
 
 
 def _slow_conn(lab: Lab, w: World, label: str, kind: str, t: int) -> tuple[Conn, int]:
+    """A connection for a slow attack (from the attacker or a public address), handshake done."""
     src = attacker(lab, ATTACKER) if lab.rng.random() < 0.6 else attacker(lab)
     conn = open_tcp(lab, src, w.servers["web"], 80, kind, t, label=label)
     return conn, conn.handshake(t)

@@ -40,6 +40,7 @@ class Endpoint:
 
     @property
     def ttl(self) -> int:
+        """The TTL seen at the capture point: the stack's initial TTL minus the path's hops."""
         return max(1, self.stack.ttl - self.path.hops)
 
 
@@ -62,6 +63,7 @@ class Lab:
     _public: set[str] = field(default_factory=set)
 
     def endpoint(self, ip: str, stack: Stack | str, path: NetPath) -> Endpoint:
+        """An endpoint with a given stack and path (its address is added to the capture)."""
         st = STACKS[stack] if isinstance(stack, str) else stack
         return Endpoint(ip, st, path, self.pk.host(ip))
 
@@ -173,4 +175,5 @@ class Lab:
 
 
 def us(seconds: float) -> int:
+    """Seconds as integer microseconds."""
     return round(seconds * 1_000_000)

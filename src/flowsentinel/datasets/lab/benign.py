@@ -28,6 +28,7 @@ CLOSINGS = (
 def lognormal(
     rng: np.random.Generator, median: float, sigma: float, lo: float = 1, hi: float = 1e12
 ) -> int:
+    """An integer drawn log-normally around ``median``, clipped to [lo, hi]."""
     return int(min(hi, max(lo, rng.lognormal(np.log(median), sigma))))
 
 
@@ -54,10 +55,12 @@ def open_tcp(
 
 
 def _closing(lab: Lab) -> str:
+    """One of the connection endings, drawn."""
     return CLOSINGS[int(lab.rng.integers(len(CLOSINGS)))]
 
 
 def _heads(lab: Lab, *texts: bytes) -> list[int]:
+    """Interned payload heads (protocol banners, record headers)."""
     return [lab.pk.head(x, intern=True) for x in texts]
 
 
@@ -81,6 +84,7 @@ def tls_handshake(conn: Conn, t: int) -> int:
 
 
 def _http_keepalive(lab: Lab, w: World, t: int, tls: bool) -> None:
+    """One HTTP or HTTPS keep-alive connection with one to seven requests."""
     rng = lab.rng
     c = w.any_client(0.35)
     s = w.servers["web6" if ":" in c.ip else "web"]
@@ -200,6 +204,7 @@ def video(lab: Lab, w: World, n: int) -> None:
 
 
 def _ssh_start(lab: Lab, conn: Conn, t: int) -> int:
+    """Banners, key exchange and new keys of an SSH session."""
     rng = lab.rng
     banner = _heads(lab, b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3\r\n")[0]
     t = conn.send(t + 5000, False, int(rng.integers(21, 45)), banner)
@@ -270,6 +275,7 @@ def dns(lab: Lab, w: World, n: int, n_tcp: int) -> None:
 def _udp_session(
     lab: Lab, c: Endpoint, s: Endpoint, dport: int, t: int, kind: str, cport: int | None = None
 ) -> int:
+    """Register a UDP session (another client port is drawn if the tuple is taken)."""
     while True:
         port = cport if cport is not None else lab.port(c.ip, 1024, 65535)
         if lab.session(c.ip, port, s.ip, dport, UDP, t, BENIGN, kind):

@@ -12,6 +12,7 @@ from flowsentinel.datasets.lab.world import World
 
 
 def _fixed(lab: Lab, ip: str, stack: str = "linux") -> Endpoint:
+    """A fixed address on the LAN (gateway, broadcast, multicast group)."""
     return lab.endpoint(ip, STACKS[stack], draw_path(lab.rng, local=True))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from flowsentinel.datasets.lab.base import SPAN_S, T0, Lab
 from flowsentinel.datasets.lab.stacks import STACKS, syn_options
@@ -66,10 +67,12 @@ def times(
 
 
 def _hosts(lab: Lab, ips: Sequence[str]) -> np.ndarray:
+    """The host indices of a list of addresses."""
     return np.array([lab.pk.host(ip) for ip in ips], np.int64)
 
 
 def _sources(lab: Lab, n: int, spoofed: bool, single: str) -> tuple[list[str], np.ndarray]:
+    """Source addresses and TTLs of ``n`` packets: forged (any TTL) or one attacker."""
     ips = [lab.spoofed_ip() for _ in range(n)] if spoofed else [single] * n
     ttl = lab.rng.integers(30, 250, n) if spoofed else np.full(n, 64 - int(lab.rng.integers(3, 12)))
     return ips, ttl
@@ -86,19 +89,27 @@ def _register(
     label: str,
     kind: str,
 ) -> np.ndarray:
-    """Register each packet's 5-tuple (once); a packet whose tuple belongs to another label is
-    left out. Returns the kept packets."""
-    keep = np.ones(len(src), bool)
-    seen: set[tuple[str, int, int]] = set()
-    for k, (ip, sp, dp) in enumerate(zip(src, sport.tolist(), dport.tolist(), strict=True)):
-        if (ip, sp, dp) in seen:
-            continue
-        seen.add((ip, sp, dp))
-        keep[k] = lab.session(ip, sp, dst, dp, proto, int(t[k]), label, kind)
-    return keep
+    """Register each distinct 5-tuple once (a session), at its first packet; the packets of a
+    tuple that belongs to another label are left out. Returns the kept packets."""
+    group = (
+        pd.DataFrame({"ip": src, "sp": sport, "dp": dport})
+        .groupby(["ip", "sp", "dp"], sort=False)
+        .ngroup()
+        .to_numpy()
+    )
+    first = np.unique(group, return_index=True)[1]
+    ok = np.array(
+        [
+            lab.session(src[k], int(sport[k]), dst, int(dport[k]), proto, int(t[k]), label, kind)
+            for k in first.tolist()
+        ],
+        bool,
+    )
+    return ok[group]
 
 
 def _ports(rng: np.random.Generator, n: int, mode: str, fixed: int) -> np.ndarray:
+    """``n`` ports: one fixed port, a small pool reused by the tool, or random."""
     if mode == "fixed":
         return np.full(n, fixed, np.int64)
     if mode == "pool":
@@ -138,6 +149,7 @@ def _syn_campaign(
     ecn: bool,
     pattern: str,
 ) -> None:
+    """One SYN flood campaign and the victim's answers."""
     rng = lab.rng
     victim = w.servers["web"]
     dur = {

@@ -53,12 +53,14 @@ CLIENT_MIX: tuple[tuple[str, float], ...] = (
 
 
 def draw_stack(rng: np.random.Generator) -> Stack:
+    """A client stack drawn from :data:`CLIENT_MIX`."""
     names = [n for n, _ in CLIENT_MIX]
     share = np.array([w for _, w in CLIENT_MIX])
     return STACKS[names[int(rng.choice(len(names), p=share / share.sum()))]]
 
 
 def _mss(value: int) -> bytes:
+    """The MSS option."""
     return struct.pack("!BBH", 2, 4, value)
 
 

@@ -53,6 +53,7 @@ class Conn:
     # -- single packets -------------------------------------------------------------------
 
     def _win(self, from_client: bool) -> int:
+        """The window field a side advertises (its receive window, scaled)."""
         return min(65535, (self.crwnd >> self.cws) if from_client else (self.srwnd >> self.sws))
 
     def pkt(
@@ -201,6 +202,7 @@ class Conn:
         sizes: np.ndarray,
         heads: np.ndarray,
     ) -> None:
+        """Data segments of one direction as one block of packets."""
         a, b = (self.c, self.s) if from_client else (self.s, self.c)
         ms = (times - T0) // 1000
         tsv, tse = (self.tsc, self.tss) if from_client else (self.tss, self.tsc)
@@ -296,9 +298,6 @@ class Conn:
             return t
         return self.send(t + think_us, False, resp, resp_head)
 
-    def server_push(self, t: int, size: int, head: int = 0) -> int:
-        return self.send(t, False, size, head)
-
     def keepalive(self, t: int) -> int:
         """A TCP keep-alive probe (one byte before the next sequence number) and its ACK."""
         self.pkt(t, True, ACK, plen=1 if self.c.stack.name == "windows" else 0, seq=self.cseq - 1)
@@ -342,9 +341,6 @@ class Conn:
         self.cseq += 1
         self.pkt(t + self.s_delay(), False, ACK)
         t = self.send(t + self.s_delay() + 200, False, size)
-        return self.close_server_after_half(t)
-
-    def close_server_after_half(self, t: int) -> int:
         self.pkt(t, False, FIN | ACK)
         self.sseq += 1
         t += self.c_delay()

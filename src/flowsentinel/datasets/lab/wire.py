@@ -153,6 +153,7 @@ def _put(buf: np.ndarray, pos: np.ndarray, values: np.ndarray, size: int) -> Non
 
 
 def _put_le(buf: np.ndarray, pos: np.ndarray, values: np.ndarray, size: int) -> None:
+    """Write ``values`` little-endian (the pcap record headers)."""
     v = values.astype(np.int64)
     for k in range(size):
         buf[pos + k] = (v >> (8 * k)) & 0xFF
@@ -205,6 +206,7 @@ class _WordSums:
 
 
 def _fold(total: np.ndarray) -> np.ndarray:
+    """Fold carries and complement: the Internet checksum of unfolded sums."""
     for _ in range(3):
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -223,6 +225,7 @@ class _Layout:
 
 
 def _layout(v6: np.ndarray, l4len: np.ndarray, plen: np.ndarray) -> tuple[_Layout, np.ndarray]:
+    """Offsets of every part of every frame in a batch, and the frame lengths."""
     iplen = np.where(v6, 40, 20)
     frame = np.maximum(60, 14 + iplen + l4len + plen)
     rec = np.cumsum(16 + frame) - (16 + frame)
@@ -255,6 +258,7 @@ class _Tables:
 
 
 def _l4_len(t: np.ndarray, tabs: _Tables) -> np.ndarray:
+    """Transport header lengths (0 for later fragments, which carry none)."""
     proto = t[:, _COL["proto"]]
     first = (t[:, _COL["frag"]] & 0xFFFF) == 0
     tcp = 20 + tabs.opt_len[t[:, _COL["opt"]]]
@@ -264,6 +268,7 @@ def _l4_len(t: np.ndarray, tabs: _Tables) -> np.ndarray:
 def _write_ip(
     buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, v6: np.ndarray, l4len: np.ndarray
 ) -> None:
+    """IPv4 and IPv6 headers (IPv4 checksums come later, with the transport ones)."""
     src, dst = t[:, _COL["src"]], t[:, _COL["dst"]]
     proto, tos = t[:, _COL["proto"]], t[:, _COL["tos"]]
     datagram = l4len + t[:, _COL["plen"]]
@@ -295,6 +300,7 @@ def _write_ip(
 def _write_l4(
     buf: np.ndarray, lay: _Layout, t: np.ndarray, tabs: _Tables, l4len: np.ndarray, v6: np.ndarray
 ) -> None:
+    """TCP (options, timestamps), UDP and ICMP headers; checksums come later."""
     proto = t[:, _COL["proto"]]
     has = l4len > 0
     tcp = np.flatnonzero(has & (proto == TCP))
@@ -358,6 +364,7 @@ def _checksums(
 
 
 def _batch(t: np.ndarray, tabs: _Tables) -> bytes:
+    """The pcap records of one batch of packets."""
     v6 = tabs.v6[t[:, _COL["src"]]]
     l4len = _l4_len(t, tabs)
     plen = t[:, _COL["plen"]]

@@ -41,6 +41,7 @@ class World:
 
     @classmethod
     def make(cls, lab: Lab, n_lan: int = 48, n_nat: int = 10) -> World:
+        """Servers, ``n_lan`` LAN clients (a quarter dual-stack) and ``n_nat`` NAT gateways."""
         w = cls(lab)
         for name, (ip, stack) in _SERVERS.items():
             w.servers[name] = lab.endpoint(ip, stack, draw_path(lab.rng, local=True))
@@ -57,6 +58,7 @@ class World:
         return w
 
     def lan_client(self, v6_share: float = 0.0) -> Endpoint:
+        """A LAN client; with ``v6_share`` an IPv6 address of a dual-stack one."""
         rng = self.lab.rng
         pool = self.lan6 if rng.random() < v6_share else self.lan
         return pool[int(rng.integers(len(pool)))]
