@@ -55,6 +55,7 @@ ATTACK_KINDS = {
     "syn-spoofed-randdport",
     "syn-pulsing",
     "syn-lowrate",
+    "syn-single-ipv6",
     "udp-single-randport",
     "udp-single-fixedport",
     "udp-single-small",
@@ -239,6 +240,8 @@ def test_flows_are_labelled_from_their_sessions(lab: tuple[Path, pd.DataFrame]) 
     assert (synack["Total Backward Packets"] == 0).any() and (
         synack["Total Backward Packets"] > 0
     ).any()
+    syn = flows[flows["Label"] == "DoS SYN flood"]
+    assert syn["Source IP"].str.contains(":").any()  # an IPv6 flood too
     # idle gaps longer than the meter's 5 s activity timeout in benign sessions
     benign = flows[flows["Label"] == "BENIGN"]
     assert (benign["Idle Max"] > 5e6).sum() > 30

@@ -124,7 +124,8 @@ def syn_flood(lab: Lab, w: World, n: int) -> None:
     plans = (  # kind, share, spoofed, sport mode, dport mode, options, ecn, rate pattern
         ("syn-single-randport", 0.15, False, "random", "fixed", True, False, "steady"),
         ("syn-single-fixedport", 0.04, False, "fixed", "fixed", False, False, "steady"),
-        ("syn-spoofed", 0.25, True, "random", "fixed", False, False, "steady"),
+        ("syn-spoofed", 0.2, True, "random", "fixed", False, False, "steady"),
+        ("syn-single-ipv6", 0.05, False, "random", "fixed", True, False, "steady"),
         ("syn-spoofed-options", 0.12, True, "random", "fixed", True, False, "steady"),
         ("syn-spoofed-ecn-cwr", 0.12, True, "random", "fixed", False, True, "steady"),
         ("syn-spoofed-randdport", 0.1, True, "random", "random", False, False, "steady"),
@@ -151,14 +152,15 @@ def _syn_campaign(
 ) -> None:
     """One SYN flood campaign and the victim's answers."""
     rng = lab.rng
-    victim = w.servers["web"]
+    v6 = kind.endswith("ipv6")  # one IPv6 source against the web server's IPv6 address
+    victim = w.servers["web6" if v6 else "web"]
     dur = {
         "steady": rng.uniform(1, 10),
         "pulsing": rng.uniform(60, 200),
         "lowrate": rng.uniform(200, 400),
     }[pattern]
     t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, pattern)
-    single = lab.public_ip() if rng.random() < 0.5 else ATTACKER
+    single = lab.public_ip(v6=True) if v6 else (lab.public_ip() if rng.random() < 0.5 else ATTACKER)
     src, ttl = _sources(lab, n, spoofed, single)
     sport = _ports(rng, n, smode, int(rng.integers(1024, 65535)))
     dport = _ports(rng, n, dmode, int(rng.choice([80, 80, 443])))
