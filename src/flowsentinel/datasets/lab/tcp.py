@@ -1,4 +1,5 @@
-"""One TCP connection as seen at a capture point next to the server.
+"""One TCP connection as seen at the capture point: the client's path lies on one side of it,
+the server's path on the other (a LAN server's path is short, an internet server's long).
 
 Negotiates options from both stacks (MSS, SACK, timestamps, window scale), segments data by the
 effective MSS (1448 bytes with timestamps), grows the congestion window by RTT rounds, delays
@@ -20,7 +21,7 @@ _SACK_BLOCK = b"\x01\x01\x05\x0a" + b"\0" * 8  # NOP NOP SACK (one block)
 
 
 class Conn:
-    """A TCP connection between ``c`` (client) and ``s`` (server, at the capture point)."""
+    """A TCP connection between ``c`` (client) and ``s`` (server); times are capture times."""
 
     def __init__(self, lab: Lab, c: Endpoint, cport: int, s: Endpoint, sport: int) -> None:
         self.lab, self.c, self.s, self.cp, self.sp = lab, c, s, cport, sport
