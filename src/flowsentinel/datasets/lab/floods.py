@@ -255,6 +255,8 @@ def udp_flood(lab: Lab, w: World, n: int) -> None:
             if size < 1000
             else rng.integers(size // 2, size * 2, int(keep.sum()))
         )
+        if not frag:  # one frame each: at most 1,472 bytes of UDP payload on Ethernet
+            sizes = np.minimum(sizes, 1472)
         _udp_packets(
             lab,
             _hosts(lab, src),

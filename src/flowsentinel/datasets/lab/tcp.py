@@ -35,8 +35,9 @@ class Conn:
         self.cws = cs.wscale if ws else 0
         self.sws = ss.wscale if ws else 0
         clamp = c.path.mss_clamp or 65535
-        self.cmss = min(cs.mss, clamp)
-        self.smss = min(ss.mss, clamp)
+        v6 = 20 if ":" in c.ip else 0  # the IPv6 header is 20 bytes longer: MSS 1440
+        self.cmss = min(cs.mss, clamp) - v6
+        self.smss = min(ss.mss, clamp) - v6
         self.seg = min(self.cmss, self.smss) - (12 if self.ts else 0)
         self.crwnd = int(rng.choice(cs.syn_wins))
         self.srwnd = int(rng.choice(ss.syn_wins))
