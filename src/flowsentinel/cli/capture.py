@@ -171,13 +171,18 @@ def lab_cmd(
     ),
     seed: Annotated[int | None, typer.Option(help="Random seed (default: settings).")] = None,
     scale: Annotated[
-        float, typer.Option(help="Size multiplier (1 = a few thousand flows).", min=0.05, max=20)
+        float, typer.Option(help="Size multiplier (1 = about 8,000 flows).", min=0.05, max=20)
     ] = 1.0,
 ) -> None:
-    """Write a deterministic labelled lab capture: benign web/DNS and DoS attacks.
+    """Write a deterministic labelled lab capture: diverse benign traffic and DoS attacks.
 
-    Writes OUT/lab.pcap, OUT/labels.csv (one row per crafted session) and OUT/lab_flows.csv
-    (the meter's flows of lab.pcap with a Label column). No root, no network.
+    Many TCP/IP stacks (Linux, Windows, macOS/iOS, Android, embedded), LAN to satellite paths,
+    IPv4 and IPv6; benign web, TLS, QUIC, DNS, NTP, SSH, bulk, video, mail, databases,
+    SMB/RDP, IoT, DHCP, ICMP and multicast; HTTP floods, slow attacks, SYN/UDP/ACK/RST/ICMP
+    floods at several rates and reflection floods, labelled "DoS <kind>". Writes
+    OUT/lab.pcap, OUT/labels.csv (one row per crafted session, with its kind) and
+    OUT/lab_flows.csv (the meter's flows of lab.pcap with a Label column). The same seed
+    gives the same bytes. No root, no network.
     """
     from flowsentinel.core.settings import get_settings
     from flowsentinel.datasets.lab import write_lab

@@ -1,0 +1,522 @@
+"""Volumetric DoS as seen at the victim: SYN, UDP, ACK, RST and ICMP floods at several rates
+(steady, pulsing on/off, low-rate) from one source or forged ones, and reflection floods
+(UDP amplification from many reflectors' service ports, TCP SYN-ACK reflection), some one-way
+(only the victim's inbound side). Packets are built as arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from flowsentinel.datasets.lab.base import SPAN_S, T0, Lab
+from flowsentinel.datasets.lab.stacks import STACKS, syn_options
+from flowsentinel.datasets.lab.wire import (
+    ACK,
+    CWR,
+    ECE,
+    ICMP,
+    MORE_FRAGMENTS,
+    PSH,
+    RST,
+    SYN,
+    TCP,
+    UDP,
+)
+from flowsentinel.datasets.lab.world import ATTACKER, World
+
+SYNFLOOD = "DoS SYN flood"
+UDPFLOOD = "DoS UDP flood"
+ACKFLOOD = "DoS ACK flood"
+RSTFLOOD = "DoS RST flood"
+ICMPFLOOD = "DoS ICMP flood"
+REFLECTION = "DoS UDP reflection"
+SYNACK_REFLECTION = "DoS SYN-ACK reflection"
+
+#: amplification services: port, median response size, share of fragmented responses
+REFLECTORS: tuple[tuple[str, int, int, float], ...] = (
+    ("dns", 53, 3000, 0.5),
+    ("ntp", 123, 468, 0.0),
+    ("snmp", 161, 1200, 0.1),
+    ("ssdp", 1900, 320, 0.0),
+    ("cldap", 389, 2800, 0.6),
+    ("memcached", 11211, 1400, 0.4),
+    ("chargen", 19, 700, 0.0),
+    ("wsd", 3702, 900, 0.1),
+    ("ike", 500, 300, 0.0),
+    ("bacnet", 47808, 250, 0.0),
+    ("portmap", 111, 400, 0.0),
+    ("ard", 3283, 1000, 0.0),
+    ("qotd", 17, 120, 0.0),
+    ("ubiquiti", 10001, 200, 0.0),
+)
+
+
+def times(
+    rng: np.random.Generator, n: int, start_s: float, dur_s: float, pattern: str
+) -> np.ndarray:
+    """``n`` sorted packet times: steady (uniform), pulsing (bursts of 2-8 s every 10-40 s)
+    or low-rate (Poisson over the whole duration, the same draw)."""
+    t = rng.uniform(0, dur_s, n)
+    if pattern == "pulsing":
+        on, period = rng.uniform(2, 8), rng.uniform(10, 40)
+        t = np.floor(t / on) * period + (t % on)
+        t = t * dur_s / max(float(t.max()), 1e-9)
+    return T0 + ((start_s + np.sort(t)) * 1_000_000).astype(np.int64)
+
+
+def _hosts(lab: Lab, ips: Sequence[str]) -> np.ndarray:
+    """The host indices of a list of addresses."""
+    return np.array([lab.pk.host(ip) for ip in ips], np.int64)
+
+
+def _sources(lab: Lab, n: int, spoofed: bool, single: str) -> tuple[list[str], np.ndarray]:
+    """Source addresses and TTLs of ``n`` packets: forged (any TTL) or one attacker."""
+    ips = [lab.spoofed_ip() for _ in range(n)] if spoofed else [single] * n
+    ttl = lab.rng.integers(30, 250, n) if spoofed else np.full(n, 64 - int(lab.rng.integers(3, 12)))
+    return ips, ttl
+
+
+def _register(
+    lab: Lab,
+    src: list[str],
+    sport: np.ndarray,
+    dst: str,
+    dport: np.ndarray,
+    proto: int,
+    t: np.ndarray,
+    label: str,
+    kind: str,
+) -> np.ndarray:
+    """Register each distinct 5-tuple once (a session), at its first packet; the packets of a
+    tuple that belongs to another label are left out. Returns the kept packets."""
+    group = (
+        pd.DataFrame({"ip": src, "sp": sport, "dp": dport})
+        .groupby(["ip", "sp", "dp"], sort=False)
+        .ngroup()
+        .to_numpy()
+    )
+    first = np.unique(group, return_index=True)[1]
+    ok = np.array(
+        [
+            lab.session(src[k], int(sport[k]), dst, int(dport[k]), proto, int(t[k]), label, kind)
+            for k in first.tolist()
+        ],
+        bool,
+    )
+    return ok[group]
+
+
+def _ports(rng: np.random.Generator, n: int, mode: str, fixed: int) -> np.ndarray:
+    """``n`` ports: one fixed port, a small pool reused by the tool, or random."""
+    if mode == "fixed":
+        return np.full(n, fixed, np.int64)
+    if mode == "pool":
+        return rng.choice(rng.integers(1024, 65535, int(rng.integers(4, 24))), n)
+    return rng.integers(1024, 65535, n)
+
+
+def syn_flood(lab: Lab, w: World, n: int) -> None:
+    """SYN floods: one source with random or fixed source ports, forged sources with and
+    without options, with ECN+CWR, to a fixed or random destination port; steady, pulsing
+    and low-rate. The victim answers SYN-ACK (and retransmits) or RST for closed ports."""
+    plans = (  # kind, share, spoofed, sport mode, dport mode, options, ecn, rate pattern
+        ("syn-single-randport", 0.15, False, "random", "fixed", True, False, "steady"),
+        ("syn-single-fixedport", 0.04, False, "fixed", "fixed", False, False, "steady"),
+        ("syn-spoofed", 0.2, True, "random", "fixed", False, False, "steady"),
+        ("syn-single-ipv6", 0.05, False, "random", "fixed", True, False, "steady"),
+        ("syn-spoofed-options", 0.12, True, "random", "fixed", True, False, "steady"),
+        ("syn-spoofed-ecn-cwr", 0.12, True, "random", "fixed", False, True, "steady"),
+        ("syn-spoofed-randdport", 0.1, True, "random", "random", False, False, "steady"),
+        ("syn-pulsing", 0.12, True, "random", "fixed", False, False, "pulsing"),
+        ("syn-lowrate", 0.1, False, "random", "fixed", True, False, "lowrate"),
+    )
+    for kind, share, spoofed, smode, dmode, opts, ecn, pattern in plans:
+        _syn_campaign(
+            lab, w, kind, max(2, round(n * share)), spoofed, smode, dmode, opts, ecn, pattern
+        )
+
+
+def _syn_campaign(
+    lab: Lab,
+    w: World,
+    kind: str,
+    n: int,
+    spoofed: bool,
+    smode: str,
+    dmode: str,
+    opts: bool,
+    ecn: bool,
+    pattern: str,
+) -> None:
+    """One SYN flood campaign and the victim's answers."""
+    rng = lab.rng
+    v6 = kind.endswith("ipv6")  # one IPv6 source against the web server's IPv6 address
+    victim = w.servers["web6" if v6 else "web"]
+    dur = {
+        "steady": rng.uniform(1, 10),
+        "pulsing": rng.uniform(60, 200),
+        "lowrate": rng.uniform(200, 400),
+    }[pattern]
+    t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, pattern)
+    single = lab.public_ip(v6=True) if v6 else (lab.public_ip() if rng.random() < 0.5 else ATTACKER)
+    src, ttl = _sources(lab, n, spoofed, single)
+    sport = _ports(rng, n, smode, int(rng.integers(1024, 65535)))
+    dport = _ports(rng, n, dmode, int(rng.choice([80, 80, 443])))
+    keep = _register(lab, src, sport, victim.ip, dport, TCP, t, SYNFLOOD, kind)
+    src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+    t, ttl, sport, dport = t[keep], ttl[keep], sport[keep], dport[keep]
+    n = len(t)
+    hid = _hosts(lab, src)
+    seq = rng.integers(0, 2**32, n)
+    opt = lab.pk.option(*syn_options(STACKS["linux"], 1460)) if opts else 0
+    flags = SYN | (ECE | CWR if ecn else 0)
+    lab.pk.block(
+        n,
+        ts=t,
+        src=hid,
+        dst=victim.hid,
+        proto=TCP,
+        sport=sport,
+        dport=dport,
+        ttl=ttl,
+        seq=seq,
+        flags=flags,
+        win=rng.choice([512, 1024, 5840, 29200, 64240, 65535], n),
+        opt=opt,
+    )
+    closed = ~np.isin(dport, (80, 443))
+    reply = t + rng.integers(20, 300, n)
+    synack = lab.pk.option(*syn_options(STACKS["linux"], 1460, STACKS["iot"]))
+    sseq = rng.integers(0, 2**32, n)
+    lab.pk.block(
+        n,
+        ts=reply,
+        src=victim.hid,
+        dst=hid,
+        proto=TCP,
+        sport=dport,
+        dport=sport,
+        ttl=64,
+        seq=np.where(closed, 0, sseq),
+        ack=(seq + 1) & 0xFFFFFFFF,
+        flags=np.where(closed, RST | ACK, SYN | ACK),
+        win=np.where(closed, 0, 64240),
+        opt=np.where(closed, 0, synack),
+    )
+    for back in (1_000_000, 3_000_000):  # retransmitted SYN-ACKs of half-open connections
+        again = np.flatnonzero(~closed & (rng.random(n) < 0.5))
+        lab.pk.block(
+            len(again),
+            ts=reply[again] + back,
+            src=victim.hid,
+            dst=hid[again],
+            proto=TCP,
+            sport=dport[again],
+            dport=sport[again],
+            ttl=64,
+            seq=sseq[again],
+            ack=(seq[again] + 1) & 0xFFFFFFFF,
+            flags=SYN | ACK,
+            win=64240,
+            opt=synack,
+        )
+
+
+def udp_flood(lab: Lab, w: World, n: int) -> None:
+    """UDP floods: one source to random or fixed ports, forged sources, payloads from empty
+    to full-size, fragmented large datagrams, pulsing; ICMP port unreachable answers (rate
+    limited) for closed ports."""
+    rng = lab.rng
+    plans = (  # kind, share, spoofed, sport mode, dport mode, size, pattern, fragmented
+        ("udp-single-randport", 0.25, False, "pool", "pool", 512, "steady", False),
+        ("udp-single-fixedport", 0.1, False, "fixed", "fixed", 1400, "steady", False),
+        ("udp-single-small", 0.1, False, "pool", "fixed", 0, "steady", False),
+        ("udp-spoofed", 0.25, True, "random", "fixed", 64, "steady", False),
+        ("udp-fragmented", 0.15, False, "pool", "pool", 4000, "steady", True),
+        ("udp-pulsing", 0.15, False, "pool", "fixed", 1024, "pulsing", False),
+    )
+    for kind, share, spoofed, smode, dmode, size, pattern, frag in plans:
+        m = max(2, round(n * share))
+        dur = rng.uniform(1, 10) if pattern == "steady" else rng.uniform(60, 200)
+        t = times(rng, m, rng.uniform(0, SPAN_S - dur), dur, pattern)
+        single = ATTACKER if rng.random() < 0.5 else lab.public_ip()
+        src, ttl = _sources(lab, m, spoofed, single)
+        sport = _ports(rng, m, smode, int(rng.integers(1024, 65535)))
+        if spoofed:  # each forged source sends a few datagrams from one port
+            pick = rng.integers(0, max(1, m // 4), m)
+            src, ttl, sport = [src[i] for i in pick.tolist()], ttl[pick], sport[pick]
+        dport = _ports(rng, m, dmode, int(rng.choice([53, 80, 123, 161, 443, 3478])))
+        keep = _register(lab, src, sport, w.servers["web"].ip, dport, UDP, t, UDPFLOOD, kind)
+        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+        sizes = (
+            np.full(int(keep.sum()), size)
+            if size < 1000
+            else rng.integers(size // 2, size * 2, int(keep.sum()))
+        )
+        if not frag:  # one frame each: at most 1,472 bytes of UDP payload on Ethernet
+            sizes = np.minimum(sizes, 1472)
+        _udp_packets(
+            lab,
+            _hosts(lab, src),
+            w.servers["web"].hid,
+            t[keep],
+            sport[keep],
+            dport[keep],
+            sizes,
+            ttl[keep],
+            frag,
+        )
+    _unreachables(lab, w, n // 20)
+
+
+def _udp_packets(
+    lab: Lab,
+    src: np.ndarray,
+    dst: int | np.ndarray,
+    t: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    sizes: np.ndarray,
+    ttl: np.ndarray | int,
+    fragment: bool,
+) -> None:
+    """UDP datagrams; with ``fragment``, those above 1472 bytes go as IPv4 fragments of 1480
+    bytes (the first one carries the UDP header and the datagram's full UDP length)."""
+    n = len(t)
+    big = (sizes > 1472) if fragment else np.zeros(n, bool)
+    ipid = lab.rng.integers(0, 65536, n)
+    ttl_a = np.broadcast_to(np.asarray(ttl), (n,))
+    dst_a = np.broadcast_to(np.asarray(dst), (n,))
+    lab.pk.block(
+        n,
+        ts=t,
+        src=src,
+        dst=dst_a,
+        proto=UDP,
+        sport=sport,
+        dport=dport,
+        ttl=ttl_a,
+        ipid=ipid,
+        frag=np.where(big, MORE_FRAGMENTS, 0),
+        seq=np.where(big, 8 + sizes, 0),
+        plen=np.where(big, 1472, sizes),
+    )
+    k = np.flatnonzero(big)
+    offset = np.full(len(k), 1480)
+    while k.size:
+        rest = sizes[k] + 8 - offset
+        part = np.minimum(rest, 1480)
+        more = rest > 1480
+        lab.pk.block(
+            len(k),
+            ts=t[k] + 2 + offset // 1480,
+            src=src[k],
+            dst=dst_a[k],
+            proto=UDP,
+            ttl=ttl_a[k],
+            ipid=ipid[k],
+            frag=(offset // 8) | np.where(more, MORE_FRAGMENTS, 0),
+            plen=part,
+        )
+        keep = more
+        k, offset = k[keep], offset[keep] + 1480
+
+
+def _unreachables(lab: Lab, w: World, n: int) -> None:
+    """The victim's ICMP port unreachable answers to the single-source UDP flood."""
+    att = lab.endpoint(ATTACKER, "linux", w.servers["web"].path)
+    victim = w.servers["web"]
+    if not lab.session(victim.ip, 0, ATTACKER, 0, ICMP, T0, UDPFLOOD, "udp-unreachable"):
+        return
+    t = T0 + np.sort(lab.rng.integers(0, int(SPAN_S * 1e6), n))
+    lab.pk.block(
+        n, ts=t, src=victim.hid, dst=att.hid, proto=ICMP, sport=3 << 8 | 3, ttl=64, plen=28
+    )
+
+
+def ack_rst_flood(lab: Lab, w: World, n: int) -> None:
+    """ACK floods (bare or with payload, forged sources, the victim answers RST) and RST
+    floods (a few RSTs per tuple, no answer)."""
+    rng = lab.rng
+    victim = w.servers["web"]
+    plans = (  # label, kind, share, spoofed, flags, payload, per tuple
+        (ACKFLOOD, "ack-spoofed", 0.3, True, ACK, 0, 1),
+        (ACKFLOOD, "ack-psh-single", 0.25, False, ACK | PSH, 700, 6),
+        (RSTFLOOD, "rst-spoofed", 0.25, True, RST, 0, 3),
+        (RSTFLOOD, "rst-single", 0.2, False, RST | ACK, 0, 8),
+    )
+    for label, kind, share, spoofed, flags, payload, per in plans:
+        m = max(2, round(n * share))
+        dur = rng.uniform(5, 60)
+        t = times(rng, m * per, rng.uniform(0, SPAN_S - dur), dur, "steady")
+        src1, ttl1 = _sources(lab, m, spoofed, lab.public_ip())
+        tuple_of = rng.integers(0, m, m * per)
+        src = [src1[i] for i in tuple_of.tolist()]
+        sport = rng.integers(1024, 65535, m)[tuple_of]
+        dport = np.full(m * per, 80)
+        keep = _register(lab, src, sport, victim.ip, dport, TCP, t, label, kind)
+        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+        hid, t, sport = _hosts(lab, src), t[keep], sport[keep]
+        k = len(t)
+        size = rng.integers(0, 2 * payload + 1, k) if payload else 0
+        lab.pk.block(
+            k,
+            ts=t,
+            src=hid,
+            dst=victim.hid,
+            proto=TCP,
+            sport=sport,
+            dport=80,
+            ttl=ttl1[tuple_of][keep],
+            seq=rng.integers(0, 2**32, k),
+            ack=rng.integers(0, 2**32, k) if flags & ACK else 0,
+            flags=flags,
+            win=rng.integers(0, 65536, k),
+            plen=size,
+        )
+        if flags & ACK:  # no such connection: the victim resets
+            lab.pk.block(
+                k,
+                ts=t + rng.integers(20, 200, k),
+                src=victim.hid,
+                dst=hid,
+                proto=TCP,
+                sport=80,
+                dport=sport,
+                ttl=64,
+                seq=rng.integers(0, 2**32, k),
+                flags=RST,
+            )
+
+
+def icmp_flood(lab: Lab, w: World, n: int) -> None:
+    """ICMP echo floods: one source (one long flow) and forged sources, small and large
+    echoes; the victim replies."""
+    rng = lab.rng
+    victim = w.servers["web"]
+    for kind, spoofed, share in (("icmp-single", False, 0.4), ("icmp-spoofed", True, 0.6)):
+        m = max(2, round(n * share))
+        dur = rng.uniform(2, 30)
+        t = times(rng, m, rng.uniform(0, SPAN_S - dur), dur, "steady")
+        src, ttl = _sources(lab, m, spoofed, lab.public_ip())
+        zeros = np.zeros(m, np.int64)
+        keep = _register(lab, src, zeros, victim.ip, zeros, ICMP, t, ICMPFLOOD, kind)
+        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+        hid, t = _hosts(lab, src), t[keep]
+        k = len(t)
+        size = rng.choice([8, 56, 1000, 1472], k)
+        seq = rng.integers(0, 2**32, k)
+        lab.pk.block(
+            k,
+            ts=t,
+            src=hid,
+            dst=victim.hid,
+            proto=ICMP,
+            sport=8 << 8,
+            ttl=ttl[keep],
+            seq=seq,
+            plen=size,
+        )
+        lab.pk.block(
+            k,
+            ts=t + rng.integers(10, 100, k),
+            src=victim.hid,
+            dst=hid,
+            proto=ICMP,
+            sport=0,
+            ttl=64,
+            seq=seq,
+            plen=size,
+        )
+
+
+def reflection(lab: Lab, w: World, n: int) -> None:
+    """UDP amplification as the victim sees it: responses from many reflectors' service ports
+    to one or a few victim ports. Most campaigns are one-way."""
+    rng = lab.rng
+    per_service = max(2, n // len(REFLECTORS))
+    for name, port, median, frag_share in REFLECTORS:
+        victim = w.servers[str(rng.choice(["web", "dns", "app"]))]
+        n_refl = int(rng.integers(3, 30))
+        refl = [lab.public_ip() for _ in range(n_refl)]
+        dur = rng.uniform(0.5, 8)  # hundreds to thousands of responses per second
+        t = times(rng, per_service, rng.uniform(0, SPAN_S - dur), dur, "steady")
+        which = rng.integers(0, n_refl, per_service)
+        src = [refl[i] for i in which.tolist()]
+        mode = str(rng.choice(["fixed", "pool", "wide", "wide"]))  # the forged request ports
+        if mode == "wide":
+            vport = rng.choice(rng.integers(1024, 65535, int(rng.integers(50, 400))), per_service)
+        else:
+            vport = _ports(rng, per_service, mode, int(rng.integers(1024, 65535)))
+        sport = np.full(per_service, port)
+        keep = _register(lab, src, sport, victim.ip, vport, UDP, t, REFLECTION, f"refl-{name}")
+        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+        m = int(keep.sum())
+        sizes = np.maximum(8, rng.lognormal(np.log(median), 0.3, m)).astype(np.int64)
+        frag = rng.random() < frag_share
+        if not frag:
+            sizes = np.minimum(sizes, 1472)
+        _udp_packets(
+            lab,
+            _hosts(lab, src),
+            victim.hid,
+            t[keep],
+            sport[keep],
+            vport[keep],
+            sizes,
+            rng.integers(40, 120, m),
+            frag,
+        )
+
+
+def synack_reflection(lab: Lab, w: World, n: int) -> None:
+    """TCP SYN-ACK reflection: servers answer forged SYNs, so the victim receives SYN-ACKs
+    (retransmitted 1, 3 and 7 s later) from their ports 80, 443, 22; the victim resets some,
+    the rest is one-way."""
+    rng = lab.rng
+    victim = w.servers["web"]
+    refl = [lab.public_ip() for _ in range(int(rng.integers(30, 120)))]
+    dur = rng.uniform(20, 90)
+    t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, "steady")
+    src = [refl[i] for i in rng.integers(0, len(refl), n).tolist()]
+    sport = rng.choice([80, 443, 443, 22, 25], n)
+    vport = rng.integers(1024, 65535, n)
+    keep = _register(lab, src, sport, victim.ip, vport, TCP, t, SYNACK_REFLECTION, "synack-refl")
+    src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
+    hid, t, sport, vport = _hosts(lab, src), t[keep], sport[keep], vport[keep]
+    m = len(t)
+    seq, ack = rng.integers(0, 2**32, m), rng.integers(0, 2**32, m)
+    ttl = rng.integers(40, 120, m)
+    opt = lab.pk.option(*syn_options(STACKS["linux"], 1460, STACKS["linux"]))
+    for k, back in enumerate((0, 1_000_000, 3_000_000, 7_000_000)):
+        sent = np.flatnonzero(rng.random(m) < (1.0, 0.8, 0.6, 0.4)[k])
+        lab.pk.block(
+            len(sent),
+            ts=t[sent] + back,
+            src=hid[sent],
+            dst=victim.hid,
+            proto=TCP,
+            sport=sport[sent],
+            dport=vport[sent],
+            ttl=ttl[sent],
+            seq=seq[sent],
+            ack=ack[sent],
+            flags=SYN | ACK,
+            win=64240,
+            opt=opt,
+        )
+    rst = np.flatnonzero(rng.random(m) < 0.3)
+    lab.pk.block(
+        len(rst),
+        ts=t[rst] + rng.integers(20, 200, len(rst)),
+        src=victim.hid,
+        dst=hid[rst],
+        proto=TCP,
+        sport=vport[rst],
+        dport=sport[rst],
+        ttl=64,
+        seq=ack[rst],
+        flags=RST,
+    )
