@@ -46,12 +46,12 @@ def _bodies(features: list[str], snake: Any, batch: int) -> list[bytes]:
     return [json.dumps(record).encode() for record in records]
 
 
-async def _call(app: Any, body: bytes, path: str) -> None:
+async def _call(app: Any, body: bytes, path: str, query: bytes = b"") -> None:
     headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]  # fmt: skip
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
         "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }  # fmt: skip

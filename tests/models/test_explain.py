@@ -12,7 +12,7 @@ from test_compiled import KINDS, SMALL
 from flowsentinel.core import schema as sc
 from flowsentinel.datasets.synthetic import generate_flows
 from flowsentinel.models.detector import Detector
-from flowsentinel.models.explain import ExplainError, attributions, reason_text
+from flowsentinel.models.explain import ExplainError, _texts, attributions, reason_text
 from flowsentinel.models.profile import TrainingProfile
 from flowsentinel.models.zoo import SPECS, build_pipeline
 
@@ -167,3 +167,24 @@ def test_reason_text_places_the_value_among_each_class() -> None:
     )
     benign = reason_text("Flow IAT Min", 3.0, {"BENIGN": 70.0, "DoS": 10.0}, "BENIGN")
     assert benign == "Flow IAT Min = 3: higher than 70 % of BENIGN training flows"
+
+
+def test_reason_texts_built_at_once_equal_the_one_by_one_text() -> None:
+    rng = np.random.default_rng(11)
+    classes = ["BENIGN", "DoS", "PortScan"]
+    flows, top = 200, 3
+    names = rng.choice(["Flow IAT Min", "Flow Bytes/s", "proto"], size=(flows, top)).astype(object)
+    values = rng.lognormal(2, 4, size=(flows, top)).astype(object)
+    values[rng.random((flows, top)) < 0.1] = np.nan
+    values[rng.random((flows, top)) < 0.05] = None
+    values[rng.random((flows, top)) < 0.05] = np.inf
+    values[rng.random((flows, top)) < 0.1] = "tcp"
+    ranks = rng.choice([0.0, 0.4, 12.5, 50.0, 99.5, 100.0, np.nan], size=(3, flows, top))
+    verdict = rng.integers(0, 3, flows)
+    got = _texts(names, values, ranks, verdict, classes)
+    for i in range(flows):
+        for k in range(top):
+            pcts = {c: float(ranks[j, i, k]) for j, c in enumerate(classes)}
+            value = values[i, k]
+            expected = reason_text(names[i, k], value, pcts, classes[verdict[i]])
+            assert got[i, k] == expected, (i, k)

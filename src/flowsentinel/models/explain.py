@@ -352,47 +352,104 @@ def _percentiles(
     return np.asarray(ranks)
 
 
+def _shown(values: np.ndarray) -> np.ndarray:
+    """:func:`_fmt` of every value at once (text stays; NaN and None are ``missing``)."""
+    text = np.array([isinstance(v, str) for v in values.ravel()]).reshape(values.shape)
+    numbers = np.where(text | (values == None), np.nan, values).astype(np.float64)  # noqa: E711
+    shown = np.char.mod("%.4g", numbers).astype(object)
+    shown[np.isnan(numbers)] = "missing"
+    shown[text] = values[text]
+    return shown.astype(str)
+
+
+def _pcts(p: np.ndarray) -> np.ndarray:
+    return np.char.rstrip(np.char.rstrip(np.char.mod("%.1f", p), "0"), ".")
+
+
+def _where(p: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """``higher than P % of CLASS`` (or ``lower than 100-P %``) for every rank at once."""
+    higher = np.char.add(np.char.add("higher than ", _pcts(p)), " %")
+    lower = np.char.add(np.char.add("lower than ", _pcts(100 - p)), " %")
+    return np.char.add(np.char.add(np.where(p >= 50, higher, lower), " of "), cls)
+
+
+def _texts(
+    names: np.ndarray,
+    values: np.ndarray,
+    ranks: np.ndarray | None,
+    verdict: np.ndarray,
+    classes: list[str],
+) -> np.ndarray:
+    """:func:`reason_text` of every (flow, reason) at once: ``names``/``values`` (flows, top),
+    ``ranks`` (classes, flows, top), ``verdict`` the class index of each flow."""
+    text = np.char.add(np.char.add(names.astype(str), " = "), _shown(values))
+    if ranks is None:
+        return text
+    flows, top = names.shape
+    first = ranks[0]
+    own = ranks[verdict[:, None], np.arange(flows)[:, None], np.arange(top)[None, :]]
+    has_first = np.isfinite(first)
+    has_own = np.isfinite(own) & (verdict != 0)[:, None]
+    names_of = np.asarray(classes, dtype=str)
+    part_first = np.char.add(_where(np.nan_to_num(first), names_of[0]), " training flows")
+    own_cls = np.broadcast_to(names_of[verdict][:, None], names.shape)
+    part_own = _where(np.nan_to_num(own), own_cls)
+    alone = np.char.add(part_own, " training flows")
+    both = np.char.add(np.char.add(part_first, ", "), part_own)
+    tail = np.where(has_first & has_own, both, np.where(has_first, part_first, alone))
+    said = np.char.add(np.char.add(text, ": "), tail)
+    return np.where(has_first | has_own, said, text)
+
+
 def reasons(
     attr: Attributions,
     X: pd.DataFrame,
     verdicts: list[str],
     profile: TrainingProfile | None,
-    top: int = 5,
+    top: int = 3,
 ) -> list[list[dict[str, Any]]]:
     """The ``top`` inputs that pushed each flow most towards its verdict, as records (the
     first always; the others while they push towards the verdict)."""
     picks = np.argsort(-attr.values, axis=1, kind="stable")[:, :top]
-    contributions = np.take_along_axis(attr.values, picks, axis=1)
+    contributions = np.round(np.take_along_axis(attr.values, picks, axis=1), 6)
     values = _values(attr, X, picks)
     ranks = _percentiles(attr, profile, picks, values)
     classes = profile.classes if profile is not None else []
+    index = {c: i for i, c in enumerate(classes)}
+    verdict = np.asarray([index.get(v, 0) for v in verdicts], dtype=np.int64)
+    names = np.asarray(attr.names, dtype=object)[picks]
+    texts = _texts(names, values, ranks, verdict, classes).tolist()
+    shown = np.round(ranks, 1) if ranks is not None else None
+    keep = (contributions > 0) | (np.arange(picks.shape[1]) == 0)[None, :]
+    keep = np.cumprod(keep, axis=1).astype(bool)  # stop at the first that does not push
     out: list[list[dict[str, Any]]] = []
     for i in range(len(picks)):
-        rows: list[dict[str, Any]] = []
-        for k in range(picks.shape[1]):
-            contribution = float(contributions[i, k])
-            if contribution <= 0 and rows:
-                break
-            name, value = attr.names[picks[i, k]], values[i, k]
-            if not isinstance(value, str):
-                value = float(value) if value is not None else None
-                value = value if value is not None and np.isfinite(value) else None
-            pcts = (
-                {}
-                if ranks is None
-                else {c: float(ranks[c_i, i, k]) for c_i, c in enumerate(classes)}
-            )
-            pcts = {c: round(p, 1) for c, p in pcts.items() if np.isfinite(p)}
-            rows.append(
-                {
-                    "feature": name,
-                    "value": value,
-                    "contribution": round(contribution, 6),
-                    "percentiles": pcts,
-                    "text": reason_text(name, value, pcts, verdicts[i]),
-                }
-            )
+        rows = [
+            {
+                "feature": names[i, k],
+                "value": _plain(values[i, k]),
+                "contribution": float(contributions[i, k]),
+                "percentiles": {}
+                if shown is None
+                else {
+                    c: float(shown[j, i, k])
+                    for j, c in enumerate(classes)
+                    if shown[j, i, k] == shown[j, i, k]
+                },
+                "text": texts[i][k],
+            }
+            for k in range(picks.shape[1])
+            if keep[i, k]
+        ]
         if attr.neighbours is not None and rows:
             rows[0]["neighbours"] = attr.neighbours[i]
         out.append(rows)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON takes it: text, a finite float, or ``None``."""
+    if isinstance(value, str) or value is None:
+        return value
+    number = float(value)
+    return number if np.isfinite(number) else None
