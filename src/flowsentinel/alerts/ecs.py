@@ -21,8 +21,8 @@ from flowsentinel.alerts.eve import (
     VERDICT_FIELDS,
     flow_times,
     incident_extras,
-    now_us,
     suricata_time,
+    suricata_time_of,
     top_source,
 )
 from flowsentinel.core import schema as sc
@@ -149,20 +149,22 @@ def flow_document(
 ) -> dict[str, Any]:
     """The ECS document of one flow record (:func:`flowsentinel.scanning.flow_records`)."""
     observer = observer or Observer()
-    first, last = flow_times(record, fallback_us if fallback_us is not None else now_us())
+    first, last = flow_times(record, fallback_us)
     label = record.get("label")
     flagged = label not in (None, benign)
-    known_start = bool(record.get("start"))
+    start = record.get("start")
+    known_start = bool(start)
+    stamp = suricata_time_of(start)[:-5] + "Z" if start else iso_time(first)
     return _present(
         {
-            "@timestamp": iso_time(first),
+            "@timestamp": stamp,
             "event": {
                 "kind": "alert" if flagged else "event",
                 "category": ["network", "intrusion_detection"] if flagged else ["network"],
                 "type": ["connection", "end"],
                 "module": EVENT_MODULE,
                 "dataset": f"{EVENT_MODULE}.flow",
-                "start": iso_time(first) if known_start else None,
+                "start": stamp if known_start else None,
                 "end": iso_time(last) if known_start and last is not None else None,
                 "duration": (last - first) * 1000 if known_start and last is not None else None,
             },

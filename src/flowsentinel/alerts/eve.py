@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,8 +54,14 @@ STATS_FLOW_KEYS: dict[str, str] = {
 def suricata_time(us: int) -> str:
     """Microseconds since 1970 (UTC) in Suricata's format: ``2017-07-05T09:00:01.123456+0000``."""
     seconds, micros = divmod(int(us), 1_000_000)
+    if 0 <= seconds < _GMTIME_LIMIT:
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}+0000"
     when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     return f"{when:%Y-%m-%dT%H:%M:%S}.{micros:06d}+0000"
+
+
+_GMTIME_LIMIT = 253_402_300_800  # 10000-01-01: time.gmtime's years have four digits below
+_UTC_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00")
 
 
 def _micros(text: str) -> int:
@@ -67,6 +75,8 @@ def _micros(text: str) -> int:
 
 def suricata_time_of(iso: str) -> str:
     """A record's ISO 8601 time (``…+00:00``) in Suricata's format."""
+    if _UTC_ISO.fullmatch(iso):  # the records' own shape: only the offset is written otherwise
+        return iso[:-6] + "+0000"
     return suricata_time(_micros(iso))
 
 
@@ -168,12 +178,12 @@ def incident_alert(incident: Incident) -> dict[str, Any]:
     )
 
 
-def flow_times(record: Mapping[str, Any], fallback_us: int) -> tuple[int, int | None]:
+def flow_times(record: Mapping[str, Any], fallback_us: int | None) -> tuple[int, int | None]:
     """(start, end) of a flow record in µs; a record without a start (a flow file whose times
-    name no zone) is stamped ``fallback_us`` and has no end."""
+    name no zone) is stamped ``fallback_us`` (None: now) and has no end."""
     start = record.get("start")
     if not start:
-        return fallback_us, None
+        return (fallback_us if fallback_us is not None else now_us()), None
     first = _micros(start)
     duration = record.get("duration_s")
     return first, (first + round(duration * 1e6)) if duration is not None else None
@@ -186,7 +196,9 @@ def flow_event(
     its identity in Suricata's fields (``toserver``: from the flow's source), its verdict under
     ``flowsentinel``. ``fallback_us``: the time of a flow whose start is unknown (default:
     now)."""
-    first, last = flow_times(record, fallback_us if fallback_us is not None else now_us())
+    first, last = flow_times(record, fallback_us)
+    start = record.get("start")
+    stamp = suricata_time_of(start) if start else suricata_time(first)
     duration = record.get("duration_s")
     flow = _present(
         {
@@ -194,7 +206,7 @@ def flow_event(
             "pkts_toclient": record.get("bwd_packets"),
             "bytes_toserver": record.get("fwd_bytes"),
             "bytes_toclient": record.get("bwd_bytes"),
-            "start": suricata_time(first) if record.get("start") else None,
+            "start": stamp if start else None,
             "end": suricata_time(last) if last is not None else None,
             "age": int(duration) if duration is not None else None,
             "alerted": record.get("label") not in (None, benign),
@@ -203,7 +215,7 @@ def flow_event(
     ours = _present({k: record.get(k) for k in VERDICT_FIELDS})
     return _present(
         {
-            "timestamp": suricata_time(first),
+            "timestamp": stamp,
             "flow_id": stable_id(
                 "flow", record.get("flow_id"), record.get("start"), record.get("row")
             ),
