@@ -99,11 +99,11 @@ def test_family_without_technique_has_no_threat() -> None:
 def test_a_foreign_field_fails_the_check() -> None:
     doc = ecs.incident_document(incident(), OBSERVER)
     doc["event"]["confidence"] = 0.9
-    with pytest.raises(AssertionError, match="event.confidence"):
+    with pytest.raises(AssertionError, match=r"event\.confidence"):
         check_document(doc)
     doc = ecs.incident_document(incident(), OBSERVER)
     doc["source"]["port"] = "80"
-    with pytest.raises(AssertionError, match="source.port"):
+    with pytest.raises(AssertionError, match=r"source\.port"):
         check_document(doc)
 
 

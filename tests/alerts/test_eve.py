@@ -110,8 +110,10 @@ def test_flow_records_of_a_capture_validate_and_keep_counts() -> None:
             r["src_ip"], r["src_port"], r["dst_ip"], r["dst_port"]
         )  # fmt: skip
         flow = e["flow"]
-        assert (flow["pkts_toserver"], flow["pkts_toclient"]) == (r["fwd_packets"], r["bwd_packets"])
-        assert (flow["bytes_toserver"], flow["bytes_toclient"]) == (r["fwd_bytes"], r["bwd_bytes"])
+        assert flow["pkts_toserver"] == r["fwd_packets"]
+        assert flow["pkts_toclient"] == r["bwd_packets"]
+        assert flow["bytes_toserver"] == r["fwd_bytes"]
+        assert flow["bytes_toclient"] == r["bwd_bytes"]
         end = start + dt.timedelta(seconds=r["duration_s"])
         assert flow["end"] == end.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
         assert flow["alerted"] == (r["label"] == "DoS")
