@@ -27,7 +27,7 @@ RFC5424 = re.compile(
     rb"(?P<sd>-|\[(?:[^\]\\]|\\.)*\]) (?P<msg>.*)$",
     re.DOTALL,
 )
-QUICK = {"retries": 1, "backoff_s": 0.01}
+QUICK = {"retries": 1, "backoff_s": 0.01, "down_s": 0.0}
 
 
 def _parse(message: bytes) -> dict[str, Any]:
@@ -169,6 +169,30 @@ def test_webhook_outage_nothing_lost(receiver: Receiver, tmp_path: Path) -> None
     for event in ("spooled", "replayed"):
         line = f'flowsentinel_alert_sink_events_total{{event="{event}",sink="{receiver.url}"}} 2.0'
         assert line in text
+
+
+def test_down_receiver_is_not_hammered(tmp_path: Path) -> None:
+    """After a record fails all its tries the receiver counts as down: the next records go
+    straight to the spool (no request), and when it is back the spool is replayed in order."""
+    receiver = Receiver(failures=2)
+    try:
+        queued = sinks.QueuedSink(
+            sinks.WebhookSink(receiver.url), tmp_path / "s.jsonl",
+            retries=1, backoff_s=0.01, down_s=0.5,
+        ).start()  # fmt: skip
+        for i in range(5):
+            queued.submit({"n": i})
+        deadline = time.monotonic() + 5
+        while queued.counters.spooled < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receiver.requests == 2  # record 0 and its retry; 1-4 spooled without a try
+        while queued.counters.replayed < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the worker tries again when down_s is over
+        queued.close()
+    finally:
+        receiver.close()
+    assert [b["n"] for b in receiver.bodies] == [0, 1, 2, 3, 4]
+    assert queued.counters.as_dict() == {"delivered": 5, "retried": 1, "spooled": 5, "replayed": 5}
 
 
 def test_spool_replayed_first_on_next_start(tmp_path: Path) -> None:

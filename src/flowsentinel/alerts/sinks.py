@@ -26,6 +26,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -292,6 +293,9 @@ class QueuedSink:
     retries: int = 3
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
+    #: after a record failed all its tries, the receiver counts as down for this long: records
+    #: go straight to the spool (no tries), and the spool is replayed when the time is up
+    down_s: float = 5.0
     on_event: EventHook | None = None
     counters: Counters = field(default_factory=Counters)
 
@@ -301,6 +305,7 @@ class QueuedSink:
         self._closing = threading.Event()
         self._spool_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._down_until: float | None = None  # monotonic time the receiver is tried again
 
     # counting
     def _count(self, event: str, n: int = 1) -> None:
@@ -370,18 +375,29 @@ class QueuedSink:
             except queue.Empty:
                 if self._closing.is_set():
                     return
+                if self._down_until is not None and time.monotonic() >= self._down_until:
+                    self._replay()  # the receiver may be back
                 continue
             try:
                 if item is _REPLAY:
                     self._replay()
-                elif not self._deliver(item):
+                elif self._is_down() or not self._deliver(item):
                     self._spool_records([item])
             finally:
                 self._queue.task_done()
 
+    def _is_down(self) -> bool:
+        return self._down_until is not None and time.monotonic() < self._down_until
+
     def _deliver(self, record: Record) -> bool:
         """Send with retries (waits of ``backoff_s`` × 2^attempt, at most ``max_backoff_s``;
-        none once closing); ``False`` when every try failed."""
+        none once closing); ``False`` when every try failed, and the receiver counts as down
+        for ``down_s`` seconds (a success ends that)."""
+        delivered = self._send_with_retries(record)
+        self._down_until = None if delivered else time.monotonic() + self.down_s
+        return delivered
+
+    def _send_with_retries(self, record: Record) -> bool:
         attempts = 1 if self._closing.is_set() else self.retries + 1
         for attempt in range(attempts):
             try:
@@ -440,9 +456,13 @@ class QueuedSink:
         return records
 
     def _replay(self) -> None:
-        """Deliver the spooled records in order; at the first one that fails (after its
-        retries) it and the rest go back to the spool, not counted again."""
+        """Deliver the spooled records in order (tried even when the receiver counts as down:
+        this is how it is found back); at the first one that fails (after its retries) it and
+        the rest go back to the spool, not counted again."""
         records = self._take_spool()
+        if not records:
+            self._down_until = None  # nothing waits: the next record tries the receiver
+            return
         for i, record in enumerate(records):
             if not self._deliver(record):
                 self._append(records[i:])
