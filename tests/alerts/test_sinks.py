@@ -298,3 +298,22 @@ def test_bad_rotation_option(tmp_path: Path) -> None:
     spec = sinks.parse_sink_spec(f"file:{tmp_path}/a.json?keep=many")
     with pytest.raises(InputError, match="keep must be a whole number"):
         sinks.build_sink(spec, tmp_path)
+
+
+def test_replay_cut_short_by_a_crash_goes_first(tmp_path: Path) -> None:
+    """The spool stays on disk while it is replayed (``.replaying``): records a crash cut off
+    are replayed on the next start, before the spool written after them."""
+    spool = tmp_path / "s.jsonl"
+    spool.with_name("s.jsonl.replaying").write_text('{"n": 0}\n{"n": 1}\n')
+    spool.write_text('{"n": 2}\nnot json\n')
+    receiver = Receiver()
+    try:
+        queued = sinks.QueuedSink(sinks.WebhookSink(receiver.url), spool, **QUICK).start()
+        assert queued.flush(10)
+        queued.close()
+    finally:
+        receiver.close()
+    assert [b["n"] for b in receiver.bodies] == [0, 1, 2]
+    assert queued.counters.replayed == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl.bad"]
+    assert (tmp_path / "s.jsonl.bad").read_text() == "not json\n"

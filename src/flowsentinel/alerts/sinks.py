@@ -434,14 +434,27 @@ class QueuedSink:
                 fh.flush()
                 os.fsync(fh.fileno())
 
+    @property
+    def _replaying(self) -> Path:
+        """The spool while it is replayed: the records stay on disk until delivered."""
+        return self.spool.with_name(self.spool.name + ".replaying")
+
     def _take_spool(self) -> list[Record]:
-        """The spooled records, removed from the spool (a line that is not JSON is kept aside
-        in ``<spool>.bad``)."""
+        """The spooled records, moved aside to ``<spool>.replaying`` (a replay that a crash
+        cut short is found there and goes first); a line that is not JSON is kept aside in
+        ``<spool>.bad``."""
         with self._spool_lock:
-            if not self.spool.exists():
+            replaying = self._replaying
+            if self.spool.exists():
+                if replaying.exists():  # left by a crash: it goes first
+                    with replaying.open("a", encoding="utf-8") as fh:
+                        fh.write(self.spool.read_text(encoding="utf-8"))
+                    self.spool.unlink()
+                else:
+                    self.spool.replace(replaying)
+            if not replaying.exists():
                 return []
-            lines = self.spool.read_text(encoding="utf-8").splitlines()
-            self.spool.unlink()
+            lines = replaying.read_text(encoding="utf-8").splitlines()
         records, bad = [], []
         for line in lines:
             if not line.strip():
@@ -461,13 +474,15 @@ class QueuedSink:
         the rest go back to the spool, not counted again."""
         records = self._take_spool()
         if not records:
+            self._replaying.unlink(missing_ok=True)
             self._down_until = None  # nothing waits: the next record tries the receiver
             return
         for i, record in enumerate(records):
             if not self._deliver(record):
                 self._append(records[i:])
-                return
+                break
             self._count("replayed")
+        self._replaying.unlink(missing_ok=True)
 
 
 # --- specs ---------------------------------------------------------------------------------
