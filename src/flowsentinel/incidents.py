@@ -60,6 +60,8 @@ class Incident:
     confidence: float = 0.0  # 0..1
     #: the flows' reasons and the windows' figures that made the case, newest last
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    #: share of the incident's flows unlike the training flows (None: not measured)
+    novelty: float | None = None
 
     @property
     def duration_s(self) -> float:

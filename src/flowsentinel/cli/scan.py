@@ -46,6 +46,7 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     allow_damaged: Annotated[bool, allow_damaged_option()] = False,
     explain: Annotated[bool, explain_option()] = False,
+    fmt: Annotated[str, format_option()] = "jsonl",
 ) -> None:
     """Score every flow of a capture with a registered model; one verdict per flow, with the
     reasons of every flagged flow and the flow's novelty."""
@@ -60,6 +61,7 @@ def scan_cmd(
 
     if not capture.is_file():
         raise InputError("no such file", path=capture)
+    _check_format(fmt)
     with contextlib.redirect_stdout(sys.stderr):
         det = Detector.load(model)
     started = time.perf_counter()
@@ -77,7 +79,8 @@ def scan_cmd(
                 frames = iter_capture_frames(capture, stats)
             if not is_flow_file(capture):
                 check_capture_model(det)
-            summary = scan_frames(frames, det, fh, explain="all" if explain else "flagged")
+            records_out = _records_out(fh, fmt, det)
+            summary = scan_frames(frames, det, records_out, explain="all" if explain else "flagged")
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -152,6 +155,36 @@ def print_novelty(summary: Any) -> None:
         console.print(f"[yellow]warning:[/] {found['warning']}", highlight=False, soft_wrap=True)
 
 
+def format_option() -> Any:
+    return typer.Option(
+        "--format",
+        help="Flow records as jsonl (our records), eve (Suricata EVE flow records) or ecs "
+        "(Elastic Common Schema documents).",
+    )
+
+
+def _check_format(fmt: str, alert_to: list[str] | None = None) -> None:
+    """A one-line error for a format that is not one of the alert formats, or an
+    ``--alert-to`` value that is not a sink (before any model is loaded)."""
+    from flowsentinel.alerts.outputs import check_format
+    from flowsentinel.alerts.sinks import parse_sink_spec
+
+    check_format(fmt)
+    for spec in alert_to or []:
+        parse_sink_spec(spec)
+
+
+def _records_out(fh: Any, fmt: str, det: Any, outputs: Any = None) -> Any:
+    """Where ``scan_frames`` writes its flow records: the stream itself for jsonl without
+    alert sinks, else one that rewrites each record in ``fmt`` (an EVE ``flow`` record, an ECS
+    document) and hands it to the alert sinks too."""
+    if fmt == "jsonl" and outputs is None:
+        return fh
+    from flowsentinel.alerts.outputs import FlowWriter, check_format
+
+    return FlowWriter(fh, check_format(fmt), benign=det.classes[0], outputs=outputs)
+
+
 def explain_option() -> Any:
     return typer.Option(
         "--explain",
@@ -173,18 +206,36 @@ def watch_cmd(
         typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).", min=0.0),
     ] = None,
     explain: Annotated[bool, explain_option()] = False,
+    alert_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alert-to",
+            help="Also send every alert here (repeatable): file:PATH, syslog+udp://HOST[:PORT], "
+            "syslog+tcp://HOST[:PORT], http(s)://HOST/PATH. Undeliverable alerts are spooled "
+            "and replayed.",
+        ),
+    ] = None,
+    fmt: Annotated[str, format_option()] = "jsonl",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve the alert counters (Prometheus) on this local port.", min=1),
+    ] = None,
 ) -> None:
     """Live capture: one JSON line per alert (a flow not judged benign) on stdout, in the
-    record shape of ``scan`` (the flow's identity, then its verdict)."""
+    record shape of ``scan`` (the flow's identity, then its verdict), or as Suricata EVE or
+    ECS with ``--format``; ``--alert-to`` sends them to files, syslog or webhooks too."""
     import threading
 
     from flowsentinel.capture import CaptureStats, iter_live_flow_batches
     from flowsentinel.scanning import ScanSummary, check_capture_model, scan_frames
     from flowsentinel.scoring import Detector
 
+    _check_format(fmt, alert_to)
     with contextlib.redirect_stdout(sys.stderr):
         det = Detector.load(model)
     check_capture_model(det)
+    outputs = _alert_outputs(alert_to or [], fmt, det, metrics_port)
+    watch_started = time.monotonic()
     stats = CaptureStats()
     summary = ScanSummary(benign=det.classes[0])
     console.print(f"watching {interface} with {det.name} (Ctrl-C to stop)")
@@ -198,7 +249,7 @@ def watch_cmd(
         scan_frames(
             live,
             det,
-            sys.stdout,
+            _records_out(sys.stdout, fmt, det, outputs),
             flagged_only=not all_flows,
             summary=summary,
             explain="all" if explain else "flagged",
@@ -212,10 +263,55 @@ def watch_cmd(
     finally:
         if timer is not None:
             timer.cancel()
+        _close_outputs(outputs, stats, time.monotonic() - watch_started)
     console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
     if summary.flows:
         print_scan_summary(summary, f"{interface}: {summary.flows:,} flows, {det.name}")
         print_novelty(summary)
+
+
+def _alert_outputs(specs: list[str], fmt: str, det: Any, metrics_port: int | None) -> Any:
+    """The started alert sinks of ``--alert-to`` (None without any); a bad value is a one-line
+    error. With ``metrics_port`` their counters are served to Prometheus on 127.0.0.1."""
+    if not specs and metrics_port is None:
+        return None
+    from flowsentinel.alerts.outputs import AlertOutputs, check_format
+    from flowsentinel.core.settings import get_settings
+    from flowsentinel.service.metrics import AlertMetrics
+
+    metrics = AlertMetrics()
+    outputs = AlertOutputs.from_specs(
+        specs, check_format(fmt), get_settings().home / "spool", metrics=metrics,
+        benign=det.classes[0],
+    )  # fmt: skip
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        except OSError as exc:
+            raise InputError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
+    return outputs.start()
+
+
+def _close_outputs(outputs: Any, stats: Any, seconds: float) -> None:
+    """Send the run's ``stats`` record, deliver or spool what is queued, and say per sink what
+    became of the alerts."""
+    if outputs is None:
+        return
+    from flowsentinel.alerts.eve import RunCounters
+
+    counters = RunCounters.of_capture(
+        stats, uptime_s=seconds, alerts_by_family=dict(outputs.alerts_by_family)
+    )
+    outputs.stats(counters)
+    for name, done in outputs.close().items():
+        console.print(
+            f"alerts to {name}: {done['delivered']:,} delivered, {done['spooled']:,} spooled "
+            f"(replayed: {done['replayed']:,}, retries: {done['retried']:,})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,13 @@
 - ``flowsentinel_flows_scored_total{model,verdict}``
 - ``flowsentinel_model_info{model,version,dataset,task}`` (1 per served model)
 
+Alert outputs (:class:`AlertMetrics`, its own registry: ``watch --metrics-port`` serves it):
+
+- ``flowsentinel_alerts_total{family}``: alerts written (an incident once, when it opens; a
+  flagged flow once)
+- ``flowsentinel_alert_sink_events_total{sink,event}``: per sink, records ``delivered``,
+  ``retried``, ``spooled`` (could not be delivered, or the queue was full) and ``replayed``
+
 With several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder (``flowsentinel
 serve --workers N`` does it for you): each scrape then adds up every worker.
 """
@@ -100,4 +107,44 @@ class ServiceMetrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class AlertMetrics:
+    """Counters of the alert outputs (see the module docstring), in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.alerts = Counter(
+            "flowsentinel_alerts",
+            "Alerts written, by attack family.",
+            ["family"],
+            registry=self.registry,
+        )
+        self.sink_events = Counter(
+            "flowsentinel_alert_sink_events",
+            "Alert records per sink: delivered, retried, spooled, replayed.",
+            ["sink", "event"],
+            registry=self.registry,
+        )
+        self._families: dict[str, Any] = {}
+        self._sinks: dict[tuple[str, str], Any] = {}
+
+    def count_alert(self, family: str, n: int = 1) -> None:
+        child = self._families.get(family)
+        if child is None:
+            child = self.alerts.labels(family)
+            if len(self._families) < _MAX_CHILDREN:
+                self._families[family] = child
+        child.inc(n)
+
+    def sink_event(self, sink: str, event: str, n: int = 1) -> None:
+        child = self._sinks.get((sink, event))
+        if child is None:
+            child = self.sink_events.labels(sink, event)
+            if len(self._sinks) < _MAX_CHILDREN:
+                self._sinks[(sink, event)] = child
+        child.inc(n)
+
+    def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
