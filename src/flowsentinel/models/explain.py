@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from flowsentinel.core.errors import ModelError
+from flowsentinel.models.compiled import _pool, _split_workers
 from flowsentinel.models.profile import TrainingProfile
 
 _CORES = min(os.cpu_count() or 1, 8)
@@ -101,6 +102,19 @@ def _path_contributions(  # pragma: no cover
 _Flat = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
+def _walk(X: np.ndarray, target: np.ndarray, flat: _Flat, strict: bool = False) -> np.ndarray:
+    """:func:`_path_contributions` of every row, large batches cut into row ranges walked on
+    every core as the compiled forests are (the walk releases the GIL)."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    workers = _split_workers(len(X))
+    if workers == 1:
+        return np.asarray(_path_contributions(X, target, *flat, strict))
+    cuts = np.array_split(np.arange(len(X)), workers)
+    done = _pool().map(lambda rows: _path_contributions(X[rows], target[rows], *flat, strict), cuts)
+    return np.concatenate(list(done))
+
+
 def _flat_trees(trees: list[Any]) -> _Flat:
     """scikit-learn fitted trees as flat node arrays with per-node class probabilities."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
@@ -129,8 +143,7 @@ def _flat_trees(trees: list[Any]) -> _Flat:
 def _sklearn_trees(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
     trees = [model.tree_] if hasattr(model, "tree_") else [e.tree_ for e in model.estimators_]
     X32 = np.ascontiguousarray(Xt, dtype=np.float32).astype(np.float64)
-    out = _path_contributions(X32, target.astype(np.int64), *_flat_trees(trees), False)
-    return np.asarray(out / len(trees))
+    return _walk(X32, target, _flat_trees(trees)) / len(trees)
 
 
 def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -157,12 +170,9 @@ def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
             base += len(nodes)
     arrays = [np.ascontiguousarray(np.concatenate(parts[k])) for k in parts]
     left, right, feature, threshold, nan_left, value, roots = arrays
-    X = np.ascontiguousarray(Xt, dtype=np.float64)
     column = np.zeros_like(target) if n_classes == 1 else target
-    out = _path_contributions(
-        X, column.astype(np.int64), roots, left, right, feature, threshold, nan_left, value, False
-    )
-    return np.asarray(out * _binary_sign(target)) if n_classes == 1 else np.asarray(out)
+    out = _walk(Xt, column, (roots, left, right, feature, threshold, nan_left, value))
+    return out * _binary_sign(target) if n_classes == 1 else out
 
 
 # --- estimators -----------------------------------------------------------------------------
@@ -252,14 +262,10 @@ def _lgbm(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Decision paths of a LightGBM model (its dumped inner node values), in margin units:
     LightGBM's own TreeSHAP (``pred_contrib``) cost 100× more on the demo's 600 trees of 127
     leaves (285 flows/s)."""
-    root, left, right, feature, threshold, nan_left, value = _lgbm_flat(model)
-    binary = value.shape[1] == 1
-    column = np.zeros_like(target) if binary else target
-    X = np.ascontiguousarray(Xt, dtype=np.float64)
-    out = _path_contributions(
-        X, column.astype(np.int64), root, left, right, feature, threshold, nan_left, value, False
-    )
-    return np.asarray(out * _binary_sign(target)) if binary else np.asarray(out)
+    flat = _lgbm_flat(model)
+    binary = flat[-1].shape[1] == 1
+    out = _walk(Xt, np.zeros_like(target) if binary else target, flat)
+    return out * _binary_sign(target) if binary else out
 
 
 def _linear(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
