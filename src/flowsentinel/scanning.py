@@ -6,13 +6,13 @@ is :class:`flowsentinel.scoring.Detector`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
@@ -298,8 +298,13 @@ def _json_default(value: Any) -> Any:
 
 
 def json_line(record: dict[str, Any]) -> str:
-    """A record as one JSON line (NumPy scalars written as numbers)."""
-    return json.dumps(record, default=_json_default) + "\n"
+    """A record as one JSON line (NumPy scalars written as numbers, NaN as null), by orjson:
+    a scan writes one per flow, and with reasons the standard library's encoder cost as much
+    as scoring."""
+    return orjson.dumps(record, default=_json_default, option=_JSON_OPTIONS).decode()
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 
 
 @dataclass

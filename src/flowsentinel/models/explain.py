@@ -494,27 +494,27 @@ def reasons(
     verdict = np.asarray([index.get(v, 0) for v in verdicts], dtype=np.int64)
     names = np.asarray(attr.names, dtype=object)[picks]
     texts = _texts(names, values, ranks, verdict, classes).tolist()
-    shown = np.round(ranks, 1) if ranks is not None else None
     keep = (contributions > 0) | (np.arange(picks.shape[1]) == 0)[None, :]
     keep = np.cumprod(keep, axis=1).astype(bool)  # stop at the first that does not push
+    plain = [[_plain(v) for v in row] for row in values.tolist()]
+    where = (
+        np.round(ranks, 1).transpose(1, 2, 0).tolist()
+        if ranks is not None
+        else np.empty((*picks.shape, 0)).tolist()
+    )
+    names_l, contributions_l, keep_l = names.tolist(), contributions.tolist(), keep.tolist()
     out: list[list[dict[str, Any]]] = []
     for i in range(len(picks)):
         rows = [
             {
-                "feature": names[i, k],
-                "value": _plain(values[i, k]),
-                "contribution": float(contributions[i, k]),
-                "percentiles": {}
-                if shown is None
-                else {
-                    c: float(shown[j, i, k])
-                    for j, c in enumerate(classes)
-                    if shown[j, i, k] == shown[j, i, k]
-                },
+                "feature": names_l[i][k],
+                "value": plain[i][k],
+                "contribution": contributions_l[i][k],
+                "percentiles": {c: p for c, p in zip(classes, where[i][k], strict=True) if p == p},
                 "text": texts[i][k],
             }
             for k in range(picks.shape[1])
-            if keep[i, k]
+            if keep_l[i][k]
         ]
         if attr.neighbours is not None and rows:
             rows[0]["neighbours"] = attr.neighbours[i]
