@@ -29,10 +29,11 @@ def _rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_the_threshold_marks_the_stated_share_of_unseen_rows(share: float) -> None:
     X, y = _rows(12_000, seed=1)
     profile = TrainingProfile.fit(X, y, FEATURES, ["BENIGN", "DoS"], seed=0, novel_share=share)
-    assert profile.held_out_novel_share == pytest.approx(share, abs=0.005)
+    # the stated share is a ceiling (95 % confidence over the 2,400 held-out rows)
+    assert share / 3 <= profile.held_out_novel_share <= share
     fresh, _ = _rows(20_000, seed=2)  # rows of the same distribution never seen
     novel = 1 - profile.assess(fresh).in_distribution.mean()
-    assert share * 0.5 <= novel <= share * 1.6
+    assert share / 3 <= novel <= share * 1.1
 
 
 def test_foreign_and_impossible_values_are_novel() -> None:

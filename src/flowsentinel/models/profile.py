@@ -7,7 +7,8 @@ space (each value signed-``log1p``-transformed, centred on the training median a
 interquartile range, so that heavy-tailed counters and rates weigh alike). The reference rows
 are a class-stratified sample (at most 1,024) of the fitting part of the training rows; the
 threshold is the quantile of the distances of the *held-out* part (rows the reference never saw)
-that leaves ``novel_share`` of them above it (default 2 %). ``novelty`` is reported as the ratio
+that leaves at most ``novel_share`` of rows like them above it, with 95 % confidence (default
+2 %). ``novelty`` is reported as the ratio
 to that threshold: above 1 is outside the training distribution. A flow with a non-finite value,
 or a negative value where every training row was non-negative (a negative duration), is novel
 whatever its distance.
@@ -145,7 +146,7 @@ class TrainingProfile:
             fit = _stratified(fit, y, max_reference, rng)
         self.reference = self._scaled(X[fit]).astype(np.float32)
         distances = self._distance(X[held])
-        self.threshold = float(np.quantile(distances, 1.0 - self.novel_share))
+        self.threshold = float(np.quantile(distances, _upper_quantile(self.novel_share, len(held))))
         if self.threshold <= 0:
             self.threshold = float(np.max(distances)) or 1.0
         self.held_out_novel_share = float(np.mean(distances > self.threshold))
@@ -230,6 +231,13 @@ class TrainingProfile:
             "novel_share": self.novel_share,
             "held_out_novel_share": self.held_out_novel_share,
         }
+
+
+def _upper_quantile(share: float, n: int) -> float:
+    """The quantile of ``n`` held-out distances above which at most ``share`` of rows like them
+    fall, with 95 % confidence (one-sided normal bound of a binomial share): the stated share is
+    a ceiling, not an average that half of the models would exceed."""
+    return float(min(1.0, 1.0 - share + 1.645 * np.sqrt(share * (1.0 - share) / max(n, 1))))
 
 
 def _nanpercentile(rows: np.ndarray, grid: np.ndarray) -> np.ndarray:
