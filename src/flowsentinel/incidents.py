@@ -263,7 +263,9 @@ def _finish(state: _Open) -> None:
     inc.sources = max(len(state.sources), state.window_sources // max(1, state.source_windows))
     ranked = sorted(state.sources.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP]
     inc.top_sources = [(s, int(n)) for s, n in ranked]
-    inc.spoofing_suspected = state.window_sources > 0 and state.one_packet * 2 > state.window_sources
+    inc.spoofing_suspected = (
+        state.window_sources > 0 and state.one_packet * 2 > state.window_sources
+    )
     if state.labels:
         inc.label = max(state.labels.items(), key=lambda kv: (kv[1], kv[0]))[0]
 

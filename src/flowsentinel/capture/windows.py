@@ -213,8 +213,13 @@ def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
         per_dst.sort("ports", descending=True)
         .group_by("w", "shi", "slo")
         .agg(
-            c("ports").sum().alias("scan_ports"), c("dhi").first(), c("dlo").first(),
-            c("packets").sum(), c("bytes").sum(), c("first_us").min(), c("last_us").max(),
+            c("ports").sum().alias("scan_ports"),
+            c("dhi").first(),
+            c("dlo").first(),
+            c("packets").sum(),
+            c("bytes").sum(),
+            c("first_us").min(),
+            c("last_us").max(),
             c("dhi").len().alias("hosts"),
         )  # fmt: skip
     )
@@ -396,7 +401,9 @@ def _prefilter(th: Thresholds) -> pl.Expr:
     )  # fmt: skip
 
 
-def _candidates(hosts: pl.DataFrame, th: Thresholds, hot: dict[tuple[int, int], _Hot]) -> pl.DataFrame:
+def _candidates(
+    hosts: pl.DataFrame, th: Thresholds, hot: dict[tuple[int, int], _Hot]
+) -> pl.DataFrame:
     """The host windows that pass a threshold, and every window of their targets and of the
     hot targets (held windows are decided in time order by the caller)."""
     passing = hosts.filter(_prefilter(th)).select("dhi", "dlo")
