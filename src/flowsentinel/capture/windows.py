@@ -221,7 +221,7 @@ def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
             c("first_us").min(),
             c("last_us").max(),
             c("dhi").len().alias("hosts"),
-        )  # fmt: skip
+        )
     )
 
 
@@ -255,18 +255,21 @@ def classify(row: dict[str, Any], th: Thresholds) -> tuple[str, str, float, dict
     unmatched = row["half_open"] + row["backscatter"]
     handshake = "SYN-ACK reflection" if row["backscatter"] > row["half_open"] else "SYN flood"
     udp_reflect = row["top_sport_share"] >= 0.5 and row["top_sport"] in AMPLIFIERS
+    # volume alone is no attack: a busy server answers; a flooded one (or a one-way capture
+    # of the flood) sends back less than half of what it gets
+    one_way = 1.0 if 2 * row["packets_out"] < row["packets_in"] else 0.0
     candidates: list[tuple[float, str, str]] = [
         (unmatched / th.half_open_10s if src_ok else 0.0, fam, handshake),
         (row["syn_1s"] / th.half_open_1s if row["half_open"] and peak_ok else 0.0, fam,
          "SYN flood"),
-        (row["udp_1s"] / th.udp_1s, fam, "UDP flood"),
-        (row["udp_sources"] / th.udp_sources_10s, "DDoS",
+        (one_way * row["udp_1s"] / th.udp_1s, fam, "UDP flood"),
+        (one_way * row["udp_sources"] / th.udp_sources_10s, "DDoS",
          f"UDP reflection ({AMPLIFIERS.get(row['top_sport'], row['top_sport'])})"
          if udp_reflect else "UDP flood"),
-        (row["icmp_1s"] / th.icmp_1s, fam, "ICMP flood"),
+        (one_way * row["icmp_1s"] / th.icmp_1s, fam, "ICMP flood"),
         (row["fragments_in"] / th.fragments_10s, fam, "fragment flood"),
-        (row["packets_1s"] / th.packets_1s, fam, "packet flood"),
-        (row["sources"] / th.sources_10s, "DDoS", "flood from many sources"),
+        (one_way * row["packets_1s"] / th.packets_1s, fam, "packet flood"),
+        (one_way * row["sources"] / th.sources_10s, "DDoS", "flood from many sources"),
     ]  # fmt: skip
     score, family, label = max(candidates, key=lambda c: c[0])
     if label == "UDP flood" and udp_reflect:
