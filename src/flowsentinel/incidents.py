@@ -97,12 +97,15 @@ class _Open:
     window_sources: int = 0  # distinct sources summed over windows (beyond _MAX_SOURCES)
     one_packet: int = 0  # sources that sent one packet in their window, summed
     source_windows: int = 0
-    flow_in: Direction = field(default_factory=Direction)
+    win_in: Direction = field(default_factory=Direction)  # the windows' packets (all of them)
+    win_out: Direction = field(default_factory=Direction)
+    flow_in: Direction = field(default_factory=Direction)  # the flagged flows' packets
     flow_out: Direction = field(default_factory=Direction)
     labels: dict[str, int] = field(default_factory=dict)
     emitted_us: int = 0
     changed: bool = False
     announced: bool = False
+    seen: bool = False
 
 
 class IncidentBuilder:
@@ -128,11 +131,11 @@ class IncidentBuilder:
             self._advance(hit.first_us)
             state = self._state(hit.target_ip, hit.family, hit.label, hit.first_us, "aggregate")
             inc = state.incident
-            self._span(inc, hit.first_us, hit.last_us, hit.target_port, hit.protocol)
-            inc.to_target.packets += hit.packets_in
-            inc.to_target.bytes += hit.bytes_in
-            inc.from_target.packets += hit.packets_out
-            inc.from_target.bytes += hit.bytes_out
+            _span(state, hit.first_us, hit.last_us, hit.target_port, hit.protocol)
+            state.win_in.packets += hit.packets_in
+            state.win_in.bytes += hit.bytes_in
+            state.win_out.packets += hit.packets_out
+            state.win_out.bytes += hit.bytes_out
             if hit.family == "DDoS":
                 inc.family = "DDoS"
             self._add_sources(state, hit)
@@ -154,7 +157,7 @@ class IncidentBuilder:
             label = str(r["label"])
             state = self._state(str(r["dst_ip"]), family_of(label), label, first, "flow")
             inc = state.incident
-            self._span(inc, first, last, r.get("dst_port"), r.get("protocol"))
+            _span(state, first, last, r.get("dst_port"), r.get("protocol"))
             inc.flows += 1
             state.flow_in.packets += r.get("fwd_packets") or 0
             state.flow_in.bytes += r.get("fwd_bytes") or 0
@@ -206,20 +209,6 @@ class IncidentBuilder:
         return state
 
     @staticmethod
-    def _span(inc: Incident, first: int, last: int, port: Any, protocol: Any) -> None:
-        new = inc.to_target.packets == 0 and inc.flows == 0
-        if new:
-            inc.target_port = None if port is None else int(port)
-            inc.protocol = None if protocol is None else str(protocol)
-        else:
-            if inc.target_port != (None if port is None else int(port)):
-                inc.target_port = None
-            if inc.protocol != (None if protocol is None else str(protocol)):
-                inc.protocol = None
-        inc.first_us = min(inc.first_us, first)
-        inc.last_us = max(inc.last_us, last)
-
-    @staticmethod
     def _add_sources(state: _Open, hit: Any) -> None:
         state.window_sources += hit.sources
         state.one_packet += hit.one_packet_sources
@@ -253,13 +242,31 @@ class IncidentBuilder:
         self._events.append(_snapshot(state.incident))
 
 
+def _span(state: _Open, first: int, last: int, port: Any, protocol: Any) -> None:
+    """Widen the incident's span; its port and protocol stay only while every part agrees."""
+    inc = state.incident
+    port = None if port is None else int(port)
+    protocol = None if protocol is None else str(protocol)
+    if not state.seen:
+        state.seen = True
+        inc.target_port, inc.protocol = port, protocol
+    else:
+        if inc.target_port != port:
+            inc.target_port = None
+        if inc.protocol != protocol:
+            inc.protocol = None
+    inc.first_us = min(inc.first_us, first)
+    inc.last_us = max(inc.last_us, last)
+
+
 def _finish(state: _Open) -> None:
     """Derived fields: counts each way, sources, spoofing, the dominant label."""
     inc = state.incident
-    inc.to_target.packets = max(inc.to_target.packets, state.flow_in.packets)
-    inc.to_target.bytes = max(inc.to_target.bytes, state.flow_in.bytes)
-    inc.from_target.packets = max(inc.from_target.packets, state.flow_out.packets)
-    inc.from_target.bytes = max(inc.from_target.bytes, state.flow_out.bytes)
+    # the windows count every packet to the target, the flows' packets are among them
+    inc.to_target.packets = max(state.win_in.packets, state.flow_in.packets)
+    inc.to_target.bytes = max(state.win_in.bytes, state.flow_in.bytes)
+    inc.from_target.packets = max(state.win_out.packets, state.flow_out.packets)
+    inc.from_target.bytes = max(state.win_out.bytes, state.flow_out.bytes)
     inc.sources = max(len(state.sources), state.window_sources // max(1, state.source_windows))
     ranked = sorted(state.sources.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP]
     inc.top_sources = [(s, int(n)) for s, n in ranked]

@@ -152,17 +152,14 @@ def print_incidents(incidents: list[dict[str, Any]], where: str) -> None:
         return
     rows = [
         [
-            i["id"], i["family"], i["label"], _target(i), i["first"][11:23],
-            f"{i['duration_s']:.1f}", i["to_target"]["packets"], i["from_target"]["packets"],
-            i["flows"], i["sources"], "yes" if i["spoofing_suspected"] else "",
-            ", ".join(s["source"] for s in i["top_sources"][:3]), f"{i['confidence']:.2f}",
-            i["detection"],
+            i["id"], i["family"], i["label"], _target(i), i["first"][:19].replace("T", " "),
+            f"{i['duration_s']:.1f}", i["to_target"]["packets"], i["flows"], i["sources"],
+            "yes" if i["spoofing_suspected"] else "", f"{i['confidence']:.2f}",
         ]
         for i in incidents
     ]  # fmt: skip
-    headers = ["id", "family", "label", "target", "first (UTC)", "seconds", "packets in",
-               "packets out", "flows", "sources", "spoofed?", "top sources", "confidence",
-               "detected by"]  # fmt: skip
+    headers = ["id", "family", "label", "target", "first (UTC)", "seconds", "packets",
+               "flows", "sources", "spoofed", "confidence"]  # fmt: skip
     console.print(table(f"{where}: {len(incidents)} incidents", headers, rows))
 
 
