@@ -49,6 +49,8 @@ class Flows:
 
     frame: pd.DataFrame
     source: dict[str, Any]
+    #: a capture's aggregate detector (its windows seen, not finished), None for flow files
+    aggregate: Aggregate | None = None
 
 
 def read_flows(
@@ -66,8 +68,12 @@ def read_flows(
     try:
         if kind == "pcap":
             check_capture_model(det)
-            table, stats = capture_flows(path, limits, name, allow_damaged=allow_damaged)
-            return Flows(table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()})
+            aggregate = Aggregate(benign=det.classes[0])
+            table, stats = capture_flows(
+                path, limits, name, allow_damaged=allow_damaged, tap=aggregate.tap
+            )
+            source = {"source": "pcap", "capture": stats.to_dict()}
+            return Flows(table.to_pandas(), source, aggregate)
         frame, report = read_file(path, dataset=det.dataset, require_label=False)
     except InputError as exc:
         if not name:

@@ -7,11 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
+from tests.capture.craft import ACK, FIN, PSH, SYN, Pkt, pcap_bytes
 
 from flowsentinel.capture import CaptureStats, iter_flow_arrays
 from flowsentinel.incidents import Incident
 from flowsentinel.scanning import Aggregate
-from tests.capture.craft import ACK, FIN, PSH, SYN, Pkt, pcap_bytes
 
 PCAPS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "pcaps"
 VICTIM = "198.51.100.7"
@@ -28,7 +28,9 @@ def incidents_of(data: bytes | Path) -> tuple[list[Incident], Aggregate, Capture
 
 
 def _spoofed(rng: random.Random) -> str:
-    return f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    return (
+        f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    )
 
 
 def spoofed_syn_flood(n: int = 5_000, seconds: float = 2.0) -> list[Pkt]:

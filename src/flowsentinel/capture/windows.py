@@ -319,7 +319,7 @@ class WindowDetector:
         self._parts.append(df.with_columns((pl.col("ts") // LONG_US * LONG_US).alias("w")))
         last_w = int(pk.ts.max()) // LONG_US * LONG_US
         if self._open_w is None:
-            self._open_w = int(df["ts"].min()) // LONG_US * LONG_US
+            self._open_w = int(df["ts"].to_numpy().min()) // LONG_US * LONG_US
         if last_w > self._open_w:
             self._close(before=last_w)
 
@@ -370,7 +370,9 @@ class WindowDetector:
             else:
                 self._hot[key] = _Hot(family, label, row["w"] + LONG_US + HOLD_US)
             out.append(_hit(row, family, label, score, figures, tops, held))
-        self._hot = {k: v for k, v in self._hot.items() if v.until_us >= int(hosts["w"].max())}
+        self._hot = {
+            k: v for k, v in self._hot.items() if v.until_us >= int(hosts["w"].to_numpy().max())
+        }
         return out
 
     def _scan_hits(self, scans: pl.DataFrame) -> list[WindowHit]:
