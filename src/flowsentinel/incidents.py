@@ -74,6 +74,7 @@ UPDATE_EVERY_US = 10_000_000
 _TOP = 5
 _MAX_SOURCES = 100_000  # sources tracked one by one per incident (beyond: counted per window)
 _MAX_EVIDENCE = 20
+_LATE_FLOWS_US = 300_000_000  # the meter's flow timeout (120 s) and then some
 
 
 def family_of(label: str) -> str:
@@ -122,6 +123,8 @@ class IncidentBuilder:
         self.gap_us = gap_us
         self.update_every_us = update_every_us
         self._open: dict[tuple[str, str], _Open] = {}
+        #: the last closed incident per key, for flows that end after it closed (flow timeout)
+        self._closed: dict[tuple[str, str], _Open] = {}
         self._events: list[Incident] = []
         self.incidents: list[Incident] = []
         self.now_us = 0
@@ -196,6 +199,10 @@ class IncidentBuilder:
     def _state(self, ip: str, family: str, label: str, first: int, how: str) -> _Open:
         key = (ip, _group(family))
         state = self._open.get(key)
+        late = self._closed.get(key)
+        if late is not None and first <= late.incident.last_us + self.gap_us:
+            if state is None or first < state.incident.first_us:
+                state = late  # a flow the meter finished after its incident closed
         if state is None:
             inc = Incident(
                 id=f"inc-{len(self.incidents) + 1}", family=family, label=label, target_ip=ip,
@@ -227,6 +234,10 @@ class IncidentBuilder:
 
     def _advance(self, now_us: int) -> None:
         self.now_us = max(self.now_us, now_us)
+        horizon = self.now_us - _LATE_FLOWS_US
+        for key, state in list(self._closed.items()):
+            if state.incident.last_us < horizon:
+                del self._closed[key]
         for key, state in list(self._open.items()):
             if self.now_us - state.incident.last_us > self.gap_us:
                 self._close(key)
@@ -234,6 +245,7 @@ class IncidentBuilder:
     def _close(self, key: tuple[str, str]) -> None:
         state = self._open.pop(key)
         self._emit(state, "closed")
+        self._closed[key] = state
 
     def _emit(self, state: _Open, kind: State) -> None:
         state.incident.state = kind

@@ -193,3 +193,20 @@ def test_each_real_flood_is_one_incident_covering_its_packets(path: Path) -> Non
 def test_no_incident_on_the_benign_captures() -> None:
     opened = {p.name: incidents_of(p)[0] for p in BENIGN}
     assert {k: v for k, v in opened.items() if v} == {}
+
+
+def test_a_flow_finished_after_its_incident_closed_joins_it() -> None:
+    from flowsentinel.incidents import IncidentBuilder
+
+    b = IncidentBuilder()
+    hit_first = 1_500_000_000_000_000
+    b.advance(hit_first + 600_000_000)  # ten minutes later: nothing open
+    records = [
+        {"label": "DoS Hulk", "dst_ip": VICTIM, "dst_port": 80, "protocol": "tcp",
+         "start": "2017-07-14T02:40:00+00:00", "duration_s": 1.0, "fwd_packets": 3,
+         "bwd_packets": 2, "fwd_bytes": 10, "bwd_bytes": 20, "src_ip": "192.0.2.1"},
+    ]  # fmt: skip
+    b.add_flows(records, "BENIGN")
+    b.add_flows(records, "BENIGN")  # the same attack, its second flow, as late
+    assert len(b.incidents) == 1 and b.incidents[0].flows == 2
+    assert b.incidents[0].to_target.packets == 6 and b.incidents[0].state == "closed"
