@@ -144,6 +144,18 @@ def packet_frame(pk: Packets) -> pl.DataFrame:
     return pl.DataFrame({k: v[has_ip] for k, v in cols.items()})
 
 
+def _dominant(df: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Per (window, destination host): the most frequent value of ``column`` and its share."""
+    c = pl.col
+    counts = df.group_by("w", "dhi", "dlo", column).agg(pl.len().alias("n"))
+    top = counts.sort("n", descending=True).group_by("w", "dhi", "dlo").agg(
+        c(column).first().alias(f"top_{column}"), c("n").first().alias("top_n"),
+        c("n").sum().alias("all_n"),
+    )  # fmt: skip
+    share = (c("top_n") / c("all_n")).alias(f"top_{column}_share")
+    return top.with_columns(share).drop("top_n", "all_n")
+
+
 def _inbound(df: pl.DataFrame) -> pl.DataFrame:
     """Per (window, destination host): the counts received, and their 1 s peaks."""
     c = pl.col
@@ -167,14 +179,13 @@ def _inbound(df: pl.DataFrame) -> pl.DataFrame:
         c("ts").min().alias("first_us"), c("ts").max().alias("last_us"),
         c("syn").sum().alias("syn_in"), c("synack").sum().alias("synack_in"),
         c("udp").sum().alias("udp_in"), c("icmp").sum().alias("icmp_in"),
-        c("frag").sum().alias("fragments_in"), c("dport").mode().first().alias("top_dport"),
-        (c("dport") == c("dport").mode().first()).mean().alias("top_dport_share"),
-        c("sport").mode().first().alias("top_sport"),
-        (c("sport") == c("sport").mode().first()).mean().alias("top_sport_share"),
-        c("proto").mode().first().alias("top_proto"),
+        c("frag").sum().alias("fragments_in"),
     )  # fmt: skip
     keys = ["w", "dhi", "dlo"]
-    return totals.join(peaks, on=keys).join(sources, on=keys)
+    out = totals.join(peaks, on=keys).join(sources, on=keys)
+    for column in ("dport", "sport", "proto"):
+        out = out.join(_dominant(df, column), on=keys)
+    return out
 
 
 def _outbound(df: pl.DataFrame) -> pl.DataFrame:
@@ -305,6 +316,7 @@ class WindowDetector:
         self._open_w: int | None = None  # start of the oldest window still open
         self._hits: list[WindowHit] = []
         self._hot: dict[tuple[int, int], _Hot] = {}
+        self._last: pl.DataFrame | None = None  # host windows of the last window evaluated
         self.packets = 0  # packets with an IP header seen
         self.windows = 0  # host windows evaluated
 
@@ -357,6 +369,7 @@ class WindowDetector:
         th = self.thresholds
         flagged = _candidates(hosts, th, self._hot)
         tops = top_sources(df, flagged)
+        before = self._before(hosts)
         out = []
         for row in flagged.sort("w").iter_rows(named=True):
             key = (row["dhi"], row["dlo"])
@@ -365,15 +378,29 @@ class WindowDetector:
             held = score < 1.0
             if held:
                 if hot is None or row["w"] > hot.until_us:
+                    before[(row["w"], *key)] = row
                     continue
                 family, label = hot.family, hot.label
             else:
+                if hot is None or row["w"] > hot.until_us:  # a new attack: its lead-in too
+                    lead = before.get((row["w"] - LONG_US, *key))
+                    if lead is not None:
+                        out.append(_hit(lead, family, label, 0.0, {}, tops, True))
                 self._hot[key] = _Hot(family, label, row["w"] + LONG_US + HOLD_US)
             out.append(_hit(row, family, label, score, figures, tops, held))
-        self._hot = {
-            k: v for k, v in self._hot.items() if v.until_us >= int(hosts["w"].to_numpy().max())
-        }
+        last_w = int(hosts["w"].to_numpy().max())
+        self._hot = {k: v for k, v in self._hot.items() if v.until_us >= last_w}
+        self._last = hosts.filter(pl.col("w") == last_w)
         return out
+
+    def _before(self, hosts: pl.DataFrame) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """The previous evaluation's last windows, by (window, host): a flood that starts
+        just before a window ends is reported from its start once the next window flags it."""
+        first_w = int(hosts["w"].to_numpy().min())
+        if self._last is None or self._last.is_empty():
+            return {}
+        last = self._last.filter(pl.col("w") == first_w - LONG_US)
+        return {(r["w"], r["dhi"], r["dlo"]): r for r in last.iter_rows(named=True)}
 
     def _scan_hits(self, scans: pl.DataFrame) -> list[WindowHit]:
         flagged = scans.filter(pl.col("scan_ports") >= self.thresholds.scan_ports_10s)
