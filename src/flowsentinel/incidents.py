@@ -95,7 +95,8 @@ def _group(family: str) -> str:
 class _Open:
     incident: Incident
     sources: dict[str, int] = field(default_factory=dict)
-    window_sources: int = 0  # distinct sources summed over windows (beyond _MAX_SOURCES)
+    window_sources: int = 0  # distinct sources summed over windows
+    most_sources: int = 0  # the most distinct sources of one window
     one_packet: int = 0  # sources that sent one packet in their window, summed
     source_windows: int = 0
     win_in: Direction = field(default_factory=Direction)  # the windows' packets (all of them)
@@ -200,9 +201,9 @@ class IncidentBuilder:
         key = (ip, _group(family))
         state = self._open.get(key)
         late = self._closed.get(key)
-        if late is not None and first <= late.incident.last_us + self.gap_us:
-            if state is None or first < state.incident.first_us:
-                state = late  # a flow the meter finished after its incident closed
+        recent = late is not None and first <= late.incident.last_us + self.gap_us
+        if recent and (state is None or first < state.incident.first_us):
+            state = late  # a flow the meter finished after its incident closed
         if state is None:
             inc = Incident(
                 id=f"inc-{len(self.incidents) + 1}", family=family, label=label, target_ip=ip,
@@ -218,6 +219,7 @@ class IncidentBuilder:
     @staticmethod
     def _add_sources(state: _Open, hit: Any) -> None:
         state.window_sources += hit.sources
+        state.most_sources = max(state.most_sources, hit.sources)
         state.one_packet += hit.one_packet_sources
         state.source_windows += 1
         for src, n in hit.top_sources:
@@ -279,7 +281,9 @@ def _finish(state: _Open) -> None:
     inc.to_target.bytes = max(state.win_in.bytes, state.flow_in.bytes)
     inc.from_target.packets = max(state.win_out.packets, state.flow_out.packets)
     inc.from_target.bytes = max(state.win_out.bytes, state.flow_out.bytes)
-    inc.sources = max(len(state.sources), state.window_sources // max(1, state.source_windows))
+    # distinct over the incident when few enough to track one by one (top sources of each
+    # window and the flows' sources), else at least the most of one window
+    inc.sources = max(len(state.sources), state.most_sources)
     ranked = sorted(state.sources.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP]
     inc.top_sources = [(s, int(n)) for s, n in ranked]
     inc.spoofing_suspected = (

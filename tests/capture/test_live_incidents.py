@@ -80,4 +80,4 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     # the packet socket may drop some of a burst: the incident covers what watch saw
     seen = int(err.split(" packets, ")[0].split()[-1].replace(",", ""))
     assert mine[-1]["protocol"] == "udp" and mine[-1]["to_target"]["packets"] >= 0.9 * seen
-    assert mine[-1]["sources"] >= 100 and mine[-1]["detection"] in ("aggregate", "flow+aggregate")
+    assert mine[-1]["sources"] >= 20 and mine[-1]["detection"] in ("aggregate", "flow+aggregate")
