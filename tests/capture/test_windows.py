@@ -210,3 +210,24 @@ def test_a_flow_finished_after_its_incident_closed_joins_it() -> None:
     b.add_flows(records, "BENIGN")  # the same attack, its second flow, as late
     assert len(b.incidents) == 1 and b.incidents[0].flows == 2
     assert b.incidents[0].to_target.packets == 6 and b.incidents[0].state == "closed"
+
+
+def test_flows_command_says_where_every_packet_went(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flowsentinel.cli.main import app
+    from tests.capture.craft import tcp_session
+
+    cap = tmp_path / "flood.pcap"
+    cap.write_bytes(pcap_bytes(tcp_session() + spoofed_syn_flood(n=300)[1:]))
+    result = CliRunner().invoke(app, ["flows", str(cap), "-o", str(tmp_path / "f.csv")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "single-packet flows left out (CIC parity) │ 299" in text
+    # the session's 9 packets are in its two flows; the 299 forged SYNs are flows of one
+    as_json = CliRunner().invoke(app, ["flows", str(cap), "-o", str(tmp_path / "g.csv"), "--json"])
+    stats = json.loads(as_json.stdout[as_json.stdout.index("{") :])
+    single = stats["flow_ends"]["single_dropped"]
+    assert stats["flow_packets"] + single == stats["packets"] == 9 + 299
