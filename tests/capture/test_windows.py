@@ -215,10 +215,10 @@ def test_a_flow_finished_after_its_incident_closed_joins_it() -> None:
 def test_flows_command_says_where_every_packet_went(tmp_path: Path) -> None:
     import json
 
+    from tests.capture.craft import tcp_session
     from typer.testing import CliRunner
 
     from flowsentinel.cli.main import app
-    from tests.capture.craft import tcp_session
 
     cap = tmp_path / "flood.pcap"
     cap.write_bytes(pcap_bytes(tcp_session() + spoofed_syn_flood(n=300)[1:]))
