@@ -369,7 +369,7 @@ class WindowDetector:
         th = self.thresholds
         flagged = _candidates(hosts, th, self._hot)
         tops = top_sources(df, flagged)
-        before = self._before(hosts)
+        before = self._before(hosts, flagged)
         out = []
         for row in flagged.sort("w").iter_rows(named=True):
             key = (row["dhi"], row["dlo"])
@@ -393,13 +393,18 @@ class WindowDetector:
         self._last = hosts.filter(pl.col("w") == last_w)
         return out
 
-    def _before(self, hosts: pl.DataFrame) -> dict[tuple[int, int, int], dict[str, Any]]:
-        """The previous evaluation's last windows, by (window, host): a flood that starts
-        just before a window ends is reported from its start once the next window flags it."""
-        first_w = int(hosts["w"].to_numpy().min())
+    def _before(
+        self, hosts: pl.DataFrame, targets: pl.DataFrame
+    ) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """The previous evaluation's last windows of ``targets``, by (window, host): a flood
+        that starts just before a window ends is reported from its start once the next window
+        flags it."""
         if self._last is None or self._last.is_empty():
             return {}
-        last = self._last.filter(pl.col("w") == first_w - LONG_US)
+        first_w = int(hosts["w"].to_numpy().min())
+        last = self._last.filter(pl.col("w") == first_w - LONG_US).join(
+            targets.select("dhi", "dlo").unique(), on=["dhi", "dlo"], how="semi"
+        )
         return {(r["w"], r["dhi"], r["dlo"]): r for r in last.iter_rows(named=True)}
 
     def _scan_hits(self, scans: pl.DataFrame) -> list[WindowHit]:
