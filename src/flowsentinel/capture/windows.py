@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -468,7 +468,3 @@ def _hit(
         top_sources=tops.get((row["w"], row["dhi"], row["dlo"]), []), figures=figures,
         score=round(float(score), 3), held=held,
     )  # fmt: skip
-
-
-def threshold_names() -> list[str]:
-    return [f.name for f in fields(Thresholds)]
