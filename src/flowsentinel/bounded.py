@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from flowsentinel.capture.frame import empty_table, flows_to_arrow
 from flowsentinel.capture.pcap import is_capture_magic
-from flowsentinel.capture.stream import CaptureStats, check_damage, iter_flow_arrays
+from flowsentinel.capture.stream import CaptureStats, PacketTap, check_damage, iter_flow_arrays
 from flowsentinel.core.errors import InputError, LimitError
 
 Kind = Literal["pcap", "csv", "parquet"]
@@ -196,7 +196,12 @@ def prepare(path: Path, limits: Limits, name: str = "") -> tuple[Path, Kind]:
 
 
 def capture_flows(
-    path: Path, limits: Limits, name: str = "", *, allow_damaged: bool = False
+    path: Path,
+    limits: Limits,
+    name: str = "",
+    *,
+    allow_damaged: bool = False,
+    tap: PacketTap | None = None,
 ) -> tuple[pa.Table, CaptureStats]:
     """The flows of a capture, metered with its packets counted batch by batch: past
     ``limits.max_packets`` the metering stops (at most one read batch later). A capture of
@@ -210,7 +215,8 @@ def capture_flows(
                 f"more than {limits.max_packets:,} packets (the limit)", path=name or None
             )
 
-    tables = [flows_to_arrow(f) for f in iter_flow_arrays(path, stats=stats, on_progress=check)]
+    arrays = iter_flow_arrays(path, stats=stats, on_progress=check, tap=tap)
+    tables = [flows_to_arrow(f) for f in arrays]
     _check_rows(stats.flows, limits, name)
     check_damage(stats, allow_damaged=allow_damaged, hint="send allow_damaged=true to keep it")
     table = pa.concat_tables(tables) if tables else empty_table()

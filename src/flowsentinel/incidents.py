@@ -20,7 +20,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 State = Literal["open", "update", "closed"]
@@ -66,3 +67,263 @@ class Incident:
     @property
     def duration_s(self) -> float:
         return max(0, self.last_us - self.first_us) / 1e6
+
+
+#: an incident closes when nothing was flagged on its target for this long (data time)
+CLOSE_GAP_US = 60_000_000
+#: at most one update per incident this often (data time)
+UPDATE_EVERY_US = 10_000_000
+_TOP = 5
+_MAX_SOURCES = 100_000  # sources tracked one by one per incident (beyond: counted per window)
+_MAX_EVIDENCE = 20
+_LATE_FLOWS_US = 300_000_000  # the meter's flow timeout (120 s) and then some
+
+
+def family_of(label: str) -> str:
+    """The attack family of a verdict label: ``DoS Hulk`` → ``DoS``, ``Web Attack – XSS`` →
+    ``Web Attack``, ``PortScan`` → ``PortScan``."""
+    text = label.strip()
+    if text.lower().startswith("web attack"):
+        return "Web Attack"
+    return text.split(" ")[0] if text else "attack"
+
+
+def _group(family: str) -> str:
+    """DoS and DDoS on one target are one attack (the number of sources can vary by window)."""
+    return "DoS" if family in ("DoS", "DDoS") else family
+
+
+@dataclass
+class _Open:
+    incident: Incident
+    sources: dict[str, int] = field(default_factory=dict)
+    window_sources: int = 0  # distinct sources summed over windows
+    most_sources: int = 0  # the most distinct sources of one window
+    one_packet: int = 0  # sources that sent one packet in their window, summed
+    source_windows: int = 0
+    win_in: Direction = field(default_factory=Direction)  # the windows' packets (all of them)
+    win_out: Direction = field(default_factory=Direction)
+    flow_in: Direction = field(default_factory=Direction)  # the flagged flows' packets
+    flow_out: Direction = field(default_factory=Direction)
+    labels: dict[str, int] = field(default_factory=dict)
+    emitted_us: int = 0
+    changed: bool = False
+    announced: bool = False
+    seen: bool = False
+
+
+class IncidentBuilder:
+    """Group flagged flows and flagged windows into incidents per target and family.
+
+    Feed :meth:`add_windows` (:class:`flowsentinel.capture.windows.WindowHit`) and
+    :meth:`add_flows` (flagged flow records of :func:`flowsentinel.scanning.flow_records`);
+    :meth:`events` returns the incidents that opened, changed (at most once per
+    ``update_every_us``) or closed (nothing flagged for ``gap_us``) since the last call, as
+    snapshots; :meth:`close_all` closes the rest (end of the capture); :attr:`incidents` keeps
+    every incident, in the order they opened."""
+
+    def __init__(self, gap_us: int = CLOSE_GAP_US, update_every_us: int = UPDATE_EVERY_US) -> None:
+        self.gap_us = gap_us
+        self.update_every_us = update_every_us
+        self._open: dict[tuple[str, str], _Open] = {}
+        #: the last closed incident per key, for flows that end after it closed (flow timeout)
+        self._closed: dict[tuple[str, str], _Open] = {}
+        self._events: list[Incident] = []
+        self.incidents: list[Incident] = []
+        self.now_us = 0
+
+    def add_windows(self, hits: list[Any]) -> None:
+        for hit in hits:
+            self._advance(hit.first_us)
+            state = self._state(hit.target_ip, hit.family, hit.label, hit.first_us, "aggregate")
+            inc = state.incident
+            _span(state, hit.first_us, hit.last_us, hit.target_port, hit.protocol)
+            state.win_in.packets += hit.packets_in
+            state.win_in.bytes += hit.bytes_in
+            state.win_out.packets += hit.packets_out
+            state.win_out.bytes += hit.bytes_out
+            if hit.family == "DDoS":
+                inc.family = "DDoS"
+            self._add_sources(state, hit)
+            inc.confidence = max(inc.confidence, hit.confidence)
+            if not hit.held:
+                _keep(inc.evidence, {"window_start_us": hit.start_us, "label": hit.label,
+                                     **hit.figures})  # fmt: skip
+            state.labels[hit.label] = state.labels.get(hit.label, 0) + hit.packets_in
+            self._touch(state)
+
+    def add_flows(self, records: list[dict[str, Any]], benign: str) -> None:
+        """Flagged flows (records whose ``label`` is not ``benign``) with a destination."""
+        for r in records:
+            if r.get("label") == benign or not r.get("dst_ip") or not r.get("start"):
+                continue
+            first = _micros(r["start"])
+            last = first + int(1e6 * (r.get("duration_s") or 0))
+            self._advance(first)
+            label = str(r["label"])
+            state = self._state(str(r["dst_ip"]), family_of(label), label, first, "flow")
+            inc = state.incident
+            _span(state, first, last, r.get("dst_port"), r.get("protocol"))
+            inc.flows += 1
+            state.flow_in.packets += r.get("fwd_packets") or 0
+            state.flow_in.bytes += r.get("fwd_bytes") or 0
+            state.flow_out.packets += r.get("bwd_packets") or 0
+            state.flow_out.bytes += r.get("bwd_bytes") or 0
+            if r.get("src_ip"):
+                src = str(r["src_ip"])
+                state.sources[src] = state.sources.get(src, 0) + (r.get("fwd_packets") or 0)
+            inc.confidence = max(inc.confidence, float(r.get("probability") or 0.0))
+            if r.get("reasons"):
+                _keep(inc.evidence, {"flow_id": r.get("flow_id"), "label": label,
+                                     "reasons": r["reasons"]})  # fmt: skip
+            state.labels[label] = state.labels.get(label, 0) + 1
+            self._touch(state)
+
+    def advance(self, now_us: int) -> None:
+        """Data time has reached ``now_us``: close the incidents idle for ``gap_us``."""
+        self._advance(now_us)
+
+    def close_all(self) -> None:
+        for key in list(self._open):
+            self._close(key)
+
+    def events(self) -> list[Incident]:
+        """Snapshots of the incidents opened, updated or closed since the last call."""
+        for state in self._open.values():
+            inc = state.incident
+            due = inc.last_us - state.emitted_us >= self.update_every_us
+            if state.changed and due:
+                self._emit(state, "update")
+        out, self._events = self._events, []
+        return out
+
+    # ---- internals
+
+    def _state(self, ip: str, family: str, label: str, first: int, how: str) -> _Open:
+        key = (ip, _group(family))
+        state = self._open.get(key)
+        late = self._closed.get(key)
+        recent = late is not None and first <= late.incident.last_us + self.gap_us
+        if recent and (state is None or first < state.incident.first_us):
+            state = late  # a flow the meter finished after its incident closed
+        if state is None:
+            inc = Incident(
+                id=f"inc-{len(self.incidents) + 1}", family=family, label=label, target_ip=ip,
+                target_port=None, protocol=None, first_us=first, last_us=first,
+                detection="aggregate" if how == "aggregate" else "flow",
+            )  # fmt: skip
+            state = self._open[key] = _Open(inc)
+            self.incidents.append(inc)
+        elif state.incident.detection != how:
+            state.incident.detection = "flow+aggregate"
+        return state
+
+    @staticmethod
+    def _add_sources(state: _Open, hit: Any) -> None:
+        state.window_sources += hit.sources
+        state.most_sources = max(state.most_sources, hit.sources)
+        state.one_packet += hit.one_packet_sources
+        state.source_windows += 1
+        for src, n in hit.top_sources:
+            if src in state.sources or len(state.sources) < _MAX_SOURCES:
+                state.sources[src] = state.sources.get(src, 0) + n
+
+    def _touch(self, state: _Open) -> None:
+        _finish(state)
+        if state.announced:
+            state.changed = True
+        else:
+            state.announced = True
+            self._emit(state, "open")
+
+    def _advance(self, now_us: int) -> None:
+        self.now_us = max(self.now_us, now_us)
+        horizon = self.now_us - _LATE_FLOWS_US
+        for key, state in list(self._closed.items()):
+            if state.incident.last_us < horizon:
+                del self._closed[key]
+        for key, state in list(self._open.items()):
+            if self.now_us - state.incident.last_us > self.gap_us:
+                self._close(key)
+
+    def _close(self, key: tuple[str, str]) -> None:
+        state = self._open.pop(key)
+        self._emit(state, "closed")
+        self._closed[key] = state
+
+    def _emit(self, state: _Open, kind: State) -> None:
+        state.incident.state = kind
+        state.emitted_us = state.incident.last_us
+        state.changed = False
+        self._events.append(_snapshot(state.incident))
+
+
+def _span(state: _Open, first: int, last: int, port: Any, protocol: Any) -> None:
+    """Widen the incident's span; its port and protocol stay only while every part agrees."""
+    inc = state.incident
+    port = None if port is None else int(port)
+    protocol = None if protocol is None else str(protocol)
+    if not state.seen:
+        state.seen = True
+        inc.target_port, inc.protocol = port, protocol
+    else:
+        if inc.target_port != port:
+            inc.target_port = None
+        if inc.protocol != protocol:
+            inc.protocol = None
+    inc.first_us = min(inc.first_us, first)
+    inc.last_us = max(inc.last_us, last)
+
+
+def _finish(state: _Open) -> None:
+    """Derived fields: counts each way, sources, spoofing, the dominant label."""
+    inc = state.incident
+    # the windows count every packet to the target, the flows' packets are among them
+    inc.to_target.packets = max(state.win_in.packets, state.flow_in.packets)
+    inc.to_target.bytes = max(state.win_in.bytes, state.flow_in.bytes)
+    inc.from_target.packets = max(state.win_out.packets, state.flow_out.packets)
+    inc.from_target.bytes = max(state.win_out.bytes, state.flow_out.bytes)
+    # distinct over the incident when few enough to track one by one (top sources of each
+    # window and the flows' sources), else at least the most of one window
+    inc.sources = max(len(state.sources), state.most_sources)
+    ranked = sorted(state.sources.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP]
+    inc.top_sources = [(s, int(n)) for s, n in ranked]
+    inc.spoofing_suspected = (
+        state.window_sources > 0 and state.one_packet * 2 > state.window_sources
+    )
+    if state.labels:
+        inc.label = max(state.labels.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+
+def _snapshot(inc: Incident) -> Incident:
+    return replace(
+        inc,
+        to_target=replace(inc.to_target),
+        from_target=replace(inc.from_target),
+        top_sources=list(inc.top_sources),
+        evidence=list(inc.evidence),
+    )
+
+
+def _keep(evidence: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    evidence.append(item)
+    del evidence[:-_MAX_EVIDENCE]
+
+
+def _micros(start: str) -> int:
+    """µs since 1970 of an ISO 8601 time with its offset (the records' ``start``)."""
+    return int(datetime.fromisoformat(start).timestamp() * 1_000_000)
+
+
+def incident_dict(inc: Incident) -> dict[str, Any]:
+    """An incident as plain JSON values (times as ISO 8601 UTC as well as µs)."""
+    out = asdict(inc)
+    out["top_sources"] = [{"source": s, "packets": n} for s, n in inc.top_sources]
+    out["first"] = _iso(inc.first_us)
+    out["last"] = _iso(inc.last_us)
+    out["duration_s"] = inc.duration_s
+    return out
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()

@@ -17,10 +17,13 @@ import pandas as pd
 
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
 from flowsentinel.capture import iter_flow_batches
+from flowsentinel.capture.decode import Packets
+from flowsentinel.capture.windows import Thresholds, WindowDetector
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
+from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict
 from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
@@ -46,6 +49,8 @@ class Flows:
 
     frame: pd.DataFrame
     source: dict[str, Any]
+    #: a capture's aggregate detector (its windows seen, not finished), None for flow files
+    aggregate: Aggregate | None = None
 
 
 def read_flows(
@@ -63,8 +68,12 @@ def read_flows(
     try:
         if kind == "pcap":
             check_capture_model(det)
-            table, stats = capture_flows(path, limits, name, allow_damaged=allow_damaged)
-            return Flows(table.to_pandas(), {"source": "pcap", "capture": stats.to_dict()})
+            aggregate = Aggregate(benign=det.classes[0])
+            table, stats = capture_flows(
+                path, limits, name, allow_damaged=allow_damaged, tap=aggregate.tap
+            )
+            source = {"source": "pcap", "capture": stats.to_dict()}
+            return Flows(table.to_pandas(), source, aggregate)
         frame, report = read_file(path, dataset=det.dataset, require_label=False)
     except InputError as exc:
         if not name:
@@ -322,6 +331,26 @@ class ScanSummary:
     assessed: int = 0
     novel: int = 0
     out_of_range: dict[str, int] = field(default_factory=dict)
+    #: packets inside the flows of each verdict (forward + backward)
+    packets_by_label: dict[str, int] = field(default_factory=dict)
+
+    def coverage(self, stats: Any = None) -> dict[str, Any]:
+        """Per verdict its flows and packets; with the capture's stats, the packets no
+        verdict covers (single-packet flows left out for CIC parity, undecodable packets)."""
+        out: dict[str, Any] = {
+            "by_label": {
+                k: {"flows": n, "packets": self.packets_by_label.get(k, 0)}
+                for k, n in sorted(self.by_label.items())
+            }
+        }
+        if stats is not None:
+            covered = sum(self.packets_by_label.values())
+            out["packets"] = stats.packets
+            out["packets_covered"] = covered
+            out["packets_not_covered"] = max(0, stats.packets - covered)
+            out["single_packet_flows"] = stats.meter.get("single_dropped", 0)
+            out["packets_not_decoded"] = stats.packets - stats.decoded
+        return out
 
     def add_novelty(self, verdicts: Verdicts) -> None:
         """Count a batch's novel flows and out-of-range features (a model with a profile)."""
@@ -351,6 +380,13 @@ class ScanSummary:
         self.flows += len(labels)
         labels = np.asarray(labels).astype(str)
         _count_into(self.by_label, labels)
+        if identity is not None:
+            packets = identity["fwd_packets"].fillna(0) + identity["bwd_packets"].fillna(0)
+            sums = pd.Series(packets.to_numpy(np.int64)).groupby(labels).sum()
+            for name, count in sums.items():
+                self.packets_by_label[str(name)] = self.packets_by_label.get(str(name), 0) + int(
+                    count
+                )
         if identity is None or not identity["src_ip"].notna().any():
             return
         flagged = labels != self.benign
@@ -413,6 +449,17 @@ def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
         counts[str(name)] = counts.get(str(name), 0) + int(count)
 
 
+def _flagged_to_incidents(
+    aggregate: Aggregate, verdicts: Verdicts, frame: pd.DataFrame, dataset: str,
+    identity: pd.DataFrame, summary: ScanSummary,
+) -> None:  # fmt: skip
+    flagged = np.asarray(verdicts.labels).astype(str) != summary.benign
+    if not flagged.any():
+        return
+    records = flow_records(verdicts, frame, dataset=dataset, identity=identity)
+    aggregate.add_flows([r for r, f in zip(records, flagged.tolist(), strict=True) if f])
+
+
 def check_capture_model(det: Detector) -> None:
     if det.dataset != sc.CIC.name:
         raise InputError(
@@ -421,9 +468,48 @@ def check_capture_model(det: Detector) -> None:
         )
 
 
-def iter_capture_frames(source: Path | bytes, stats: Any = None) -> Iterator[pd.DataFrame]:
-    """Flows of a capture in batches, as the meter finishes them."""
-    yield from iter_flow_batches(source, stats=stats)
+def iter_capture_frames(
+    source: Path | bytes, stats: Any = None, aggregate: Aggregate | None = None
+) -> Iterator[pd.DataFrame]:
+    """Flows of a capture in batches, as the meter finishes them; ``aggregate`` sees every
+    decoded packet batch (and is finished when the capture ends)."""
+    tap = aggregate.tap if aggregate is not None else None
+    yield from iter_flow_batches(source, stats=stats, tap=tap)
+    if aggregate is not None:
+        aggregate.finish()
+
+
+class Aggregate:
+    """The aggregate detector and the incident builder of one scan: :meth:`tap` is the packet
+    tap of the capture pipeline, :meth:`add_flows` takes the flow model's flagged flows."""
+
+    def __init__(self, thresholds: Thresholds | None = None, benign: str = sc.BENIGN) -> None:
+        self.windows = WindowDetector(thresholds)
+        self.builder = IncidentBuilder()
+        self.benign = benign
+
+    def tap(self, pk: Packets) -> None:
+        self.windows.add(pk)
+        self.builder.add_windows(self.windows.take())
+        if len(pk):
+            self.builder.advance(int(pk.ts.max()))
+
+    def add_flows(self, records: list[dict[str, Any]]) -> None:
+        self.builder.add_flows(records, self.benign)
+
+    def finish(self) -> None:
+        """The capture ended: evaluate the open windows, close every incident."""
+        self.windows.flush()
+        self.builder.add_windows(self.windows.take())
+        self.builder.close_all()
+
+    def events(self) -> list[Incident]:
+        return self.builder.events()
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Every incident as JSON values, largest first."""
+        ranked = sorted(self.builder.incidents, key=lambda i: -i.to_target.packets)
+        return [incident_dict(i) for i in ranked]
 
 
 def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:
@@ -438,11 +524,13 @@ def scan_frames(
     flagged_only: bool = False,
     summary: ScanSummary | None = None,
     explain: Explain = "flagged",
+    aggregate: Aggregate | None = None,
 ) -> ScanSummary:
     """Score every batch; write a JSON line per flow (:func:`flow_records`; only the flows not
     judged benign with ``flagged_only``) to ``out``, flushed per batch, with reasons for the
     ``explain`` flows (``flagged`` by default); count into ``summary`` (a new one by default,
-    which is returned; pass one to keep the counts when interrupted)."""
+    which is returned; pass one to keep the counts when interrupted); flagged flows go to
+    ``aggregate``'s incidents."""
     summary = summary if summary is not None else ScanSummary(benign=det.classes[0])
     for frame in frames:
         if len(frame) == 0:
@@ -452,6 +540,8 @@ def scan_frames(
         first = summary.flows
         summary.add(verdicts.labels, identity)
         summary.add_novelty(verdicts)
+        if aggregate is not None:
+            _flagged_to_incidents(aggregate, verdicts, frame, det.dataset, identity, summary)
         if out is None:
             continue
         records = flow_records(

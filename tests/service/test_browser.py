@@ -219,3 +219,20 @@ def test_reasons_and_novel_traffic_are_shown_when_present(page) -> None:
     assert "reasons" not in fields
     page.locator("#verdicts tbody tr").nth(1).click()
     assert page.is_hidden("#detail-novel") and page.is_hidden("#detail-reasons")
+
+
+def test_a_flood_capture_shows_its_incident_and_timeline(page, tmp_path) -> None:
+    from tests.capture.craft import pcap_bytes
+    from tests.capture.test_windows import VICTIM, spoofed_syn_flood
+
+    capture = tmp_path / "flood.pcap"
+    capture.write_bytes(pcap_bytes(spoofed_syn_flood()))
+    page.set_input_files("#file-input", str(capture))
+    page.click("#submit-button")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
+    assert page.locator("#incidents-block").is_visible()
+    rows = page.locator("#incidents tbody tr")
+    assert rows.count() == 1
+    cells = rows.first.locator("td").all_text_contents()
+    assert cells[1:4] == ["DDoS", "SYN flood", f"{VICTIM}:80"] and cells[6] == "5000"
+    assert page.locator("#incident-timeline svg rect.bar.attack").count() == 1

@@ -22,7 +22,7 @@ from flowsentinel.capture.decode import REASONS, decode, new_counters
 from flowsentinel.capture.frame import flows_to_arrow
 from flowsentinel.capture.meter import FlowMeter, MeterConfig
 from flowsentinel.capture.pcap import RecordBatch
-from flowsentinel.capture.stream import CaptureStats
+from flowsentinel.capture.stream import CaptureStats, PacketTap, count_flows
 from flowsentinel.core.errors import InputError
 
 _ETH_P_ALL = 0x0003
@@ -115,9 +115,11 @@ def iter_live_flow_batches(
     flush_interval_s: float = 1.0,
     max_packets: int | None = None,
     kind: Literal["pandas", "arrow"] = "pandas",
+    tap: PacketTap | None = None,
 ) -> Iterator[pd.DataFrame | pa.Table]:
     """Yield DataFrames of flows as they end on a live interface (until ``stop`` is set or
-    ``max_packets`` were captured; the flows still open are then flushed)."""
+    ``max_packets`` were captured; the flows still open are then flushed); ``tap`` sees every
+    decoded batch once the meter has it."""
     stats = stats if stats is not None else CaptureStats()
     stats.source = f"interface {interface}"
     meter = FlowMeter(config)
@@ -131,7 +133,7 @@ def iter_live_flow_batches(
         stats.meter = meter.counter_dict()
         flows = meter.take()
         if len(flows):
-            stats.flows += len(flows)
+            count_flows(stats, flows)
             table = flows_to_arrow(flows)
             yield table if kind == "arrow" else table.to_pandas()
 
@@ -139,7 +141,10 @@ def iter_live_flow_batches(
         if len(batch):
             stats.packets += len(batch)
             stats.read.records += len(batch)
-            meter.add(decode(batch, counters))
+            pk = decode(batch, counters)
+            meter.add(pk)
+            if tap is not None:
+                tap(pk)
         meter.expire(time.time_ns() // 1000)
         yield from emit()
     meter.flush()

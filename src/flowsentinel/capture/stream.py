@@ -15,13 +15,15 @@ from typing import Any, BinaryIO, Literal
 import pandas as pd
 import pyarrow as pa
 
-from flowsentinel.capture.decode import LINK_NAMES, REASONS, decode, new_counters
+from flowsentinel.capture.decode import LINK_NAMES, REASONS, Packets, decode, new_counters
 from flowsentinel.capture.frame import flows_to_arrow
-from flowsentinel.capture.meter import FlowArrays, FlowMeter, MeterConfig
+from flowsentinel.capture.meter import F_TOT_FWD, FlowArrays, FlowMeter, MeterConfig
 from flowsentinel.capture.pcap import ReadCounters, iter_records
 from flowsentinel.core.errors import InputError
 
 CaptureSource = str | Path | bytes | bytearray | memoryview | BinaryIO
+#: called with every decoded batch, after the meter (the aggregate detector's tap)
+PacketTap = Callable[[Packets], None]
 MAX_DAMAGED_SHARE = 0.01  # more than 1 % of the file unreadable: an error unless allowed
 ALLOW_HINT = "pass --allow-damaged to keep what was read"
 
@@ -40,6 +42,7 @@ class CaptureStats:
     skipped: dict[str, int] = field(default_factory=dict)  # undecodable packets per reason
     read: ReadCounters = field(default_factory=ReadCounters)
     flows: int = 0
+    flow_packets: int = 0  # packets inside the flows emitted
     meter: dict[str, int] = field(default_factory=dict)
     first_ts_us: int | None = None
     last_ts_us: int | None = None
@@ -98,6 +101,7 @@ class CaptureStats:
                 },
             },
             "flows": self.flows,
+            "flow_packets": self.flow_packets,
             "flow_ends": self.meter,
         }
 
@@ -147,8 +151,10 @@ def iter_flow_arrays(
     stats: CaptureStats | None = None,
     batch_packets: int = 65_536,
     on_progress: Callable[[int], None] | None = None,
+    tap: PacketTap | None = None,
 ) -> Iterator[FlowArrays]:
-    """Yield finished flows as arrays, batch by batch, as they end (the fastest form)."""
+    """Yield finished flows as arrays, batch by batch, as they end (the fastest form);
+    ``tap`` sees every decoded batch once the meter has it."""
     stats = stats if stats is not None else CaptureStats()
     stats.source = _name(source)
     meter = FlowMeter(config)
@@ -168,19 +174,27 @@ def iter_flow_arrays(
             stats.last_ts_us = int(batch.ts_us[-1])
         meter.add(pk)
         meter.expire()
+        if tap is not None:
+            tap(pk)
         sync()
         if on_progress is not None:
             on_progress(batch.file_pos)
         out = meter.take()
         if len(out):
-            stats.flows += len(out)
+            count_flows(stats, out)
             yield out
     meter.flush()
     sync()
     for out in meter.take_parts():
         if len(out):
-            stats.flows += len(out)
+            count_flows(stats, out)
             yield out
+
+
+def count_flows(stats: CaptureStats, flows: FlowArrays) -> None:
+    """Count emitted flows and the packets in them (forward + backward)."""
+    stats.flows += len(flows)
+    stats.flow_packets += int(flows.features[:, F_TOT_FWD : F_TOT_FWD + 2].sum())
 
 
 def iter_flow_batches(
@@ -190,6 +204,7 @@ def iter_flow_batches(
     stats: CaptureStats | None = None,
     batch_packets: int = 65_536,
     kind: Literal["pandas", "arrow"] = "pandas",
+    tap: PacketTap | None = None,
 ) -> Iterator[pd.DataFrame | pa.Table]:
     """Yield DataFrames of finished flows (identifiers + 76 CIC features) as they end.
 
@@ -197,7 +212,10 @@ def iter_flow_batches(
     (``sys.stdin.buffer`` fed by ``tcpdump -w -``). Memory stays flat: flows are emitted when
     they end (FIN, flow timeout, end of capture) and the capture is read in chunks.
     """
-    for flows in iter_flow_arrays(source, config=config, stats=stats, batch_packets=batch_packets):
+    arrays = iter_flow_arrays(
+        source, config=config, stats=stats, batch_packets=batch_packets, tap=tap
+    )
+    for flows in arrays:
         table = flows_to_arrow(flows)
         yield table if kind == "arrow" else table.to_pandas()
 

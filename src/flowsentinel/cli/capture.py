@@ -56,11 +56,23 @@ def print_capture_summary(stats: CaptureStats, seconds: float) -> None:
     rows += damage_rows(stats)
     rows.append(["flows written", stats.flows])
     for reason, count in stats.meter.items():
-        if count:
+        if count and reason != "single_dropped":
             rows.append([f"  {reason.replace('_', ' ')}", count])
+    rows += packet_rows(stats)
     pps = stats.packets / seconds if seconds > 0 else 0.0
     rows.append(["time", f"{seconds:.2f} s ({pps:,.0f} packets/s)"])
     console.print(table(f"Flows of {stats.source}", ["", "count"], rows))
+
+
+def packet_rows(stats: CaptureStats) -> list[list[object]]:
+    """Where every packet went: into the flows written, into single-packet flows left out
+    (CIC-IDS2017 parity: CICFlowMeter does not write them), or not metered."""
+    single = stats.meter.get("single_dropped", 0)
+    rows: list[list[object]] = [
+        ["packets in flows written", stats.flow_packets],
+        ["single-packet flows left out (CIC parity)", single],
+    ]
+    return rows
 
 
 def allow_damaged_option() -> object:

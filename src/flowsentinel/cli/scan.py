@@ -51,6 +51,7 @@ def scan_cmd(
     """Score every flow of a capture with a registered model; one verdict per flow, with the
     reasons of every flagged flow and the flow's novelty."""
     from flowsentinel.scanning import (
+        Aggregate,
         check_capture_model,
         is_flow_file,
         iter_capture_frames,
@@ -66,6 +67,7 @@ def scan_cmd(
         det = Detector.load(model)
     started = time.perf_counter()
     stats = None
+    aggregate = None
     frames: Iterable[Any]  # pandas DataFrames: one file's, or a capture's batches
     sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
     try:
@@ -76,11 +78,19 @@ def scan_cmd(
                 from flowsentinel.capture import CaptureStats
 
                 stats = CaptureStats()
-                frames = iter_capture_frames(capture, stats)
+                aggregate = Aggregate(benign=det.classes[0])
+                frames = iter_capture_frames(capture, stats, aggregate)
             if not is_flow_file(capture):
                 check_capture_model(det)
             records_out = _records_out(fh, fmt, det)
-            summary = scan_frames(frames, det, records_out, explain="all" if explain else "flagged")
+            summary = scan_frames(
+                frames,
+                det,
+                records_out,
+                explain="all" if explain else "flagged",
+                aggregate=aggregate,
+            )
+            _write_incidents(fh, fmt, aggregate)
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -91,9 +101,9 @@ def scan_cmd(
     except InputError:
         if out:
             out.unlink(missing_ok=True)  # the verdicts of a rejected capture are not kept
-        _print_result(capture, det, summary, stats, seconds, None, as_json)
+        _print_result(capture, det, summary, stats, seconds, None, as_json, aggregate)
         raise
-    _print_result(capture, det, summary, stats, seconds, out, as_json)
+    _print_result(capture, det, summary, stats, seconds, out, as_json, aggregate)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
@@ -109,9 +119,12 @@ def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
 
 def _print_result(
     capture: Path, det: Any, summary: Any, stats: Any, seconds: float, out: Path | None,
-    as_json: bool,
+    as_json: bool, aggregate: Any = None,
 ) -> None:  # fmt: skip
+    incidents = aggregate.incidents() if aggregate is not None else []
     result = {
+        "incidents": incidents,
+        "coverage": summary.coverage(stats),
         "source": str(capture),
         "model": det.describe() | {"features": len(det.features)},
         "flows": summary.flows,
@@ -127,15 +140,55 @@ def _print_result(
         stdout.print_json(json.dumps(result, default=str))
         return
     version = f" v{det.version}" if det.version else ""
+    print_incidents(incidents, capture.name)
     print_scan_summary(summary, f"{capture.name}: {summary.flows:,} flows, {det.name}{version}")
     if stats is not None and stats.problems:
         console.print(f"packets skipped: {stats.problems}")
         rows = damage_rows(stats)
         if rows:
             console.print(table("Damaged byte ranges of the capture", ["", "bytes"], rows))
+    print_coverage(summary.coverage(stats))
     if out:
         console.print(f"verdicts written to {out}")
     print_novelty(summary)
+
+
+def print_incidents(incidents: list[dict[str, Any]], where: str) -> None:
+    """The incidents as a table, largest first (the first thing a scan prints)."""
+    if not incidents:
+        console.print(f"{where}: no incident")
+        return
+    rows = [
+        [
+            i["id"], i["family"], i["label"], _target(i), i["first"][:19].replace("T", " "),
+            f"{i['duration_s']:.1f}", i["to_target"]["packets"], i["flows"], i["sources"],
+            "yes" if i["spoofing_suspected"] else "", f"{i['confidence']:.2f}",
+        ]
+        for i in incidents
+    ]  # fmt: skip
+    headers = ["id", "family", "label", "target", "first (UTC)", "seconds", "packets",
+               "flows", "sources", "spoofed", "confidence"]  # fmt: skip
+    console.print(table(f"{where}: {len(incidents)} incidents", headers, rows))
+
+
+def _target(incident: dict[str, Any]) -> str:
+    ip, port = incident["target_ip"], incident["target_port"]
+    host = f"[{ip}]" if ":" in ip and port is not None else ip
+    return host if port is None else f"{host}:{port}"
+
+
+def print_coverage(coverage: dict[str, Any]) -> None:
+    """How many packets each verdict covers, and how many no verdict covers."""
+    parts = [f"{k}: {v['flows']:,} flows, {v['packets']:,} packets"
+             for k, v in coverage["by_label"].items()]  # fmt: skip
+    line = "; ".join(parts)
+    if "packets" in coverage:
+        line += (
+            f"; no verdict: {coverage['packets_not_covered']:,} of {coverage['packets']:,} "
+            f"packets ({coverage['single_packet_flows']:,} single-packet flows, "
+            f"{coverage['packets_not_decoded']:,} not decoded; the incidents above count them)"
+        )
+    console.print(f"packets by verdict: {line}", highlight=False, soft_wrap=True)
 
 
 def print_novelty(summary: Any) -> None:
@@ -172,6 +225,20 @@ def _check_format(fmt: str, alert_to: list[str] | None = None) -> None:
     check_format(fmt)
     for spec in alert_to or []:
         parse_sink_spec(spec)
+
+
+def _write_incidents(fh: Any, fmt: str, aggregate: Any) -> None:
+    """After the flows of an EVE or ECS output, one alert per incident of the capture (the
+    JSON-lines output keeps flows only: its incidents are in the summary)."""
+    if fh is None or aggregate is None or fmt == "jsonl":
+        return
+    import orjson
+
+    from flowsentinel.alerts.outputs import check_format, render_incident
+
+    for incident in aggregate.builder.incidents:
+        document = render_incident(incident, check_format(fmt))
+        fh.write(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE).decode())
 
 
 def _records_out(fh: Any, fmt: str, det: Any, outputs: Any = None) -> Any:
@@ -227,7 +294,7 @@ def watch_cmd(
     import threading
 
     from flowsentinel.capture import CaptureStats, iter_live_flow_batches
-    from flowsentinel.scanning import ScanSummary, check_capture_model, scan_frames
+    from flowsentinel.scanning import Aggregate, ScanSummary, check_capture_model, scan_frames
     from flowsentinel.scoring import Detector
 
     _check_format(fmt, alert_to)
@@ -244,7 +311,14 @@ def watch_cmd(
     if timer is not None:
         timer.daemon = True
         timer.start()
-    live = iter_live_flow_batches(interface, stats=stats, max_packets=max_packets, stop=stop)
+    aggregate = Aggregate(benign=det.classes[0])
+    live = iter_live_flow_batches(
+        interface,
+        stats=stats,
+        max_packets=max_packets,
+        stop=stop,
+        tap=_incident_tap(aggregate, outputs),
+    )
     try:
         scan_frames(
             live,
@@ -253,6 +327,7 @@ def watch_cmd(
             flagged_only=not all_flows,
             summary=summary,
             explain="all" if explain else "flagged",
+            aggregate=aggregate,
         )
     except KeyboardInterrupt:
         pass
@@ -263,6 +338,8 @@ def watch_cmd(
     finally:
         if timer is not None:
             timer.cancel()
+        aggregate.finish()
+        write_incident_events(aggregate, outputs)
         _close_outputs(outputs, stats, time.monotonic() - watch_started)
     console.print(f"{stats.packets:,} packets, {summary.flows:,} flows: {summary.by_label}")
     if summary.flows:
@@ -312,6 +389,35 @@ def _close_outputs(outputs: Any, stats: Any, seconds: float) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _incident_tap(aggregate: Any, outputs: Any = None) -> Any:
+    """The packet tap of ``watch``: the aggregate detector, then the incident lines (and the
+    alert sinks of ``--alert-to``)."""
+
+    def tap(pk: Any) -> None:
+        aggregate.tap(pk)
+        write_incident_events(aggregate, outputs)
+
+    return tap
+
+
+def write_incident_events(aggregate: Any, outputs: Any = None) -> None:
+    """One JSON line per incident that opened, changed (at most once per incident per 10 s of
+    traffic) or closed: ``{"incident": "open"|"update"|"closed", ...the incident}``; each also
+    goes to the alert sinks of ``--alert-to`` when there are any."""
+    from flowsentinel.incidents import incident_dict
+
+    events = list(aggregate.events())
+    if outputs is not None:
+        for event in events:
+            outputs.incident(event)
+    lines = [
+        json.dumps({"incident": e.state, **incident_dict(e)}, default=str) + "\n" for e in events
+    ]
+    if lines:
+        sys.stdout.write("".join(lines))
+        sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:

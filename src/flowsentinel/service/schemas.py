@@ -139,6 +139,44 @@ class NoveltySummary(BaseModel):
     out_of_range: list[OutOfRange] = Field(description="The features most often out of range.")
 
 
+class IncidentDirection(BaseModel):
+    packets: int
+    bytes: int
+
+
+class IncidentSource(BaseModel):
+    source: str
+    packets: int
+
+
+class IncidentOut(BaseModel):
+    """One attack on one target over time (flowsentinel.incidents.Incident)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    family: str = Field(description="DoS, DDoS, PortScan, ... (the model's or the detector's)")
+    label: str
+    target_ip: str
+    target_port: int | None = Field(description="null: the attack spans ports")
+    protocol: str | None
+    first_us: int = Field(description="First packet, microseconds since 1970 (UTC).")
+    last_us: int
+    first: str = Field(description="First packet, ISO 8601 UTC.")
+    last: str
+    duration_s: float
+    state: str = Field(description="open, update or closed (closed once the scan ends).")
+    detection: str = Field(description="flow, aggregate or flow+aggregate")
+    sources: int
+    top_sources: list[IncidentSource]
+    spoofing_suspected: bool
+    to_target: IncidentDirection
+    from_target: IncidentDirection
+    flows: int = Field(description="Flagged flows of the flow model in the incident.")
+    confidence: float
+    evidence: list[dict[str, Any]]
+
+
 class ScanResponse(BaseModel):
     model: str
     version: str | None
@@ -154,6 +192,11 @@ class ScanResponse(BaseModel):
     )
     novelty: NoveltySummary | None = Field(
         default=None, description="Novel flows (null: the model has no training profile)."
+    )
+    incidents: list[IncidentOut] = Field(
+        default_factory=list,
+        description="Incidents of a capture (flagged windows and flows per target and "
+        "family), largest first; empty for a file of flows.",
     )
     predictions: list[ScanVerdict]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -112,6 +112,16 @@ async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str |
     )
 
 
+def _incidents(flows: Flows, rows: list[dict[str, Any]], benign: str) -> list[dict[str, Any]]:
+    """A capture's incidents: its aggregate windows and its flagged flows (none for flow
+    files: without packets there are no windows, and flow rows carry no reliable times)."""
+    if flows.aggregate is None:
+        return []
+    flows.aggregate.add_flows([r for r in rows if r["label"] != benign])
+    flows.aggregate.finish()
+    return flows.aggregate.incidents()
+
+
 @router.post(
     "/scan",
     summary="Score every flow of an uploaded file or packet capture",
@@ -173,6 +183,7 @@ async def scan(
     summary.add(verdicts.labels, identity)
     summary.add_novelty(verdicts)
     rows = flow_records(verdicts, flows.frame, dataset=d.dataset, identity=identity)
+    incidents = _incidents(flows, rows, summary.benign)
     return FastJSONResponse(
         {
             "model": served.key,
@@ -186,6 +197,7 @@ async def scan(
             "attack_flows": summary.flows - summary.by_label.get(summary.benign, 0),
             "sources": summary.sources(),
             "novelty": summary.novelty(),
+            "incidents": incidents,
             "predictions": rows,
         }
     )

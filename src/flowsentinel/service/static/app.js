@@ -342,6 +342,68 @@ function openDetail(p) {
   $("detail-close").focus();
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(name, attrs) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs)) { el.setAttribute(k, String(v)); }
+  return el;
+}
+
+function incidentTarget(i) {
+  if (i.target_port === null || i.target_port === undefined) { return i.target_ip; }
+  return i.target_ip.includes(":") ? `[${i.target_ip}]:${i.target_port}` : `${i.target_ip}:${i.target_port}`;
+}
+
+// One bar per incident on a shared time axis (inline SVG, no library).
+function timeline(incidents) {
+  const t0 = Math.min(...incidents.map((i) => i.first_us));
+  const t1 = Math.max(...incidents.map((i) => i.last_us));
+  const span = Math.max(1, t1 - t0);
+  const width = 640, left = 150, row = 18;
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${incidents.length * row + 20}`, role: "img",
+                             class: "timeline" });
+  incidents.forEach((i, k) => {
+    const y = k * row;
+    const label = svgEl("text", { x: 0, y: y + 13, "font-size": 11 });
+    label.textContent = `${i.id} ${incidentTarget(i)}`;
+    svg.appendChild(label);
+    const x = left + ((i.first_us - t0) / span) * (width - left - 10);
+    const w = Math.max(3, ((i.last_us - i.first_us) / span) * (width - left - 10));
+    const bar = svgEl("rect", { x, y: y + 3, width: w, height: row - 6, rx: 2,
+                                class: `bar ${i.family === "PortScan" ? "scan" : "attack"}` });
+    const tip = svgEl("title", {});
+    tip.textContent = `${i.label}: ${i.to_target.packets} packets, ${i.duration_s.toFixed(1)} s`;
+    bar.appendChild(tip);
+    svg.appendChild(bar);
+  });
+  const axis = svgEl("text", { x: left, y: incidents.length * row + 14, "font-size": 10 });
+  axis.textContent = `${shortTime(new Date(t0 / 1000).toISOString())} → ${((t1 - t0) / 1e6).toFixed(1)} s`;
+  svg.appendChild(axis);
+  return svg;
+}
+
+function renderIncidents(incidents) {
+  const list = incidents || [];
+  $("incidents-block").hidden = list.length === 0;
+  const holder = $("incident-timeline");
+  holder.textContent = "";
+  const tbody = $("incidents").querySelector("tbody");
+  tbody.textContent = "";
+  if (list.length === 0) { return; }
+  holder.appendChild(timeline(list));
+  for (const i of list) {
+    const tr = document.createElement("tr");
+    tr.className = "attack";
+    for (const value of [i.id, i.family, i.label, incidentTarget(i), shortTime(i.first),
+      i.duration_s.toFixed(1), i.to_target.packets, i.flows, i.sources,
+      i.spoofing_suspected ? "yes" : "", i.confidence.toFixed(2)]) {
+      cell(tr, String(value));
+    }
+    tbody.appendChild(tr);
+  }
+}
+
 function render(out) {
   $("results").hidden = false;
   $("detail").hidden = true;
@@ -366,6 +428,7 @@ function render(out) {
   holder.textContent = "";
   holder.appendChild(chart(out.summary, benign));
   renderNovelty(out);
+  renderIncidents(out.incidents);
   renderSources(out.sources);
   renderFilter(out.summary);
   renderHead();

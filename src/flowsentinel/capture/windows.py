@@ -1,0 +1,470 @@
+"""The aggregate detector: per-destination and per-source windows over decoded packets.
+
+The flow model judges one flow at a time, and the meter leaves out single-packet flows (CIC
+parity): a spoofed SYN flood or a UDP reflection flood is thousands of one-packet "flows" that
+the model never sees. This detector reads the decoded packet arrays of every batch (the tap of
+:func:`flowsentinel.capture.stream.iter_flow_arrays`) and counts, per tumbling window of
+:data:`LONG_US` (10 s) and its :data:`SHORT_US` (1 s) sub-windows:
+
+- per destination host: packets and bytes in and out, distinct sources, sources that sent one
+  packet, SYNs received and SYN-ACKs sent (half-open connections), SYN-ACKs received without a
+  SYN sent (reflected backscatter), UDP, ICMP and IP-fragment packets, the dominant destination
+  and source ports, and the 1 s peaks of the same counts;
+- per source: distinct destination ports probed with a SYN or a UDP packet from an ephemeral
+  port (scans).
+
+A window is flagged when a figure passes its threshold (:class:`Thresholds`: high quantiles of
+benign windows times a margin, with floors; ``docs/capture.md`` says how they were learnt).
+Once a target is flagged it stays "hot" for :data:`HOLD_US`: its next windows are reported as
+the same attack even when a lull keeps them under the thresholds (a pulsing flood is one
+incident). Everything is vectorised (polars group-bys per closed window); memory holds the
+packets of one open 10 s window and the hot targets, whatever the capture length.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import polars as pl
+
+from flowsentinel.capture.decode import ICMP, ICMP6, IP_FRAGMENT, OK, TCP, UDP, Packets
+
+SHORT_US: Final = 1_000_000
+LONG_US: Final = 10_000_000
+HOLD_US: Final = 60_000_000  # a flagged target stays hot this long after its last flagged window
+V4_PREFIX: Final = 0xFFFF00000000
+#: source ports of UDP services abused for reflection/amplification
+AMPLIFIERS: Final[dict[int, str]] = {
+    17: "QOTD", 19: "chargen", 53: "DNS", 69: "TFTP", 111: "portmap", 123: "NTP", 137: "NetBIOS",
+    161: "SNMP", 389: "CLDAP", 500: "ISAKMP", 520: "RIP", 1900: "SSDP", 3283: "ARD",
+    3702: "WS-Discovery", 5353: "mDNS", 11211: "memcached", 37810: "DVR", 47808: "BACnet",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-window limits (inclusive) above which a window is flagged.
+
+    ``*_10s`` are counts in a 10 s window to one destination host, ``*_1s`` the peak count in
+    one of its 1 s windows. Learnt as ``max(floor, margin × q99.9)`` of benign windows
+    (``benchmarks/window_thresholds.py`` prints them; ``docs/capture.md`` has the figures)."""
+
+    packets_1s: int = 2_000  # any packets to one host in a second
+    sources_10s: int = 200  # distinct sources of one host in 10 s
+    #: unmatched handshakes in 10 s: SYNs received minus SYN-ACKs sent, plus SYN-ACKs received
+    #: minus SYNs sent (reflected backscatter)
+    half_open_10s: int = 8
+    half_open_1s: int = 100
+    udp_1s: int = 500  # UDP packets received in a second
+    udp_sources_10s: int = 50  # distinct UDP sources in 10 s
+    icmp_1s: int = 200
+    fragments_10s: int = 100  # non-first IP fragments received in 10 s
+    scan_ports_10s: int = 20  # distinct destination ports probed by one source in 10 s
+    min_sources_half_open: int = 3  # half-open/backscatter need this many sources (else a scan)
+
+
+DEFAULT_THRESHOLDS: Final = Thresholds()
+
+
+@dataclass
+class WindowHit:
+    """One flagged (or held) 10 s window of one target: what the incident builder reads."""
+
+    start_us: int
+    first_us: int
+    last_us: int
+    target_ip: str
+    target_port: int | None
+    protocol: str | None
+    family: str  # DoS, DDoS, PortScan
+    label: str  # SYN flood, UDP reflection (SNMP), port scan, ...
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    sources: int
+    one_packet_sources: int
+    top_sources: list[tuple[str, int]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0  # the largest figure/threshold ratio (1.0 = at the threshold)
+    held: bool = False  # under the thresholds, reported because the target is hot
+
+    @property
+    def confidence(self) -> float:
+        """0.5 at a threshold, 1.0 at ten times it (log scale)."""
+        if self.score <= 0:
+            return 0.0
+        return round(min(1.0, 0.5 + 0.5 * math.log10(max(1.0, self.score))), 3)
+
+
+def address(hi: int, lo: int) -> str:
+    """Text of an address kept as two 64-bit halves (IPv4 in its mapped form)."""
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+_PROTO_NAMES: Final = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "ipv6-icmp"}
+
+
+def packet_frame(pk: Packets) -> pl.DataFrame:
+    """The columns the windows need, for every packet with an IP header (fragments and
+    other transports included: they count against their destination)."""
+    has_ip = (pk.dst_hi | pk.dst_lo) != 0
+    ok = pk.reason == OK
+    tcp = ok & (pk.proto == TCP)
+    syn = tcp & ((pk.flags & 0x12) == 0x02)
+    synack = tcp & ((pk.flags & 0x12) == 0x12)
+    udp = ok & (pk.proto == UDP)
+    icmp = ok & ((pk.proto == ICMP) | (pk.proto == ICMP6))
+    frag = pk.reason == IP_FRAGMENT
+    # one 64-bit key per source (exact for IPv4, a hash for IPv6) for distinct counts
+    skey = pk.src_lo ^ (pk.src_hi * np.uint64(0x9E3779B97F4A7C15))
+    cols = {
+        "ts": pk.ts,
+        "shi": pk.src_hi,
+        "slo": pk.src_lo,
+        "skey": skey,
+        "dhi": pk.dst_hi,
+        "dlo": pk.dst_lo,
+        "sport": pk.sport,
+        "dport": pk.dport,
+        "proto": np.where(ok, pk.proto, -1).astype(np.int32),
+        "bytes": (pk.payload + pk.hdr).astype(np.int64),
+        "syn": syn,
+        "synack": synack,
+        "udp": udp,
+        "icmp": icmp,
+        "frag": frag,
+    }
+    return pl.DataFrame({k: v[has_ip] for k, v in cols.items()})
+
+
+def _dominant(df: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Per (window, destination host): the most frequent value of ``column`` and its share."""
+    c = pl.col
+    counts = df.group_by("w", "dhi", "dlo", column).agg(pl.len().alias("n"))
+    top = counts.sort("n", descending=True).group_by("w", "dhi", "dlo").agg(
+        c(column).first().alias(f"top_{column}"), c("n").first().alias("top_n"),
+        c("n").sum().alias("all_n"),
+    )  # fmt: skip
+    share = (c("top_n") / c("all_n")).alias(f"top_{column}_share")
+    return top.with_columns(share).drop("top_n", "all_n")
+
+
+def _inbound(df: pl.DataFrame) -> pl.DataFrame:
+    """Per (window, destination host): the counts received, and their 1 s peaks."""
+    c = pl.col
+    per_s = df.group_by("w", "dhi", "dlo", (c("ts") // SHORT_US).alias("s")).agg(
+        c("ts").len().alias("p1"), c("syn").sum().alias("syn1"), c("udp").sum().alias("udp1"),
+        c("icmp").sum().alias("icmp1"),
+    )  # fmt: skip
+    peaks = per_s.group_by("w", "dhi", "dlo").agg(
+        c("p1").max().alias("packets_1s"), c("syn1").max().alias("syn_1s"),
+        c("udp1").max().alias("udp_1s"), c("icmp1").max().alias("icmp_1s"),
+    )  # fmt: skip
+    per_src = df.group_by("w", "dhi", "dlo", "skey").agg(
+        c("ts").len().alias("n"), c("udp").any().alias("u")
+    )
+    sources = per_src.group_by("w", "dhi", "dlo").agg(
+        c("skey").len().alias("sources"), (c("n") == 1).sum().alias("one_packet_sources"),
+        c("u").sum().alias("udp_sources"),
+    )  # fmt: skip
+    totals = df.group_by("w", "dhi", "dlo").agg(
+        c("ts").len().alias("packets_in"), c("bytes").sum().alias("bytes_in"),
+        c("ts").min().alias("first_us"), c("ts").max().alias("last_us"),
+        c("syn").sum().alias("syn_in"), c("synack").sum().alias("synack_in"),
+        c("udp").sum().alias("udp_in"), c("icmp").sum().alias("icmp_in"),
+        c("frag").sum().alias("fragments_in"),
+    )  # fmt: skip
+    keys = ["w", "dhi", "dlo"]
+    out = totals.join(peaks, on=keys).join(sources, on=keys)
+    for column in ("dport", "sport", "proto"):
+        out = out.join(_dominant(df, column), on=keys)
+    return out
+
+
+def _outbound(df: pl.DataFrame) -> pl.DataFrame:
+    """Per (window, host as a source): what it sent (SYNs, SYN-ACKs, packets, bytes)."""
+    c = pl.col
+    return df.group_by("w", c("shi").alias("dhi"), c("slo").alias("dlo")).agg(
+        c("ts").len().alias("packets_out"), c("bytes").sum().alias("bytes_out"),
+        c("syn").sum().alias("syn_out"), c("synack").sum().alias("synack_out"),
+    )  # fmt: skip
+
+
+def host_windows(df: pl.DataFrame) -> pl.DataFrame:
+    """The per-destination figures of every closed 10 s window in ``df`` (column ``w``: the
+    window's start in µs): one row per (window, destination host)."""
+    out = _inbound(df).join(_outbound(df), on=["w", "dhi", "dlo"], how="left").fill_null(0)
+    counts = [name for name, dtype in out.schema.items() if dtype.is_integer()]
+    out = out.with_columns(pl.col(n).cast(pl.Int64) for n in counts if n not in ("dhi", "dlo"))
+    return out.with_columns(
+        (pl.col("syn_in") - pl.col("synack_out")).clip(lower_bound=0).alias("half_open"),
+        (pl.col("synack_in") - pl.col("syn_out")).clip(lower_bound=0).alias("backscatter"),
+    )
+
+
+def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
+    """Per (window, source): distinct destination ports it probed (SYN or UDP), and the
+    destination it probed most ports of."""
+    c = pl.col
+    # a UDP reply comes from its service's port: only UDP from ephemeral ports probes
+    probes = df.filter(c("syn") | (c("udp") & (c("sport") >= 1024)))
+    per_dst = probes.group_by("w", "shi", "slo", "dhi", "dlo").agg(
+        c("dport").n_unique().alias("ports"), c("ts").len().alias("packets"),
+        c("bytes").sum().alias("bytes"), c("ts").min().alias("first_us"),
+        c("ts").max().alias("last_us"),
+    )  # fmt: skip
+    return (
+        per_dst.sort("ports", descending=True)
+        .group_by("w", "shi", "slo")
+        .agg(
+            c("ports").sum().alias("scan_ports"),
+            c("dhi").first(),
+            c("dlo").first(),
+            c("packets").sum(),
+            c("bytes").sum(),
+            c("first_us").min(),
+            c("last_us").max(),
+            c("dhi").len().alias("hosts"),
+        )
+    )
+
+
+def top_sources(df: pl.DataFrame, targets: pl.DataFrame, k: int = 5) -> dict[tuple, list]:
+    """The ``k`` sources that sent most packets to each (window, target) of ``targets``."""
+    if targets.is_empty():
+        return {}
+    sel = df.join(targets.select("w", "dhi", "dlo"), on=["w", "dhi", "dlo"], how="semi")
+    counts = (
+        sel.group_by("w", "dhi", "dlo", "shi", "slo")
+        .agg(pl.len().alias("n"))
+        .sort("n", descending=True)
+        .group_by("w", "dhi", "dlo")
+        .head(k)
+    )
+    out: dict[tuple, list] = {}
+    for w, dhi, dlo, shi, slo, n in counts.iter_rows():
+        out.setdefault((w, dhi, dlo), []).append((address(shi, slo), int(n)))
+    return out
+
+
+def classify(row: dict[str, Any], th: Thresholds) -> tuple[str, str, float, dict[str, Any]]:
+    """(family, label, score, figures) of one host window; score < 1: not flagged."""
+    many = row["sources"] >= 10
+    fam = "DDoS" if many else "DoS"
+    # unmatched handshakes need several sources (one client retrying a dead server is not
+    # an attack); a 1 s peak of SYNs needs several sources or one port (else: a scan)
+    src_ok = row["sources"] >= th.min_sources_half_open
+    peak_ok = src_ok or row["top_dport_share"] >= 0.5
+    # handshakes left open either way: SYNs never answered, SYN-ACKs never asked for
+    unmatched = row["half_open"] + row["backscatter"]
+    handshake = "SYN-ACK reflection" if row["backscatter"] > row["half_open"] else "SYN flood"
+    udp_reflect = row["top_sport_share"] >= 0.5 and row["top_sport"] in AMPLIFIERS
+    # volume alone is no attack: a busy server answers; a flooded one (or a one-way capture
+    # of the flood) sends back less than half of what it gets
+    one_way = 1.0 if 2 * row["packets_out"] < row["packets_in"] else 0.0
+    candidates: list[tuple[float, str, str]] = [
+        (unmatched / th.half_open_10s if src_ok else 0.0, fam, handshake),
+        (row["syn_1s"] / th.half_open_1s if row["half_open"] and peak_ok else 0.0, fam,
+         "SYN flood"),
+        (one_way * row["udp_1s"] / th.udp_1s, fam, "UDP flood"),
+        (one_way * row["udp_sources"] / th.udp_sources_10s, "DDoS",
+         f"UDP reflection ({AMPLIFIERS.get(row['top_sport'], row['top_sport'])})"
+         if udp_reflect else "UDP flood"),
+        (one_way * row["icmp_1s"] / th.icmp_1s, fam, "ICMP flood"),
+        (row["fragments_in"] / th.fragments_10s, fam, "fragment flood"),
+        (one_way * row["packets_1s"] / th.packets_1s, fam, "packet flood"),
+        (one_way * row["sources"] / th.sources_10s, "DDoS", "flood from many sources"),
+    ]  # fmt: skip
+    score, family, label = max(candidates, key=lambda c: c[0])
+    if label == "UDP flood" and udp_reflect:
+        label = f"UDP reflection ({AMPLIFIERS[row['top_sport']]})"
+    figures = {k: _plain(row[k]) for k in _FIGURES}
+    return family, label, score, figures
+
+
+_FIGURES: Final = (
+    "packets_in", "bytes_in", "packets_out", "sources", "one_packet_sources", "half_open",
+    "backscatter", "udp_in", "icmp_in", "fragments_in", "packets_1s", "syn_1s", "udp_1s",
+    "top_dport", "top_sport",
+)  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass
+class _Hot:
+    family: str
+    label: str
+    until_us: int
+
+
+class WindowDetector:
+    """Feed decoded packet batches (:meth:`add`), read flagged windows (:meth:`take`)."""
+
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
+        self.thresholds = thresholds or DEFAULT_THRESHOLDS
+        self._parts: list[pl.DataFrame] = []
+        self._open_w: int | None = None  # start of the oldest window still open
+        self._hits: list[WindowHit] = []
+        self._hot: dict[tuple[int, int], _Hot] = {}
+        self._last: pl.DataFrame | None = None  # host windows of the last window evaluated
+        self.packets = 0  # packets with an IP header seen
+        self.windows = 0  # host windows evaluated
+
+    def add(self, pk: Packets) -> None:
+        """Buffer one batch; evaluate the windows that ended before its last packet."""
+        if len(pk) == 0:
+            return
+        df = packet_frame(pk)
+        if df.is_empty():
+            return
+        self.packets += df.height
+        self._parts.append(df.with_columns((pl.col("ts") // LONG_US * LONG_US).alias("w")))
+        last_w = int(pk.ts.max()) // LONG_US * LONG_US
+        if self._open_w is None:
+            self._open_w = int(df["ts"].to_numpy().min()) // LONG_US * LONG_US
+        if last_w > self._open_w:
+            self._close(before=last_w)
+
+    def flush(self) -> None:
+        """Evaluate every window still open (end of the capture)."""
+        self._close(before=None)
+
+    def take(self) -> list[WindowHit]:
+        """The windows flagged (or held) since the last call, oldest first."""
+        hits, self._hits = self._hits, []
+        return hits
+
+    def _close(self, before: int | None) -> None:
+        if not self._parts:
+            return
+        buf = pl.concat(self._parts, rechunk=False)
+        if before is None:
+            done, keep = buf, buf.clear()
+        else:
+            done = buf.filter(pl.col("w") < before)
+            keep = buf.filter(pl.col("w") >= before)
+        self._parts = [keep] if keep.height else []
+        self._open_w = before
+        if done.height:
+            self._evaluate(done)
+
+    def _evaluate(self, df: pl.DataFrame) -> None:
+        hosts = host_windows(df)
+        self.windows += hosts.height
+        hits = self._host_hits(df, hosts) + self._scan_hits(scan_windows(df))
+        hits.sort(key=lambda h: (h.start_us, h.first_us))
+        self._hits += hits
+
+    def _host_hits(self, df: pl.DataFrame, hosts: pl.DataFrame) -> list[WindowHit]:
+        th = self.thresholds
+        flagged = _candidates(hosts, th, self._hot)
+        tops = top_sources(df, flagged)
+        before = self._before(hosts, flagged)
+        out = []
+        for row in flagged.sort("w").iter_rows(named=True):
+            key = (row["dhi"], row["dlo"])
+            family, label, score, figures = classify(row, th)
+            hot = self._hot.get(key)
+            held = score < 1.0
+            if held:
+                if hot is None or row["w"] > hot.until_us:
+                    before[(row["w"], *key)] = row
+                    continue
+                family, label = hot.family, hot.label
+            else:
+                if hot is None or row["w"] > hot.until_us:  # a new attack: its lead-in too
+                    lead = before.get((row["w"] - LONG_US, *key))
+                    if lead is not None:
+                        out.append(_hit(lead, family, label, 0.0, {}, tops, True))
+                self._hot[key] = _Hot(family, label, row["w"] + LONG_US + HOLD_US)
+            out.append(_hit(row, family, label, score, figures, tops, held))
+        last_w = int(hosts["w"].to_numpy().max())
+        self._hot = {k: v for k, v in self._hot.items() if v.until_us >= last_w}
+        self._last = hosts.filter(pl.col("w") == last_w)
+        return out
+
+    def _before(
+        self, hosts: pl.DataFrame, targets: pl.DataFrame
+    ) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """The previous evaluation's last windows of ``targets``, by (window, host): a flood
+        that starts just before a window ends is reported from its start once the next window
+        flags it."""
+        if self._last is None or self._last.is_empty():
+            return {}
+        first_w = int(hosts["w"].to_numpy().min())
+        last = self._last.filter(pl.col("w") == first_w - LONG_US).join(
+            targets.select("dhi", "dlo").unique(), on=["dhi", "dlo"], how="semi"
+        )
+        return {(r["w"], r["dhi"], r["dlo"]): r for r in last.iter_rows(named=True)}
+
+    def _scan_hits(self, scans: pl.DataFrame) -> list[WindowHit]:
+        flagged = scans.filter(pl.col("scan_ports") >= self.thresholds.scan_ports_10s)
+        out = []
+        for row in flagged.iter_rows(named=True):
+            source = address(row["shi"], row["slo"])
+            score = row["scan_ports"] / self.thresholds.scan_ports_10s
+            out.append(
+                WindowHit(
+                    start_us=row["w"], first_us=row["first_us"], last_us=row["last_us"],
+                    target_ip=address(row["dhi"], row["dlo"]), target_port=None, protocol=None,
+                    family="PortScan", label="port scan", packets_in=row["packets"],
+                    bytes_in=row["bytes"], packets_out=0, bytes_out=0, sources=1,
+                    one_packet_sources=0, top_sources=[(source, row["packets"])],
+                    figures={"ports": row["scan_ports"], "hosts": row["hosts"]}, score=score,
+                )
+            )  # fmt: skip
+        return out
+
+
+def _prefilter(th: Thresholds) -> pl.Expr:
+    """Host windows that can pass a threshold (a cheap filter before :func:`classify`)."""
+    c = pl.col
+    return (
+        (c("half_open") + c("backscatter") >= th.half_open_10s)
+        | (c("syn_1s") >= th.half_open_1s) | (c("udp_1s") >= th.udp_1s)
+        | (c("udp_sources") >= th.udp_sources_10s) | (c("icmp_1s") >= th.icmp_1s)
+        | (c("fragments_in") >= th.fragments_10s) | (c("packets_1s") >= th.packets_1s)
+        | (c("sources") >= th.sources_10s)
+    )  # fmt: skip
+
+
+def _candidates(
+    hosts: pl.DataFrame, th: Thresholds, hot: dict[tuple[int, int], _Hot]
+) -> pl.DataFrame:
+    """The host windows that pass a threshold, and every window of their targets and of the
+    hot targets (held windows are decided in time order by the caller)."""
+    passing = hosts.filter(_prefilter(th)).select("dhi", "dlo")
+    held = pl.DataFrame(
+        {"dhi": [k[0] for k in hot], "dlo": [k[1] for k in hot]},
+        schema={"dhi": pl.UInt64, "dlo": pl.UInt64},
+    )
+    targets = pl.concat([passing, held]).unique()
+    return hosts.join(targets, on=["dhi", "dlo"], how="semi")
+
+
+def _hit(
+    row: dict[str, Any], family: str, label: str, score: float, figures: dict[str, Any],
+    tops: dict[tuple, list], held: bool,
+) -> WindowHit:  # fmt: skip
+    one_port = row["top_dport_share"] >= 0.9 and row["top_proto"] in (TCP, UDP)
+    return WindowHit(
+        start_us=row["w"], first_us=row["first_us"], last_us=row["last_us"],
+        target_ip=address(row["dhi"], row["dlo"]),
+        target_port=int(row["top_dport"]) if one_port else None,
+        protocol=_PROTO_NAMES.get(row["top_proto"]), family=family, label=label,
+        packets_in=row["packets_in"], bytes_in=row["bytes_in"],
+        packets_out=row["packets_out"], bytes_out=row["bytes_out"], sources=row["sources"],
+        one_packet_sources=row["one_packet_sources"],
+        top_sources=tops.get((row["w"], row["dhi"], row["dlo"]), []), figures=figures,
+        score=round(float(score), 3), held=held,
+    )  # fmt: skip
