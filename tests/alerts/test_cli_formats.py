@@ -37,8 +37,13 @@ def test_scan_formats(tmp_path: Path) -> None:
         res = _cli("scan", str(pcap), "-o", str(target), "--format", fmt, home=home)
         assert res.returncode == 0, res.stderr[-3000:]
         lines[fmt] = [json.loads(x) for x in target.read_text().splitlines()]
-    plain, eve, ecs = lines["jsonl"], lines["eve"], lines["ecs"]
+    plain, eve_all, ecs_all = lines["jsonl"], lines["eve"], lines["ecs"]
+    # the flows, in the same order, then one alert per incident of the capture
+    eve = [e for e in eve_all if e["event_type"] == "flow"]
+    ecs = ecs_all[: len(eve)]
     assert len(plain) == len(eve) == len(ecs) > 1_000
+    incidents = [e for e in eve_all[len(eve) :] if e["event_type"] == "alert"]
+    assert len(incidents) == len(eve_all) - len(eve) == len(ecs_all) - len(ecs)
     validator = jsonschema.Draft202012Validator(eve_schema())
     for r, e, d in zip(plain, eve, ecs, strict=True):
         assert validator.is_valid(e)

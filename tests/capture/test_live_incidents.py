@@ -80,4 +80,7 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     # the packet socket may drop some of a burst: the incident covers what watch saw
     seen = int(err.split(" packets, ")[0].split()[-1].replace(",", ""))
     assert mine[-1]["protocol"] == "udp" and mine[-1]["to_target"]["packets"] >= 0.9 * seen
-    assert mine[-1]["sources"] >= 20 and mine[-1]["detection"] in ("aggregate", "flow+aggregate")
+    # the flood is one incident whichever detector saw it first: the flow model flags its flows
+    # too (the aggregate rules on their own are tested offline, tests/capture/test_windows.py)
+    assert mine[-1]["sources"] >= 20
+    assert mine[-1]["detection"] in ("flow", "aggregate", "flow+aggregate")

@@ -227,6 +227,8 @@ def test_a_flood_capture_shows_its_incident_and_timeline(page, tmp_path) -> None
 
     capture = tmp_path / "flood.pcap"
     capture.write_bytes(pcap_bytes(spoofed_syn_flood()))
+    page.reload()  # a fresh page: an earlier test leaves the flow drawer open over the form
+    page.wait_for_selector("#model-select option", state="attached")
     page.set_input_files("#file-input", str(capture))
     page.click("#submit-button")
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
