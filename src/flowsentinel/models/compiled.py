@@ -281,13 +281,13 @@ class _FlatForest:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        workers = _split_workers(X32.shape[0])
+        workers = split_workers(X32.shape[0])
         if workers == 1:
             return _forest_proba(X32, *self.arrays)
         # the compiled walk releases the GIL: large batches are cut into row ranges walked on
         # every core (each row's sum is made in the same order, so results do not change)
         parts = np.array_split(X32, workers)
-        done = _pool().map(lambda part: _forest_proba(part, *self.arrays), parts)
+        done = row_pool().map(lambda part: _forest_proba(part, *self.arrays), parts)
         return np.concatenate(list(done))
 
 
@@ -300,13 +300,13 @@ _POOL: list[ThreadPoolExecutor] = []
 _CORES = min(os.cpu_count() or 1, 8)
 
 
-def _split_workers(rows: int) -> int:
+def split_workers(rows: int) -> int:
     if rows < _PARALLEL_ROWS or _CORES < 2:
         return 1
     return min(_CORES, rows // (_PARALLEL_ROWS // 2))
 
 
-def _pool() -> ThreadPoolExecutor:
+def row_pool() -> ThreadPoolExecutor:
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(_CORES, thread_name_prefix="flowsentinel-forest"))
     return _POOL[0]

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from flowsentinel.core.errors import ModelError
-from flowsentinel.models.compiled import _pool, _split_workers
+from flowsentinel.models.compiled import row_pool, split_workers
 from flowsentinel.models.profile import TrainingProfile
 
 _CORES = min(os.cpu_count() or 1, 8)
@@ -107,43 +108,59 @@ def _walk(X: np.ndarray, target: np.ndarray, flat: _Flat, strict: bool = False) 
     every core as the compiled forests are (the walk releases the GIL)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     target = np.ascontiguousarray(target, dtype=np.int64)
-    workers = _split_workers(len(X))
+    workers = split_workers(len(X))
     if workers == 1:
         return np.asarray(_path_contributions(X, target, *flat, strict))
     cuts = np.array_split(np.arange(len(X)), workers)
-    done = _pool().map(lambda rows: _path_contributions(X[rows], target[rows], *flat, strict), cuts)
+    done = row_pool().map(
+        lambda rows: _path_contributions(X[rows], target[rows], *flat, strict), cuts
+    )
     return np.concatenate(list(done))
 
 
-def _flat_trees(trees: list[Any]) -> _Flat:
-    """scikit-learn fitted trees as flat node arrays with per-node class probabilities."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
+#: one tree's nodes: left and right child (local indices, -1 at leaves), feature, threshold,
+#: NaN goes left, value per class
+_Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _join(trees: Iterable[_Tree]) -> _Flat:
+    """Trees as one set of flat node arrays (children offset to the joined numbering), the
+    form :func:`_path_contributions` walks."""
+    roots: list[int] = []
+    columns: list[list[np.ndarray]] = [[] for _ in range(6)]
     base = 0
-    for tree in trees:
-        left = np.asarray(tree.children_left, dtype=np.int64)
-        right = np.asarray(tree.children_right, dtype=np.int64)
-        leaf = left == -1
-        value = np.asarray(tree.value, dtype=np.float64)[:, 0, :]
-        total = value.sum(axis=1, keepdims=True)
-        parts["l"].append(np.where(leaf, -1, left + base))
-        parts["r"].append(np.where(leaf, -1, right + base))
-        parts["f"].append(np.where(leaf, 0, np.asarray(tree.feature, dtype=np.int64)))
-        parts["t"].append(np.asarray(tree.threshold, dtype=np.float64))
-        parts["n"].append(np.asarray(tree.missing_go_to_left, dtype=np.bool_))
-        parts["v"].append(value / np.where(total > 0, total, 1.0))
-        parts["root"].append(np.array([base], dtype=np.int64))
+    for left, right, *rest in trees:
+        roots.append(base)
+        columns[0].append(np.where(left < 0, -1, left + base))
+        columns[1].append(np.where(right < 0, -1, right + base))
+        for column, values in zip(columns[2:], rest, strict=True):
+            column.append(values)
         base += len(left)
-    root, left_, right_, feature, threshold, nan_left, value = (
-        np.ascontiguousarray(np.concatenate(parts[k]))
-        for k in ("root", "l", "r", "f", "t", "n", "v")
+    left_, right_, feature, threshold, nan_left, value = (
+        np.ascontiguousarray(np.concatenate(c)) for c in columns
     )
-    return root, left_, right_, feature, threshold, nan_left, value
+    return np.asarray(roots, np.int64), left_, right_, feature, threshold, nan_left, value
+
+
+def _sklearn_tree(tree: Any) -> _Tree:
+    """A scikit-learn fitted tree with per-node class probabilities."""
+    left = np.asarray(tree.children_left, dtype=np.int64)
+    value = np.asarray(tree.value, dtype=np.float64)[:, 0, :]
+    total = value.sum(axis=1, keepdims=True)
+    return (
+        left,
+        np.asarray(tree.children_right, dtype=np.int64),
+        np.where(left == -1, 0, np.asarray(tree.feature, dtype=np.int64)),
+        np.asarray(tree.threshold, dtype=np.float64),
+        np.asarray(tree.missing_go_to_left, dtype=np.bool_),
+        value / np.where(total > 0, total, 1.0),
+    )
 
 
 def _sklearn_trees(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
     trees = [model.tree_] if hasattr(model, "tree_") else [e.tree_ for e in model.estimators_]
     X32 = np.ascontiguousarray(Xt, dtype=np.float32).astype(np.float64)
-    return _walk(X32, target, _flat_trees(trees)) / len(trees)
+    return _walk(X32, target, _join(_sklearn_tree(t) for t in trees)) / len(trees)
 
 
 def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -152,26 +169,23 @@ def _hgb(model: Any, Xt: np.ndarray, target: np.ndarray) -> np.ndarray:
     per_iteration = model._predictors
     n_classes = len(per_iteration[0])
     lr = float(model.learning_rate)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
-    base = 0
-    for trees in per_iteration:
-        for k, predictor in enumerate(trees):
-            nodes = predictor.nodes
-            leaf = nodes["is_leaf"].astype(bool)
-            value = np.zeros((len(nodes), n_classes))
-            value[:, k] = np.where(leaf, nodes["value"], nodes["value"] * lr)
-            parts["l"].append(np.where(leaf, -1, nodes["left"].astype(np.int64) + base))
-            parts["r"].append(np.where(leaf, -1, nodes["right"].astype(np.int64) + base))
-            parts["f"].append(nodes["feature_idx"].astype(np.int64))
-            parts["t"].append(nodes["num_threshold"].astype(np.float64))
-            parts["n"].append(nodes["missing_go_to_left"].astype(np.bool_))
-            parts["v"].append(value)
-            parts["root"].append(np.array([base], dtype=np.int64))
-            base += len(nodes)
-    arrays = [np.ascontiguousarray(np.concatenate(parts[k])) for k in parts]
-    left, right, feature, threshold, nan_left, value, roots = arrays
+
+    def tree(k: int, nodes: np.ndarray) -> _Tree:
+        leaf = nodes["is_leaf"].astype(bool)
+        value = np.zeros((len(nodes), n_classes))
+        value[:, k] = np.where(leaf, nodes["value"], nodes["value"] * lr)
+        return (
+            np.where(leaf, -1, nodes["left"].astype(np.int64)),
+            np.where(leaf, -1, nodes["right"].astype(np.int64)),
+            nodes["feature_idx"].astype(np.int64),
+            nodes["num_threshold"].astype(np.float64),
+            nodes["missing_go_to_left"].astype(np.bool_),
+            value,
+        )
+
+    flat = _join(tree(k, p.nodes) for trees in per_iteration for k, p in enumerate(trees))
     column = np.zeros_like(target) if n_classes == 1 else target
-    out = _walk(Xt, column, (roots, left, right, feature, threshold, nan_left, value))
+    out = _walk(Xt, column, flat)
     return out * _binary_sign(target) if n_classes == 1 else out
 
 
@@ -236,24 +250,19 @@ def _lgbm_flat(model: Any) -> _Flat:
         return cached
     dump = model.booster_.dump_model()
     per_iteration = int(dump.get("num_tree_per_iteration", 1))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("l", "r", "f", "t", "n", "v", "root")}
-    base = 0
-    for i, tree in enumerate(dump["tree_info"]):
-        nodes = _lgbm_nodes(tree, i % per_iteration, per_iteration)
-        left, right = np.asarray(nodes["l"], np.int64), np.asarray(nodes["r"], np.int64)
-        parts["l"].append(np.where(left < 0, -1, left + base))
-        parts["r"].append(np.where(right < 0, -1, right + base))
-        parts["f"].append(np.asarray(nodes["f"], np.int64))
-        parts["t"].append(np.asarray(nodes["t"], np.float64))
-        parts["n"].append(np.asarray(nodes["n"], np.bool_))
-        parts["v"].append(np.asarray(nodes["v"], np.float64).reshape(-1, per_iteration))
-        parts["root"].append(np.array([base], np.int64))
-        base += len(left)
-    root, left_, right_, feature, threshold, nan_left, value = (
-        np.ascontiguousarray(np.concatenate(parts[k]))
-        for k in ("root", "l", "r", "f", "t", "n", "v")
-    )
-    flat = (root, left_, right_, feature, threshold, nan_left, value)
+
+    def tree(i: int, info: dict[str, Any]) -> _Tree:
+        nodes = _lgbm_nodes(info, i % per_iteration, per_iteration)
+        return (
+            np.asarray(nodes["l"], np.int64),
+            np.asarray(nodes["r"], np.int64),
+            np.asarray(nodes["f"], np.int64),
+            np.asarray(nodes["t"], np.float64),
+            np.asarray(nodes["n"], np.bool_),
+            np.asarray(nodes["v"], np.float64).reshape(-1, per_iteration),
+        )
+
+    flat = _join(tree(i, info) for i, info in enumerate(dump["tree_info"]))
     model._flowsentinel_paths = flat
     return flat
 
