@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -312,15 +313,23 @@ class Detector:
         """The pipeline's probabilities for aligned input columns (:meth:`proba_matrix`)."""
         return self.proba_matrix(*self.inputs(X))
 
-    def predict(self, frame: pd.DataFrame | pl.DataFrame, explain: Explain = "none") -> Verdicts:
+    def predict(
+        self,
+        frame: pd.DataFrame | pl.DataFrame,
+        explain: Explain = "none",
+        bound: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Verdicts:
         """One vectorised model call for all flows of ``frame`` (any known column spelling),
         with the flows' novelty when the model has a profile, and reasons for the ``flagged``
-        flows (those not judged benign), ``all`` flows or ``none``."""
+        flows (those not judged benign), ``all`` flows or ``none``. ``bound``: applied to the
+        numeric inputs before the model sees them (the service clamps untrusted files); the
+        novelty is judged on the values as given."""
         X = self.align(frame)
         if len(X) == 0:
             return Verdicts.empty(len(self.classes))
         numeric, categorical = self.inputs(X)
-        verdicts = self.verdicts(self.proba_matrix(numeric, categorical))
+        model_input = bound(numeric) if bound is not None else numeric
+        verdicts = self.verdicts(self.proba_matrix(model_input, categorical))
         self.assess(verdicts, numeric)
         self.explain(verdicts, X, explain)
         return verdicts

@@ -77,15 +77,7 @@ class ServedModel:
     ) -> Verdicts:
         """One model call for flows read from a file (any known column spelling), with their
         novelty and reasons for the ``explain`` flows (the flagged ones by default, as scan)."""
-        d = self.detector
-        X = d.align(frame)
-        if len(X) == 0:
-            return Verdicts.empty(len(d.classes))
-        numeric, categorical = d.inputs(X)
-        verdicts = d.verdicts(d.proba_matrix(clamp(numeric), categorical))
-        d.assess(verdicts, numeric)  # novelty, as scan and watch give it (unclamped values)
-        d.explain(verdicts, X, explain)
-        return verdicts
+        return self.detector.predict(frame, explain, bound=clamp)
 
     # --- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
