@@ -23,6 +23,13 @@ pytestmark = [
 ]
 
 
+def _early_in_a_window() -> None:
+    """Wait until 0.5-3 s into an aggregate window (10 s, epoch-aligned), so that the whole flood
+    falls inside one window however slowly this machine sends it."""
+    while not 0.5 <= time.time() % 10 <= 3.0:
+        time.sleep(0.05)
+
+
 def _udp_flood(sources: int = 100, each: int = 10) -> int:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
@@ -57,7 +64,7 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     assert res.returncode == 0, res.stderr[-2000:]
     model = json.loads(res.stdout)["champion"]["registered_model"]
     watch = subprocess.Popen(
-        [sys.executable, "-m", "flowsentinel", "watch", "--interface", "lo", "--seconds", "8",
+        [sys.executable, "-m", "flowsentinel", "watch", "--interface", "lo", "--seconds", "18",
          "--model", f"models:/{model}@champion"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip

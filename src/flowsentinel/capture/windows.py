@@ -236,8 +236,14 @@ def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def top_sources(df: pl.DataFrame, targets: pl.DataFrame, k: int = 5) -> dict[tuple, list]:
-    """The ``k`` sources that sent most packets to each (window, target) of ``targets``."""
+SOURCES_KEPT: Final = 256  # sources named per flagged window (the incident counts them across windows)
+
+
+def top_sources(
+    df: pl.DataFrame, targets: pl.DataFrame, k: int = SOURCES_KEPT
+) -> dict[tuple, list]:
+    """The ``k`` sources that sent most packets to each (window, target) of ``targets``, most
+    first: an incident spanning windows counts its distinct sources from these."""
     if targets.is_empty():
         return {}
     sel = df.join(targets.select("w", "dhi", "dlo"), on=["w", "dhi", "dlo"], how="semi")
