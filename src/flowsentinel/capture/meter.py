@@ -12,9 +12,11 @@ Rules (CICFlowMeter as used for CIC-IDS2017; see ``docs/capture.md``):
 - times are integer microseconds; lengths are transport payload bytes; header lengths are the
   transport header (TCP options included); standard deviations use n-1.
 
-Flows are emitted as they end. Flows whose start is older than ``flow_timeout`` are swept out
-between batches (their next packet would have closed them anyway), so memory is bounded by the
-flows started within one flow timeout, whatever the capture length.
+Flows are emitted as they end. Flows whose start is older than two flow timeouts are swept
+out when packet time enters a new second (their next packet would have closed them anyway; the
+second timeout is grace for CIC's successor flow, which keeps the old direction), so memory is
+bounded by the flows started within two flow timeouts, whatever the capture length,
+and a flow's row depends on its own packets only (not on batching nor on other flows).
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ NK: Final = 8
 # ---- running statistics (float64): 6 columns each: n mean m2 min max sum
 ST_LEN, ST_FWD, ST_BWD, ST_IAT, ST_FIAT, ST_BIAT, ST_ACT, ST_IDLE = 0, 6, 12, 18, 24, 30, 36, 42
 NF: Final = 48
+# ---- flows started more than two flow timeouts before a whole second of packet time are swept
+# when the first packet of that second arrives: the sweeps depend on packet times only (not on
+# batches nor on other flows), so a flow's rows depend on its own packets alone. That is what
+# lets a set of captures be metered in parallel, partitioned by flow key, and stay exact.
+SWEEP_EVERY_US: Final = 1_000_000
 # ---- meter counters
 MC_FIN, MC_TIMEOUT, MC_SWEPT, MC_END, MC_DROPPED = 0, 1, 2, 3, 4
 MC_NAMES: Final = ("closed_by_fin", "closed_by_timeout", "expired", "open_at_end", "single_dropped")
@@ -464,10 +471,11 @@ def _rehash(TI, TK, TF, TI2, TK2, TF2):  # pragma: no cover - numba
 
 @nb.njit(cache=True)
 def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg, win, start,  # noqa: PLR0915
-             TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc):  # fmt: skip
+             TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc, tick):  # fmt: skip
     """Meter packets [start:]; returns (next packet, rows emitted, status).
 
-    status 0 = batch done, 1 = the table needs to grow, 2 = the output buffer is full.
+    status 0 = batch done, 1 = the table needs to grow, 2 = the output buffer is full,
+    3 = the next packet is at or past ``tick[0]``: sweep, then call again.
     """
     cap = TI.shape[0]
     mask = cap - 1
@@ -480,6 +488,8 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
             continue
         if o >= OF.shape[0]:
             return i, o, 2
+        if ts[i] >= tick[0]:
+            return i, o, 3
         a_hi, a_lo, b_hi, b_lo = shi[i], slo[i], dhi[i], dlo[i]
         pa, pb = np.int64(sp[i]), np.int64(dp[i])
         if (a_hi > b_hi) or (a_hi == b_hi and (a_lo > b_lo or (a_lo == b_lo and pa > pb))):
@@ -614,6 +624,7 @@ class FlowMeter:
         self._new_out()
         self.counters = np.zeros(len(MC_NAMES), np.int64)
         self.last_ts = 0
+        self.tick = np.full(1, np.iinfo(np.int64).min, np.int64)  # next sweep time (µs)
         self._done: list[FlowArrays] = []
 
     def _alloc(self, cap: int) -> None:
@@ -660,13 +671,20 @@ class FlowMeter:
                 pk.dport, pk.proto, pk.payload, pk.payload_frame, pk.hdr, pk.flags, pk.win, i,
                 self.TI, self.TK, self.TF, self.used, self.q, cfg.flow_timeout_us,
                 cfg.activity_timeout_us, self.OF, self.OI, self.OK, self.o, self.counters,
+                self.tick,
             )  # fmt: skip
             if status == 0:
                 break
             if status == 1:
                 self._grow()
-            else:
+            elif status == 2:
                 self._drain()
+            else:
+                now = int(pk.ts[i]) // SWEEP_EVERY_US * SWEEP_EVERY_US
+                # one flow timeout of grace: a flow's next packet within two timeouts of its
+                # start still finds it (CIC's successor flow keeps its direction, a quirk)
+                self._sweep(now - cfg.flow_timeout_us, everything=False)
+                self.tick[0] = now + SWEEP_EVERY_US
         ok = pk.reason == 0
         if ok.any():
             self.last_ts = max(self.last_ts, int(pk.ts[ok].max()))

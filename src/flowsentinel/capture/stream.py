@@ -172,8 +172,7 @@ def iter_flow_arrays(
             stats.first_ts_us = int(batch.ts_us[0])
         if len(batch):
             stats.last_ts_us = int(batch.ts_us[-1])
-        meter.add(pk)
-        meter.expire()
+        meter.add(pk)  # sweeps as packet time passes each second (meter.SWEEP_EVERY_US)
         if tap is not None:
             tap(pk)
         sync()
