@@ -14,6 +14,9 @@ import pytest
 
 from flowsentinel.core.settings import get_settings
 
+# a real Dask scheduler and workers for the scale-out tests (fixture ``dask_cluster``)
+pytest_plugins = ["dask_cluster"]
+
 # The tests start the CLI and the server in many subprocesses: let Python keep the compiled
 # modules of the project (a shell may set PYTHONDONTWRITEBYTECODE, and an editable install is not
 # compiled at install time), or every subprocess compiles them again.

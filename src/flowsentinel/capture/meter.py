@@ -486,10 +486,9 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
         if reason[i] != 0:
             i += 1
             continue
-        if o >= OF.shape[0]:
-            return i, o, 2
-        if ts[i] >= tick[0]:
-            return i, o, 3
+        full = o >= OF.shape[0]
+        if full or ts[i] >= tick[0]:  # drain the output first, or sweep
+            return i, o, 2 if full else 3
         a_hi, a_lo, b_hi, b_lo = shi[i], slo[i], dhi[i], dlo[i]
         pa, pb = np.int64(sp[i]), np.int64(dp[i])
         if (a_hi > b_hi) or (a_hi == b_hi and (a_lo > b_lo or (a_lo == b_lo and pa > pb))):

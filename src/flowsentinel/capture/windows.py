@@ -236,7 +236,9 @@ def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-SOURCES_KEPT: Final = 256  # sources named per flagged window (the incident counts them across windows)
+SOURCES_KEPT: Final = (
+    256  # sources named per flagged window (the incident counts them across windows)
+)
 
 
 def top_sources(

@@ -48,6 +48,7 @@ class Cluster:
     workers: int | None = None
     address: str | None = None
     threads_per_worker: int = 1
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     @classmethod
     def from_options(
@@ -98,7 +99,7 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
     with dask.config.set({"distributed.worker.daemon": False, "logging.distributed": "error"}):
         if cluster.address is not None:
             try:
-                client = Client(cluster.address, timeout=CONNECT_TIMEOUT_S)
+                client = Client(cluster.address, timeout=cluster.connect_timeout_s)
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(
                     f"cannot reach the Dask scheduler at {cluster.address} "
