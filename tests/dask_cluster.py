@@ -74,25 +74,11 @@ def start_cluster(logs: Path, workers: int = WORKERS) -> DaskCluster:
     )  # fmt: skip
     cluster = DaskCluster(address, scheduler, logs=logs)
     for k in range(workers):
-        cluster.workers.append(
-            subprocess.Popen(
-                [
-                    str(bin_dir / "dask"),
-                    "worker",
-                    address,
-                    "--nthreads",
-                    "1",
-                    "--nworkers",
-                    "1",
-                    "--no-dashboard",
-                    "--name",
-                    f"w{k}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=(logs / f"worker{k}.log").open("wb"),
-                env=env,
-            )  # fmt: skip
-        )
+        args = [str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
+                "--no-dashboard", "--name", f"w{k}"]  # fmt: skip
+        log = (logs / f"worker{k}.log").open("wb")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        cluster.workers.append(proc)
     try:
         _wait_for_workers(address, workers)
     except Exception:
