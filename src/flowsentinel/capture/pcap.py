@@ -19,10 +19,11 @@ pcapng magic), or one cut inside its file header, raises
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numba as nb
 import numpy as np
@@ -48,6 +49,7 @@ from flowsentinel.core.errors import InputError
 __all__ = [
     "CHUNK_BYTES",
     "MAX_RECORD",
+    "EmptyCaptureError",
     "ReadCounters",
     "RecordBatch",
     "is_capture_magic",
@@ -63,6 +65,10 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", True),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+class EmptyCaptureError(InputError):
+    """A capture file of zero bytes (an error alone; counted and skipped in a set)."""
 
 
 def is_capture_magic(head: bytes) -> bool:
@@ -199,6 +205,8 @@ def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap,
 def _open(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -> tuple[BinaryIO, bool]:
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source)), True
+    if isinstance(source, str) and "://" in source:
+        return _open_url(source), True
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
@@ -210,6 +218,18 @@ def _open(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -> tup
         except OSError as exc:
             raise InputError(f"cannot read the capture ({exc})", path=path) from None
     return source, False
+
+
+def _open_url(url: str) -> BinaryIO:
+    """A capture at an fsspec URL (``s3://``, ``hdfs://``, ``file://``, ...), read in chunks."""
+    import fsspec  # 150 ms of imports: only when a URL is read (the CLI's start-up budget)
+
+    try:
+        return fsspec.open(url, "rb").open()
+    except FileNotFoundError:
+        raise InputError("no such capture file", path=url) from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise InputError(f"cannot read the capture ({exc})", path=url) from None
 
 
 def _read_exact(fh: BinaryIO, n: int) -> bytes:
@@ -240,7 +260,7 @@ def iter_records(
     try:
         head = _read_exact(fh, PCAP_HEADER)
         if not head:
-            raise InputError("the capture is empty", path=name)
+            raise EmptyCaptureError("the capture is empty", path=name)
         magic = head[:4]
         if magic in _PCAP_MAGICS:
             if len(head) < PCAP_HEADER:
@@ -300,3 +320,92 @@ def _iter_pcap(
         if src.eof:
             count_rest(src, st, ranges, counters)
             return
+
+
+# ---------------------------------------------------------------------------------------------
+# splitting one classic pcap into record-aligned byte ranges (metered in parallel)
+
+
+@nb.njit(cache=True)
+def _cut_points(buf, big, lim, targets):  # pragma: no cover - numba
+    """The first record start at or after each target offset, hopping record headers from
+    the file header; -1 for all when a header is not one a capture tool could have written
+    (a damaged file is read whole, by one reader, never cut at a guessed record)."""
+    out = np.full(targets.shape[0], -1, np.int64)
+    end = buf.shape[0]
+    pos = np.int64(PCAP_HEADER)
+    k = 0
+    while pos + 16 <= end and k < targets.shape[0]:
+        if not _head_ok(buf, pos, big, lim):
+            return np.full(targets.shape[0], -1, np.int64)
+        while k < targets.shape[0] and pos >= targets[k]:
+            out[k] = pos
+            k += 1
+        pos = pos + 16 + np.int64(u32(buf, pos + 8, big))
+    if k < targets.shape[0] and pos != end and pos + 16 <= end:
+        return np.full(targets.shape[0], -1, np.int64)
+    for j in range(k, targets.shape[0]):
+        out[j] = end
+    return out
+
+
+def split_ranges(
+    path: str | Path, parts: int, *, min_bytes: int = 16 << 20
+) -> list[tuple[int, int]]:
+    """Record-aligned byte ranges ``[(start, stop), ...]`` of about equal size that cover the
+    records of a local classic pcap file; one range (the whole file) for pcapng, damaged or
+    small files (under ``min_bytes`` per part)."""
+    path = Path(path)
+    size = path.stat().st_size
+    parts = max(1, min(parts, size // max(1, min_bytes)))
+    whole = [(PCAP_HEADER, size)]
+    if parts < 2:
+        return whole
+    with path.open("rb") as fh:
+        head = fh.read(PCAP_HEADER)
+    if head[:4] not in _PCAP_MAGICS or len(head) < PCAP_HEADER:
+        return whole
+    order, _ = _PCAP_MAGICS[head[:4]]
+    snap = struct.unpack(order + "I", head[16:20])[0]
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    targets = np.array([size * k // parts for k in range(1, parts)], np.int64)
+    cuts = _cut_points(buf, order == ">", min(max(snap, 65_535), MAX_RECORD), targets)
+    del buf
+    if (cuts < 0).any():
+        return whole
+    bounds = sorted({PCAP_HEADER, *cuts.tolist(), size})
+    return list(itertools.pairwise(bounds))
+
+
+class RangeReader(io.RawIOBase):
+    """A classic pcap seen as its file header followed by the records of one byte range: what
+    :func:`iter_records` reads for one part of a split capture."""
+
+    def __init__(self, path: str | Path, start: int, stop: int) -> None:
+        super().__init__()
+        self.name = f"{path}[{start}:{stop}]"
+        self._fh = Path(path).open("rb")  # noqa: SIM115 - closed by close(), as any file
+        self._head = self._fh.read(PCAP_HEADER)
+        self._fh.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view: Any) -> int:
+        mv = memoryview(view).cast("B")
+        if self._head:
+            n = min(len(self._head), len(mv))
+            mv[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        want = min(len(mv), self._left)
+        if want <= 0:
+            return 0
+        got = self._fh.readinto(mv[:want])
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()

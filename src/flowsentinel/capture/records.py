@@ -59,6 +59,16 @@ class ReadCounters:
         """The share of the file (0..1) that could not be read."""
         return min(1.0, self.damaged_bytes / self.bytes_total) if self.bytes_total else 0.0
 
+    def absorb(self, other: ReadCounters) -> None:
+        """Add another file's counts (the totals of a set of captures; byte ranges stay with
+        each file)."""
+        for name in ("records", "truncated_records", "corrupt_records", "bytes_skipped",
+                     "ranges_total", "unreadable_packets", "unreadable_bytes", "unknown_blocks",
+                     "unknown_block_types", "bytes_total"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for link, count in other.link_types.items():
+            self.link_types[link] = self.link_types.get(link, 0) + count
+
     def sync(self, st: np.ndarray, ranges: np.ndarray) -> None:
         """Copy a walker's state array (totals for the file) into the counters."""
         self.corrupt_records = int(st[ST_CORRUPT])

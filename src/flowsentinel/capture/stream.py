@@ -7,10 +7,10 @@ as a path, raw bytes or a binary stream, and reports what could not be decoded i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -18,7 +18,7 @@ import pyarrow as pa
 from flowsentinel.capture.decode import LINK_NAMES, REASONS, Packets, decode, new_counters
 from flowsentinel.capture.frame import flows_to_arrow
 from flowsentinel.capture.meter import F_TOT_FWD, FlowArrays, FlowMeter, MeterConfig
-from flowsentinel.capture.pcap import ReadCounters, iter_records
+from flowsentinel.capture.pcap import EmptyCaptureError, ReadCounters, iter_records
 from flowsentinel.core.errors import InputError
 
 CaptureSource = str | Path | bytes | bytearray | memoryview | BinaryIO
@@ -45,7 +45,45 @@ class CaptureStats:
     flow_packets: int = 0  # packets inside the flows emitted
     meter: dict[str, int] = field(default_factory=dict)
     first_ts_us: int | None = None
-    last_ts_us: int | None = None
+    last_ts_us: int | None = None  # the latest packet time
+    #: a set of captures: each file's own counts, in metering order
+    captures: list[CaptureStats] = field(default_factory=list)
+    #: files of a set whose packets start before an earlier file's last packet:
+    #: (earlier file, later file, overlap in µs)
+    overlaps: list[tuple[str, str, int]] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # files of a set with no bytes at all
+
+    def begin(self, source: CaptureSource) -> CaptureStats:
+        """The counts of the next file of a set (added to the totals by :meth:`absorb`)."""
+        part = CaptureStats(source=_name(source))
+        self.captures.append(part)
+        self.source = f"{len(self.captures) + len(self.empty)} captures"
+        return part
+
+    def _note_overlap(self, part: CaptureStats) -> None:
+        if part.first_ts_us is None or self.last_ts_us is None:
+            return
+        if part.first_ts_us < self.last_ts_us:
+            earlier = max(
+                (p for p in self.captures if p is not part and p.last_ts_us is not None),
+                key=lambda p: p.last_ts_us or 0,
+            )
+            self.overlaps.append((earlier.source, part.source, self.last_ts_us - part.first_ts_us))
+
+    def absorb(self, part: CaptureStats) -> None:
+        """Add one file's read and decode counts to the totals of the set, noting an overlap
+        with the files before it."""
+        self._note_overlap(part)
+        self.packets += part.packets
+        self.bytes_read += part.bytes_read
+        for reason, count in part.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.read.absorb(part.read)
+        if part.first_ts_us is not None:
+            self.first_ts_us = min(self.first_ts_us or part.first_ts_us, part.first_ts_us)
+        if part.last_ts_us is not None:
+            self.last_ts_us = max(self.last_ts_us or 0, part.last_ts_us)
+        self.source = f"{len(self.captures) + len(self.empty)} captures"
 
     @property
     def decoded(self) -> int:
@@ -63,7 +101,10 @@ class CaptureStats:
 
     def damage(self) -> str | None:
         """One line saying how much of the file could not be read and where, None if all of
-        it was read."""
+        it was read (a set: the most damaged file's line)."""
+        if self.captures:
+            worst = max(self.captures, key=lambda p: p.read.damaged_share)
+            return worst.damage()
         r = self.read
         parts = []
         if r.ranges_total:
@@ -103,7 +144,27 @@ class CaptureStats:
             "flows": self.flows,
             "flow_packets": self.flow_packets,
             "flow_ends": self.meter,
+            **({"captures": [_file_dict(p) for p in self.captures]} if self.captures else {}),
+            **({"overlaps": _overlap_dicts(self.overlaps)} if self.overlaps else {}),
+            **({"empty_captures": self.empty} if self.empty else {}),
         }
+
+
+def _overlap_dicts(overlaps: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    return [{"earlier": a, "later": b, "overlap_s": us / 1e6} for a, b, us in overlaps]
+
+
+def _file_dict(part: CaptureStats) -> dict[str, Any]:
+    """One file of a set: what was read from it, and when its packets start and end."""
+    return {
+        "source": part.source,
+        "packets": part.packets,
+        "decoded": part.decoded,
+        "first_packet_us": part.first_ts_us,
+        "last_packet_us": part.last_ts_us,
+        "damaged_share": round(part.read.damaged_share, 6),
+        "problems": part.problems,
+    }
 
 
 _FILE_PROBLEMS = (
@@ -131,7 +192,8 @@ def check_damage(
     than ``max_share`` of its bytes could not be read and ``allow_damaged`` is false; otherwise
     return the damage as one warning line (None when the whole file was read)."""
     line = stats.damage()
-    if line is not None and stats.read.damaged_share > max_share and not allow_damaged:
+    worst = max([stats, *stats.captures], key=lambda p: p.read.damaged_share)
+    if line is not None and worst.read.damaged_share > max_share and not allow_damaged:
         raise DamagedCaptureError(f"{line}; {hint}")
     return line
 
@@ -144,8 +206,33 @@ def _name(source: CaptureSource) -> str:
     return getattr(source, "name", "<stream>")
 
 
-def iter_flow_arrays(
+def decoded_batches(
     source: CaptureSource,
+    stats: CaptureStats,
+    *,
+    batch_packets: int = 65_536,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Packets]:
+    """Read and decode one capture batch by batch, counting what was read and skipped in
+    ``stats`` (packets, bytes, first and last packet time, undecodable packets per reason)."""
+    stats.source = _name(source)
+    counters = new_counters()
+    for batch in iter_records(source, stats.read, batch_packets=batch_packets):
+        pk = decode(batch, counters)
+        stats.packets += len(batch)
+        stats.bytes_read = batch.file_pos
+        if len(batch):
+            if stats.first_ts_us is None:
+                stats.first_ts_us = int(batch.ts_us[0])
+            stats.last_ts_us = max(stats.last_ts_us or 0, int(batch.ts_us.max()))
+        stats.skipped = {r: int(c) for r, c in zip(REASONS[1:], counters[1:].tolist(), strict=True)}
+        if on_progress is not None:
+            on_progress(batch.file_pos)
+        yield pk
+
+
+def iter_flow_arrays(
+    source: CaptureSource | Sequence[CaptureSource],
     *,
     config: MeterConfig | None = None,
     stats: CaptureStats | None = None,
@@ -154,40 +241,86 @@ def iter_flow_arrays(
     tap: PacketTap | None = None,
 ) -> Iterator[FlowArrays]:
     """Yield finished flows as arrays, batch by batch, as they end (the fastest form);
-    ``tap`` sees every decoded batch once the meter has it."""
+    ``tap`` sees every decoded batch once the meter has it.
+
+    ``source`` may be a list of captures: they are one continuous capture, in the order of
+    their first packet (see :func:`order_captures`), metered by one meter, so that a flow
+    crossing from one file to the next is one flow. ``stats`` then holds the totals and, in
+    ``stats.captures``, each file's own counts; overlapping files are listed in
+    ``stats.overlaps``.
+    """
     stats = stats if stats is not None else CaptureStats()
-    stats.source = _name(source)
+    sources = (
+        order_captures(source, stats)
+        if isinstance(source, list | tuple)
+        else [cast("CaptureSource", source)]
+    )
     meter = FlowMeter(config)
-    counters = new_counters()
-
-    def sync() -> None:
-        stats.skipped = {r: int(c) for r, c in zip(REASONS[1:], counters[1:].tolist(), strict=True)}
-        stats.meter = meter.counter_dict()
-
-    for batch in iter_records(source, stats.read, batch_packets=batch_packets):
-        pk = decode(batch, counters)
-        stats.packets += len(batch)
-        stats.bytes_read = batch.file_pos
-        if stats.first_ts_us is None and len(batch):
-            stats.first_ts_us = int(batch.ts_us[0])
-        if len(batch):
-            stats.last_ts_us = int(batch.ts_us[-1])
-        meter.add(pk)  # sweeps as packet time passes each second (meter.SWEEP_EVERY_US)
-        if tap is not None:
-            tap(pk)
-        sync()
-        if on_progress is not None:
-            on_progress(batch.file_pos)
-        out = meter.take()
-        if len(out):
-            count_flows(stats, out)
-            yield out
+    done = 0  # bytes of the files already read (progress over a set)
+    for src in sources:
+        part = stats if len(sources) == 1 and not stats.captures else stats.begin(src)
+        progress = None if on_progress is None else _offset(on_progress, done)
+        for pk in decoded_batches(src, part, batch_packets=batch_packets, on_progress=progress):
+            meter.add(pk)  # sweeps as packet time passes each second (meter.SWEEP_EVERY_US)
+            if tap is not None:
+                tap(pk)
+            stats.meter = meter.counter_dict()
+            out = meter.take()
+            if len(out):
+                count_flows(stats, out)
+                yield out
+        done += part.bytes_read
+        if part is not stats:
+            stats.absorb(part)
     meter.flush()
-    sync()
+    stats.meter = meter.counter_dict()
     for out in meter.take_parts():
         if len(out):
             count_flows(stats, out)
             yield out
+
+
+def _offset(on_progress: Callable[[int], None], done: int) -> Callable[[int], None]:
+    return lambda pos: on_progress(done + pos)
+
+
+def first_packet_time(source: CaptureSource) -> int | None:
+    """The time (µs) of a capture's first packet, reading only its first chunk; None for a
+    capture without packets or an empty file."""
+    try:
+        for batch in iter_records(source, ReadCounters(), batch_packets=1):
+            if len(batch):
+                return int(batch.ts_us[0])
+    except EmptyCaptureError:
+        return None
+    return None
+
+
+def order_captures(
+    sources: Sequence[CaptureSource], stats: CaptureStats | None = None
+) -> list[CaptureSource]:
+    """A set of captures in the order of their first packet (captures without packets last,
+    in the order given); files with no bytes at all are left out and listed in
+    ``stats.empty``."""
+    firsts = [first_packet_time(s) for s in sources]
+    if stats is not None:
+        stats.empty = [_name(s) for s, f in zip(sources, firsts, strict=True) if _no_bytes(s, f)]
+    keyed = [
+        (f is None, f or 0, k)
+        for k, (s, f) in enumerate(zip(sources, firsts, strict=True))
+        if not _no_bytes(s, f)
+    ]
+    return [sources[k] for _, _, k in sorted(keyed)]
+
+
+def _no_bytes(source: CaptureSource, first: int | None) -> bool:
+    if first is not None:
+        return False
+    if isinstance(source, bytes | bytearray | memoryview):
+        return len(source) == 0
+    if isinstance(source, str | Path) and "://" not in str(source):
+        return Path(source).is_file() and Path(source).stat().st_size == 0
+    return False
 
 
 def count_flows(stats: CaptureStats, flows: FlowArrays) -> None:
@@ -197,7 +330,7 @@ def count_flows(stats: CaptureStats, flows: FlowArrays) -> None:
 
 
 def iter_flow_batches(
-    source: CaptureSource,
+    source: CaptureSource | Sequence[CaptureSource],
     *,
     config: MeterConfig | None = None,
     stats: CaptureStats | None = None,
@@ -220,7 +353,7 @@ def iter_flow_batches(
 
 
 def extract_flows(
-    source: CaptureSource, *, config: MeterConfig | None = None
+    source: CaptureSource | Sequence[CaptureSource], *, config: MeterConfig | None = None
 ) -> tuple[pd.DataFrame, CaptureStats]:
     """All flows of a capture in one DataFrame, with the decode statistics (small captures,
     uploads)."""
