@@ -333,7 +333,7 @@ def _cut_points(buf, big, lim, targets):  # pragma: no cover - numba
     (a damaged file is read whole, by one reader, never cut at a guessed record)."""
     out = np.full(targets.shape[0], -1, np.int64)
     end = buf.shape[0]
-    pos = np.int64(PCAP_HEADER)
+    pos = PCAP_HEADER
     k = 0
     while pos + 16 <= end and k < targets.shape[0]:
         if not _head_ok(buf, pos, big, lim):
@@ -341,7 +341,7 @@ def _cut_points(buf, big, lim, targets):  # pragma: no cover - numba
         while k < targets.shape[0] and pos >= targets[k]:
             out[k] = pos
             k += 1
-        pos = pos + 16 + np.int64(u32(buf, pos + 8, big))
+        pos += 16 + int(u32(buf, pos + 8, big))
     if k < targets.shape[0] and pos != end and pos + 16 <= end:
         return np.full(targets.shape[0], -1, np.int64)
     for j in range(k, targets.shape[0]):
