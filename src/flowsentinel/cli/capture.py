@@ -12,12 +12,14 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from flowsentinel.cli._output import console, friendly_errors, is_tty, stdout, table
+from flowsentinel.core.errors import InputError
 
 if TYPE_CHECKING:  # the capture package loads numba: imported by the commands that use it
     from collections.abc import Callable
 
     from flowsentinel.capture import CaptureStats, MeterConfig
     from flowsentinel.capture.stream import CaptureSource
+    from flowsentinel.core.cluster import Cluster
 
 
 def _config(flow_timeout: float, activity_timeout: float, cic_quirks: bool) -> MeterConfig:
@@ -83,11 +85,40 @@ def allow_damaged_option() -> object:
     )
 
 
+def workers_option() -> object:
+    return typer.Option(
+        "--workers",
+        help="Run on a local Dask cluster of this many worker processes (default: in-process).",
+        min=1,
+    )
+
+
+def cluster_option() -> object:
+    return typer.Option(
+        "--cluster",
+        help="Run on an existing Dask cluster: its scheduler address, e.g. tcp://HOST:8786 "
+        "(default: the FLOWSENTINEL_DASK_SCHEDULER environment variable, else in-process).",
+    )
+
+
 def flows_cmd(
-    capture: Annotated[
-        str, typer.Argument(help="A pcap or pcapng file ('-' reads a pcap stream from stdin).")
+    captures: Annotated[
+        list[str],
+        typer.Argument(
+            help="Captures (pcap/pcapng), folders of captures, glob patterns or fsspec URLs "
+            "(s3://..., hdfs://...); several are one continuous capture in the order of their "
+            "first packet. '-' reads a pcap stream from stdin."
+        ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv or .parquet.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output: a .csv or .parquet file, or a folder (a name without a "
+            "suffix) for a partitioned parquet dataset; local or an fsspec URL.",
+        ),
+    ],
     flow_timeout: Annotated[
         float, typer.Option(help="Flow timeout in seconds (CICFlowMeter: 120).", min=0.000001)
     ] = 120.0,
@@ -106,17 +137,21 @@ def flows_cmd(
         bool, typer.Option("--json", help="Print the statistics as one JSON line on stdout.")
     ] = False,
     allow_damaged: Annotated[bool, allow_damaged_option()] = False,
+    workers: Annotated[int | None, workers_option()] = None,
+    cluster: Annotated[str | None, cluster_option()] = None,
 ) -> None:
-    """Extract CIC-IDS2017 flows (CICFlowMeter-2017 features) from a packet capture."""
+    """Extract CIC-IDS2017 flows (CICFlowMeter-2017 features) from packet captures."""
     from flowsentinel.capture import CaptureStats, DamagedCaptureError, check_damage
+    from flowsentinel.capture.inputs import expand_inputs
     from flowsentinel.capture.output import output_format
-    from flowsentinel.core.errors import InputError
+    from flowsentinel.core.cluster import Cluster
 
     output_format(out)
+    where = Cluster.from_options(workers=workers, address=cluster)
     config = _config(flow_timeout, activity_timeout, cic_quirks)
-    source: CaptureSource = sys.stdin.buffer if capture == "-" else Path(capture)
-    if isinstance(source, Path) and not source.is_file():
-        raise InputError("no such capture file", path=source)
+    inputs = expand_inputs(captures)
+    if inputs.stdin and not where.local:
+        raise InputError("a stream on stdin is read in-process: drop --workers/--cluster")
     stats = CaptureStats()
     warning: str | None = None
 
@@ -126,41 +161,96 @@ def flows_cmd(
 
     started = time.perf_counter()
     try:
-        _write(source, out, config, stats, check)
+        _write(inputs.captures, out, config, stats, check, where)
     except DamagedCaptureError:
         _report(stats, time.perf_counter() - started, None, as_json)
         raise
     seconds = time.perf_counter() - started
     _report(stats, seconds, out, as_json)
+    for line in set_warnings(stats, inputs.ignored):
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
+def set_warnings(stats: CaptureStats, ignored: list[str]) -> list[str]:
+    """One line each for overlapping captures, empty files and non-captures in a folder."""
+    lines = [
+        f"{later} starts {seconds / 1e6:.3f} s before the end of {earlier}: overlapping "
+        "captures are metered one after the other, not merged by time (merge them with "
+        "mergecap first)"
+        for earlier, later, seconds in stats.overlaps
+    ]
+    if stats.empty:
+        lines.append(f"{len(stats.empty):,} empty capture file(s) skipped: {stats.empty[0]}, ...")
+    if ignored:
+        lines.append(f"{len(ignored):,} file(s) in the folders are not captures: {ignored[0]}, ...")
+    return lines
+
+
+def _source(captures: list[str]) -> CaptureSource | list[CaptureSource]:
+    if captures == ["-"]:
+        return sys.stdin.buffer
+    if len(captures) == 1:
+        return captures[0]
+    return list(captures)
+
+
 def _write(
-    source: CaptureSource,
-    out: Path,
+    captures: list[str],
+    out: str,
     config: MeterConfig,
     stats: CaptureStats,
     check: Callable[[CaptureStats], object],
+    where: Cluster,
 ) -> None:
-    """Meter the capture into `out`, with a progress bar on a terminal."""
+    """Meter the captures into `out`, with a progress bar on a terminal."""
     from flowsentinel.capture import write_flows
 
-    if not (is_tty() and isinstance(source, Path)):
+    if not where.local:
+        _write_on_cluster(captures, out, config, stats, check, where)
+        return
+    source = _source(captures)
+    sizes = [Path(c).stat().st_size for c in captures if c != "-" and "://" not in c]
+    if not (is_tty() and len(sizes) == len(captures)):
         write_flows(source, out, config=config, stats=stats, check=check)
         return
     with Progress(
         TextColumn("metering"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
         console=console, transient=True,
     ) as progress:  # fmt: skip
-        task = progress.add_task("flows", total=source.stat().st_size)
+        task = progress.add_task("flows", total=sum(sizes))
         write_flows(
             source, out, config=config, stats=stats, check=check,
             on_progress=lambda b: progress.update(task, completed=b),
         )  # fmt: skip
 
 
-def _report(stats: CaptureStats, seconds: float, out: Path | None, as_json: bool) -> None:
+def _write_on_cluster(
+    captures: list[str],
+    out: str,
+    config: MeterConfig,
+    stats: CaptureStats,
+    check: Callable[[CaptureStats], object],
+    where: Cluster,
+) -> None:
+    from flowsentinel.capture.partitioned import write_flows_on_cluster
+
+    with where.client() as client:
+        assert client is not None
+        with Progress(
+            TextColumn(f"metering on {where.describe()}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} tasks"), console=console, transient=True,
+            disable=not is_tty(),
+        ) as progress:  # fmt: skip
+            task = progress.add_task("flows", total=None)
+            write_flows_on_cluster(
+                client, captures, out, config=config, stats=stats, check=check,
+                on_done=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+
+
+def _report(stats: CaptureStats, seconds: float, out: str | None, as_json: bool) -> None:
     """The summary table (stderr) and, with --json, the statistics (stdout)."""
     print_capture_summary(stats, seconds)
     if out is not None:

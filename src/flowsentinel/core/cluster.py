@@ -113,6 +113,7 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
             threads_per_worker=cluster.threads_per_worker,
             processes=True,
             dashboard_address=None,
+            scheduler_kwargs={"dashboard": False},
             silence_logs=40,
         )
         with local, Client(local) as client:

@@ -1,0 +1,398 @@
+"""Metering a set of captures on a Dask cluster, exactly as one meter would.
+
+The split that keeps the flows exact:
+
+1. **read** — the captures, in the order of their first packet, are cut into parts (whole files,
+   and large classic pcaps into record-aligned byte ranges, :func:`~flowsentinel.capture.pcap.
+   split_ranges`), grouped into tasks of a few tens of MB. Each task reads and decodes its parts
+   and splits the packets by a hash of the flow key (both directions of a 5-tuple land in the same
+   partition), keeping capture order inside each partition.
+2. **meter** — one task per key partition concatenates its packets of every read task, in
+   capture order, and meters them with one :class:`~flowsentinel.capture.meter.FlowMeter`.
+
+Every packet of a flow key is in one partition, in the order of the merged capture, and the
+meter's rows depend on a flow's own packets only (its sweeps follow packet time, see
+``meter.SWEEP_EVERY_US``), so the flows are those of one meter over the merged capture,
+including flows that cross file boundaries, timeouts and FIN cuts. Only their order differs
+(each partition emits its own flows in the order they end).
+
+Both phases use all workers: one large capture is read by several tasks, and metering is
+spread over ``2 ×`` the cluster's threads partitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+import numpy as np
+import pyarrow as pa
+
+from flowsentinel.capture.decode import Packets
+from flowsentinel.capture.frame import flows_to_arrow
+from flowsentinel.capture.meter import FlowMeter, MeterConfig
+from flowsentinel.capture.pcap import RangeReader, split_ranges
+from flowsentinel.capture.stream import (
+    CaptureSource,
+    CaptureStats,
+    count_flows,
+    decoded_batches,
+    order_captures,
+)
+from flowsentinel.core.cluster import ClusterError
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+TASK_BYTES = 32 << 20  # a read task takes consecutive parts up to about this many bytes
+_PACKET_FIELDS = tuple(f.name for f in fields(Packets))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a capture set: a whole file, or a byte range of a classic pcap."""
+
+    source: str
+    start: int | None = None
+    stop: int | None = None
+
+    @property
+    def size(self) -> int:
+        if self.start is not None and self.stop is not None:
+            return self.stop - self.start
+        if "://" in self.source:
+            return TASK_BYTES  # remote sizes are not looked up
+        return Path(self.source).stat().st_size
+
+    def open(self) -> CaptureSource:
+        if self.start is None or self.stop is None:
+            return self.source
+        return cast(BinaryIO, RangeReader(self.source, self.start, self.stop))
+
+
+def plan_parts(sources: Sequence[str], threads: int, stats: CaptureStats) -> list[Part]:
+    """The parts of a capture set in metering order: files by first packet, and each large
+    local pcap cut into about ``2 × threads`` ranges when the set has fewer files than that."""
+    ordered = [str(s) for s in order_captures(list(sources), stats)]
+    want = max(1, 2 * threads)
+    parts: list[Part] = []
+    for src in ordered:
+        if "://" in src or len(ordered) >= want:
+            parts.append(Part(src))
+            continue
+        ranges = split_ranges(src, -(-want // len(ordered)))
+        if len(ranges) == 1:
+            parts.append(Part(src))
+        else:
+            parts += [Part(src, a, b) for a, b in ranges]
+    return parts
+
+
+def group_parts(parts: list[Part], threads: int) -> list[list[Part]]:
+    """Consecutive parts grouped into read tasks of about :data:`TASK_BYTES` (at least
+    ``2 × threads`` tasks when there are that many parts)."""
+    total = sum(p.size for p in parts)
+    target = max(1, min(TASK_BYTES, total // max(1, 2 * threads)))
+    groups: list[list[Part]] = [[]]
+    size = 0
+    for part in parts:
+        if groups[-1] and size + part.size > target:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += part.size
+    return [g for g in groups if g]
+
+
+# ---------------------------------------------------------------------------------------------
+# the tasks (run on the workers)
+
+
+def key_partition(pk: Packets, partitions: int) -> np.ndarray:
+    """The partition of every packet's flow key (the same for both directions of a 5-tuple);
+    -1 for packets the meter skips."""
+    with np.errstate(over="ignore"):
+        a = _mix(pk.src_hi * np.uint64(0x9E3779B97F4A7C15) ^ pk.src_lo) ^ _mix(
+            pk.sport.astype(np.uint64)
+        )
+        b = _mix(pk.dst_hi * np.uint64(0x9E3779B97F4A7C15) ^ pk.dst_lo) ^ _mix(
+            pk.dport.astype(np.uint64)
+        )
+        h = _mix((_mix(a) + _mix(b)) ^ pk.proto.astype(np.uint64))
+    part = (h % np.uint64(partitions)).astype(np.int64)
+    part[pk.reason != 0] = -1
+    return part
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (wrapping uint64 arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def split_packets(pk: Packets, partitions: int) -> list[Packets]:
+    """The metered packets of ``pk`` by key partition, each in capture order."""
+    part = key_partition(pk, partitions)
+    order = np.argsort(part, kind="stable")
+    counts = np.bincount(part + 1, minlength=partitions + 1)
+    bounds = np.cumsum(counts)  # [skipped | p0 | p1 | ...]
+    cols = {name: getattr(pk, name)[order] for name in _PACKET_FIELDS}
+    return [
+        Packets(**{name: col[bounds[p] : bounds[p + 1]] for name, col in cols.items()})
+        for p in range(partitions)
+    ]
+
+
+def concat_packets(chunks: Sequence[Packets]) -> Packets:
+    """One batch of packets from several, in the given order."""
+    return Packets(
+        **{name: np.concatenate([getattr(c, name) for c in chunks]) for name in _PACKET_FIELDS}
+    )
+
+
+def read_task(parts: list[Part], partitions: int) -> tuple[list[Packets], list[CaptureStats]]:
+    """Read and decode consecutive parts; their packets by key partition, and each part's
+    counts."""
+    chunks: list[list[Packets]] = [[] for _ in range(partitions)]
+    stats = []
+    for part in parts:
+        st = CaptureStats()
+        source = part.open()
+        try:
+            for pk in decoded_batches(source, st):
+                for p, sub in enumerate(split_packets(pk, partitions)):
+                    if len(sub):
+                        chunks[p].append(sub)
+        finally:
+            if isinstance(source, RangeReader):
+                source.close()
+        st.source = part.source
+        stats.append(st)
+    return [concat_packets(c) if c else _no_packets() for c in chunks], stats
+
+
+def _no_packets() -> Packets:
+    return Packets(**{f.name: np.empty(0, _DTYPES[f.name]) for f in fields(Packets)})
+
+
+_DTYPES = {
+    "reason": np.int8, "ts": np.int64, "v6": np.int8, "src_hi": np.uint64, "src_lo": np.uint64,
+    "dst_hi": np.uint64, "dst_lo": np.uint64, "sport": np.int32, "dport": np.int32,
+    "proto": np.int32, "payload": np.int32, "payload_frame": np.int32, "hdr": np.int32,
+    "flags": np.int32, "win": np.int32,
+}  # fmt: skip
+
+
+def pick(result: tuple[list[Packets], list[CaptureStats]], p: int) -> Packets:
+    """Partition ``p`` of a read task's result."""
+    return result[0][p]
+
+
+def part_stats(result: tuple[list[Packets], list[CaptureStats]]) -> list[CaptureStats]:
+    return result[1]
+
+
+@dataclass
+class MeterResult:
+    """What one key partition's meter produced."""
+
+    table: pa.Table | None  # the flows (None when written to ``path``)
+    path: str | None
+    stats: CaptureStats  # flows, flow packets and flow ends of the partition
+
+
+def meter_task(config: MeterConfig, out: str | None, index: int, *chunks: Packets) -> MeterResult:
+    """Meter one key partition's packets (in capture order); the flows as one Arrow table, or
+    written as parquet to ``out/part-INDEX.parquet`` when ``out`` is given."""
+    meter = FlowMeter(config)
+    meter.add(concat_packets(chunks) if chunks else _no_packets())
+    meter.flush()
+    stats = CaptureStats()
+    tables = []
+    for flows in meter.take_parts():
+        count_flows(stats, flows)
+        tables.append(flows_to_arrow(flows))
+    stats.meter = meter.counter_dict()
+    table = pa.concat_tables(tables) if tables else flows_to_arrow(meter.take())
+    if out is None:
+        return MeterResult(table, None, stats)
+    return MeterResult(None, write_part(table, out, index), stats)
+
+
+def write_part(table: pa.Table, out: str, index: int) -> str:
+    """Write one partition of a parquet dataset (any fsspec URL)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, root = fsspec.core.url_to_fs(out)
+    fs.makedirs(root, exist_ok=True)
+    path = f"{root.rstrip('/')}/part-{index:05d}.parquet"
+    with fs.open(path, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the client side
+
+
+def meter_on_cluster(
+    client: Client,
+    sources: Sequence[str],
+    *,
+    config: MeterConfig | None = None,
+    stats: CaptureStats | None = None,
+    out_dir: str | None = None,
+    on_done: Callable[[int, int], None] | None = None,
+) -> Iterator[MeterResult]:
+    """Meter a set of captures on the cluster; yields each key partition's result (flows, or
+    the parquet part written under ``out_dir``) as it finishes. ``stats`` gets the totals and
+    the per-file counts once everything is done; ``on_done(finished, total)`` follows the
+    tasks."""
+    from distributed import as_completed
+
+    config = config or MeterConfig()
+    stats = stats if stats is not None else CaptureStats()
+    threads = max(1, sum(client.nthreads().values()))
+    partitions = 2 * threads
+    groups = group_parts(plan_parts(sources, threads, stats), threads)
+    reads = [client.submit(read_task, g, partitions, pure=False) for g in groups]
+    meters = [
+        client.submit(
+            meter_task, config, out_dir, p, *[client.submit(pick, r, p) for r in reads], pure=False
+        )
+        for p in range(partitions)
+    ]
+    counts = client.submit(_all_stats, *[client.submit(part_stats, r) for r in reads])
+    total = len(meters) + 1
+    done = 0
+    try:
+        for future in as_completed([*meters, counts]):
+            done += 1
+            if on_done is not None:
+                on_done(done, total)
+            if future is counts:
+                _file_totals(stats, future.result())
+                continue
+            result = future.result()
+            _meter_totals(stats, result.stats)
+            yield result
+    except Exception as exc:
+        _cancel([*reads, *meters, counts], client)
+        raise _cluster_error(exc) from None
+
+
+def _all_stats(*parts: list[CaptureStats]) -> list[CaptureStats]:
+    return list(itertools.chain.from_iterable(parts))
+
+
+def _file_totals(stats: CaptureStats, parts: list[CaptureStats]) -> None:
+    """Per-file counts (byte ranges of one file added up) into the set's totals, in metering
+    order."""
+    files: dict[str, CaptureStats] = {}
+    for part in parts:
+        if part.source not in files:
+            files[part.source] = stats.begin(part.source)
+        _add_range(files[part.source], part)
+    for file in files.values():
+        stats.absorb(file)
+    if len(files) == 1 and not stats.empty:
+        only = stats.captures.pop()
+        stats.source = only.source
+        stats.read = only.read
+
+
+def _add_range(file: CaptureStats, part: CaptureStats) -> None:
+    """One byte range of a file into the file's counts (each range re-read the file header)."""
+    header = 24 if file.packets or file.read.bytes_total else 0
+    file.packets += part.packets
+    file.bytes_read += part.bytes_read - header
+    for reason, count in part.skipped.items():
+        file.skipped[reason] = file.skipped.get(reason, 0) + count
+    file.read.absorb(part.read)
+    file.read.bytes_total -= header
+    file.read.damaged_ranges += part.read.damaged_ranges
+    if part.first_ts_us is not None:
+        file.first_ts_us = part.first_ts_us if file.first_ts_us is None else file.first_ts_us
+    if part.last_ts_us is not None:
+        file.last_ts_us = max(file.last_ts_us or 0, part.last_ts_us)
+
+
+def _meter_totals(stats: CaptureStats, part: CaptureStats) -> None:
+    stats.flows += part.flows
+    stats.flow_packets += part.flow_packets
+    for name, count in part.meter.items():
+        stats.meter[name] = stats.meter.get(name, 0) + count
+
+
+def _cancel(futures: list[Future], client: Client) -> None:
+    with contextlib.suppress(Exception):  # the job's own error is what the user needs
+        client.cancel(futures)
+
+
+def _cluster_error(exc: BaseException) -> Exception:
+    """A job the cluster could not finish as one line (input errors keep their own line)."""
+    from flowsentinel.core.errors import FlowsentinelError
+
+    if isinstance(exc, FlowsentinelError):
+        return exc
+    name = type(exc).__name__
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if name == "KilledWorker":
+        return ClusterError(
+            f"the cluster lost the workers running a task ({first}); nothing was written"
+        )
+    return ClusterError(
+        f"the cluster could not finish the job ({name}: {first}); nothing was written"
+    )
+
+
+def write_flows_on_cluster(
+    client: Client,
+    sources: Sequence[str],
+    out: Path | str,
+    *,
+    config: MeterConfig | None = None,
+    stats: CaptureStats | None = None,
+    check: Callable[[CaptureStats], object] | None = None,
+    on_done: Callable[[int, int], None] | None = None,
+) -> CaptureStats:
+    """:func:`~flowsentinel.capture.output.write_flows` on a cluster: a parquet dataset is
+    written by the workers (one part per key partition), one file by this process as the
+    partitions finish. Nothing is left under ``out`` unless the whole job succeeded."""
+    from flowsentinel.capture.output import DatasetWriter, open_writer
+
+    stats = stats if stats is not None else CaptureStats()
+    writer = open_writer(out)
+    into = writer.tmp if isinstance(writer, DatasetWriter) else None
+    try:
+        for result in meter_on_cluster(
+            client, sources, config=config, stats=stats, out_dir=_url(writer, into), on_done=on_done
+        ):
+            if result.table is not None:
+                writer.write(result.table)
+            else:
+                assert isinstance(writer, DatasetWriter)
+                writer.add_written(result.stats.flows)
+        if check is not None:
+            check(stats)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return stats
+
+
+def _url(writer: object, path: str | None) -> str | None:
+    """The URL the workers write parts to (the writer's filesystem and temporary folder)."""
+    if path is None:
+        return None
+    fs = getattr(writer, "fs")  # noqa: B009 - the dataset writer's fsspec filesystem
+    return fs.unstrip_protocol(path) if hasattr(fs, "unstrip_protocol") else path
