@@ -74,9 +74,12 @@ class Part:
         return cast(BinaryIO, RangeReader(self.source, self.start, self.stop))
 
 
-def plan_parts(sources: Sequence[str], threads: int, stats: CaptureStats) -> list[Part]:
+def plan_parts(
+    sources: Sequence[str], threads: int, stats: CaptureStats, *, min_range_bytes: int = 16 << 20
+) -> list[Part]:
     """The parts of a capture set in metering order: files by first packet, and each large
-    local pcap cut into about ``2 × threads`` ranges when the set has fewer files than that."""
+    local pcap cut into about ``2 × threads`` ranges (of at least ``min_range_bytes``) when the
+    set has fewer files than that."""
     ordered = [str(s) for s in order_captures(list(sources), stats)]
     want = max(1, 2 * threads)
     parts: list[Part] = []
@@ -84,7 +87,7 @@ def plan_parts(sources: Sequence[str], threads: int, stats: CaptureStats) -> lis
         if "://" in src or len(ordered) >= want:
             parts.append(Part(src))
             continue
-        ranges = split_ranges(src, -(-want // len(ordered)))
+        ranges = split_ranges(src, -(-want // len(ordered)), min_bytes=min_range_bytes)
         if len(ranges) == 1:
             parts.append(Part(src))
         else:
@@ -251,6 +254,7 @@ def meter_on_cluster(
     stats: CaptureStats | None = None,
     out_dir: str | None = None,
     on_done: Callable[[int, int], None] | None = None,
+    min_range_bytes: int = 16 << 20,
 ) -> Iterator[MeterResult]:
     """Meter a set of captures on the cluster; yields each key partition's result (flows, or
     the parquet part written under ``out_dir``) as it finishes. ``stats`` gets the totals and
@@ -262,7 +266,8 @@ def meter_on_cluster(
     stats = stats if stats is not None else CaptureStats()
     threads = max(1, sum(client.nthreads().values()))
     partitions = 2 * threads
-    groups = group_parts(plan_parts(sources, threads, stats), threads)
+    parts = plan_parts(sources, threads, stats, min_range_bytes=min_range_bytes)
+    groups = group_parts(parts, threads)
     reads = [client.submit(read_task, g, partitions, pure=False) for g in groups]
     meters = [
         client.submit(

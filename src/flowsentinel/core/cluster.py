@@ -10,6 +10,7 @@ reached is one :class:`ClusterError` line, not a traceback.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
     # workers run our numba kernels single-threaded: one task per core, no oversubscription
     with dask.config.set({"distributed.worker.daemon": False, "logging.distributed": "error"}):
         if cluster.address is not None:
+            _check_reachable(cluster.address)
             try:
                 client = Client(cluster.address, timeout=cluster.connect_timeout_s)
             except (OSError, TimeoutError) as exc:
@@ -118,3 +120,18 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
         )
         with local, Client(local) as client:
             yield client
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once, in one line, when nothing listens at a ``tcp://`` scheduler address
+    (the client itself retries until its timeout)."""
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    if not port.isdigit():
+        raise ClusterError(f"not a scheduler address: {address} (expected tcp://HOST:PORT)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({reason})") from None
