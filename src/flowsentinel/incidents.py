@@ -315,6 +315,11 @@ def _micros(start: str) -> int:
     return int(datetime.fromisoformat(start).timestamp() * 1_000_000)
 
 
+def record_start_us(record: dict[str, Any]) -> int:
+    """µs since 1970 of a flow record's ``start``."""
+    return _micros(str(record["start"]))
+
+
 def incident_dict(inc: Incident) -> dict[str, Any]:
     """An incident as plain JSON values (times as ISO 8601 UTC as well as µs)."""
     out = asdict(inc)

