@@ -6,7 +6,7 @@ is :class:`flowsentinel.scoring.Detector`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -469,14 +469,39 @@ def check_capture_model(det: Detector) -> None:
 
 
 def iter_capture_frames(
-    source: Path | bytes, stats: Any = None, aggregate: Aggregate | None = None
+    source: Path | str | bytes | Sequence[str],
+    stats: Any = None,
+    aggregate: Aggregate | None = None,
+    *,
+    client: Any = None,
 ) -> Iterator[pd.DataFrame]:
-    """Flows of a capture in batches, as the meter finishes them; ``aggregate`` sees every
-    decoded packet batch (and is finished when the capture ends)."""
-    tap = aggregate.tap if aggregate is not None else None
-    yield from iter_flow_batches(source, stats=stats, tap=tap)
+    """Flows of a capture (or of a set of captures, one continuous capture) in batches, as the
+    meter finishes them; ``aggregate`` sees every decoded packet batch (and is finished when
+    the capture ends). With a Dask ``client`` the set is metered on its cluster
+    (:mod:`flowsentinel.capture.partitioned`): the same flows, in another order."""
+    if client is not None:
+        yield from _cluster_frames(client, source, stats, aggregate)
+    else:
+        tap = aggregate.tap if aggregate is not None else None
+        yield from iter_flow_batches(source, stats=stats, tap=tap)
     if aggregate is not None:
         aggregate.finish()
+
+
+def _cluster_frames(
+    client: Any, source: Path | str | bytes | Sequence[str], stats: Any, aggregate: Aggregate | None
+) -> Iterator[pd.DataFrame]:
+    from flowsentinel.capture.partitioned import meter_on_cluster
+
+    if isinstance(source, bytes):
+        raise InputError("a capture in memory is metered in-process, not on a cluster")
+    sources = [str(source)] if isinstance(source, str | Path) else [str(s) for s in source]
+    results = meter_on_cluster(
+        client, sources, stats=stats, windows=None if aggregate is None else aggregate.add_hits
+    )
+    for result in results:
+        if result.table is not None and result.table.num_rows:
+            yield result.table.to_pandas()
 
 
 class Aggregate:

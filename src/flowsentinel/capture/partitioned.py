@@ -43,6 +43,7 @@ from flowsentinel.capture.stream import (
     decoded_batches,
     order_captures,
 )
+from flowsentinel.capture.windows import WindowDetector, WindowHit
 from flowsentinel.core.cluster import ClusterError
 
 if TYPE_CHECKING:
@@ -202,6 +203,19 @@ def part_stats(result: tuple[list[Packets], list[CaptureStats]]) -> list[Capture
     return result[1]
 
 
+def windows_task(sources: list[str]) -> list[WindowHit]:
+    """The aggregate detector over a whole set of captures, in order (one task: its windows
+    need every packet to a destination host, which the key partitions spread out)."""
+    detector = WindowDetector()
+    hits: list[WindowHit] = []
+    for source in sources:
+        for pk in decoded_batches(source, CaptureStats()):
+            detector.add(pk)
+            hits += detector.take()
+    detector.flush()
+    return hits + detector.take()
+
+
 @dataclass
 class MeterResult:
     """What one key partition's meter produced."""
@@ -255,11 +269,13 @@ def meter_on_cluster(
     out_dir: str | None = None,
     on_done: Callable[[int, int], None] | None = None,
     min_range_bytes: int = 16 << 20,
+    windows: Callable[[list[WindowHit]], None] | None = None,
 ) -> Iterator[MeterResult]:
     """Meter a set of captures on the cluster; yields each key partition's result (flows, or
     the parquet part written under ``out_dir``) as it finishes. ``stats`` gets the totals and
     the per-file counts once everything is done; ``on_done(finished, total)`` follows the
-    tasks."""
+    tasks; ``windows``, when given, receives the aggregate detector's flagged windows of the
+    whole set (one more task, run beside the others)."""
     from distributed import as_completed
 
     config = config or MeterConfig()
@@ -276,21 +292,27 @@ def meter_on_cluster(
         for p in range(partitions)
     ]
     counts = client.submit(_all_stats, *[client.submit(part_stats, r) for r in reads])
-    total = len(meters) + 1
+    ordered = list(dict.fromkeys(p.source for p in parts))
+    extra = [] if windows is None else [client.submit(windows_task, ordered, pure=False)]
+    total = len(meters) + 1 + len(extra)
     done = 0
     try:
-        for future in as_completed([*meters, counts]):
+        for future in as_completed([*meters, counts, *extra]):
             done += 1
             if on_done is not None:
                 on_done(done, total)
             if future is counts:
                 _file_totals(stats, future.result())
                 continue
+            if extra and future is extra[0]:
+                assert windows is not None
+                windows(future.result())
+                continue
             result = future.result()
             _meter_totals(stats, result.stats)
             yield result
     except Exception as exc:
-        _cancel([*reads, *meters, counts], client)
+        _cancel([*reads, *meters, counts, *extra], client)
         raise _cluster_error(exc) from None
 
 

@@ -13,7 +13,13 @@ from typing import Annotated, Any
 import typer
 
 from flowsentinel.cli._output import console, friendly_errors, stdout, table
-from flowsentinel.cli.capture import allow_damaged_option, damage_rows
+from flowsentinel.cli.capture import (
+    allow_damaged_option,
+    cluster_option,
+    damage_rows,
+    set_warnings,
+    workers_option,
+)
 from flowsentinel.core.errors import InputError
 
 
@@ -34,8 +40,12 @@ def print_scan_summary(summary: Any, title: str, top: int = 10) -> None:
 
 
 def scan_cmd(
-    capture: Annotated[
-        Path, typer.Argument(help="A pcap/pcapng capture, or a CSV/parquet of flows.")
+    captures: Annotated[
+        list[str],
+        typer.Argument(
+            help="A pcap/pcapng capture, or a CSV/parquet of flows; several captures, folders, "
+            "globs or fsspec URLs are one continuous capture (in the order of first packets)."
+        ),
     ],
     model: Annotated[
         str | None, typer.Option(help="Model URI or registered name (default: settings).")
@@ -47,65 +57,96 @@ def scan_cmd(
     allow_damaged: Annotated[bool, allow_damaged_option()] = False,
     explain: Annotated[bool, explain_option()] = False,
     fmt: Annotated[str, format_option()] = "jsonl",
+    workers: Annotated[int | None, workers_option()] = None,
+    cluster: Annotated[str | None, cluster_option()] = None,
 ) -> None:
     """Score every flow of a capture with a registered model; one verdict per flow, with the
     reasons of every flagged flow and the flow's novelty."""
-    from flowsentinel.scanning import (
-        Aggregate,
-        check_capture_model,
-        is_flow_file,
-        iter_capture_frames,
-        read_flow_file,
-        scan_frames,
-    )
+    from flowsentinel.core.cluster import Cluster
     from flowsentinel.scoring import Detector
 
-    if not capture.is_file():
-        raise InputError("no such file", path=capture)
+    where = Cluster.from_options(workers=workers, address=cluster)
+    flow_file, sources, ignored = _scan_inputs(captures)
     _check_format(fmt)
     with contextlib.redirect_stdout(sys.stderr):
         det = Detector.load(model)
+    name = str(flow_file) if flow_file is not None else ", ".join(sources[:3])
     started = time.perf_counter()
-    stats = None
-    aggregate = None
-    frames: Iterable[Any]  # pandas DataFrames: one file's, or a capture's batches
     sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
     try:
-        with sink as fh, console.status(f"scanning {capture.name} with {det.name}"):
-            if is_flow_file(capture):
-                frames = [read_flow_file(capture, det)]
-            else:
-                from flowsentinel.capture import CaptureStats
-
-                stats = CaptureStats()
-                aggregate = Aggregate(benign=det.classes[0])
-                frames = iter_capture_frames(capture, stats, aggregate)
-            if not is_flow_file(capture):
-                check_capture_model(det)
-            records_out = _records_out(fh, fmt, det)
-            summary = scan_frames(
-                frames,
-                det,
-                records_out,
-                explain="all" if explain else "flagged",
-                aggregate=aggregate,
-            )
-            _write_incidents(fh, fmt, aggregate)
+        with (
+            sink as fh,
+            where.client() as client,
+            console.status(f"scanning {name} with {det.name}"),
+        ):
+            summary, stats, aggregate = _scan(flow_file, sources, det, fh, fmt, explain, client)
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
         raise
     seconds = time.perf_counter() - started
+    label = name if len(sources) <= 1 else f"{len(sources)} captures ({name}, ...)"
     try:
         warning = _check_damage(stats, allow_damaged)
     except InputError:
         if out:
             out.unlink(missing_ok=True)  # the verdicts of a rejected capture are not kept
-        _print_result(capture, det, summary, stats, seconds, None, as_json, aggregate)
+        _print_result(label, det, summary, stats, seconds, None, as_json, aggregate)
         raise
-    _print_result(capture, det, summary, stats, seconds, out, as_json, aggregate)
-    if warning:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _print_result(label, det, summary, stats, seconds, out, as_json, aggregate)
+    for line in ([] if stats is None else set_warnings(stats, ignored)) + [warning or ""]:
+        if line:
+            console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _scan_inputs(names: list[str]) -> tuple[Path | None, list[str], list[str]]:
+    """(a flow file, or None) and the captures named, with the non-capture files of folders."""
+    from flowsentinel.capture.inputs import expand_inputs
+    from flowsentinel.scanning import is_flow_file
+
+    if len(names) == 1 and Path(names[0]).is_file() and is_flow_file(Path(names[0])):
+        return Path(names[0]), [], []
+    if names == ["-"]:
+        raise InputError("scan reads files; pipe a live stream into `flowsentinel watch`")
+    inputs = expand_inputs(names)
+    flow_files = [c for c in inputs.captures if "://" not in c and is_flow_file(Path(c))]
+    if flow_files:
+        raise InputError("scan one flow file at a time (or captures only)", path=flow_files[0])
+    return None, inputs.captures, inputs.ignored
+
+
+def _scan(
+    flow_file: Path | None, sources: list[str], det: Any, fh: Any, fmt: str, explain: bool,
+    client: Any,
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """Score a flow file or a set of captures (on the cluster of ``client`` when given):
+    (summary, capture stats or None, aggregate or None)."""
+    from flowsentinel.scanning import (
+        Aggregate,
+        check_capture_model,
+        iter_capture_frames,
+        read_flow_file,
+        scan_frames,
+    )
+
+    stats = aggregate = None
+    frames: Iterable[Any]  # pandas DataFrames: one file's, or a capture's batches
+    if flow_file is not None:
+        frames = [read_flow_file(flow_file, det)]
+    else:
+        from flowsentinel.capture import CaptureStats
+
+        check_capture_model(det)
+        stats = CaptureStats()
+        aggregate = Aggregate(benign=det.classes[0])
+        source = sources[0] if len(sources) == 1 else sources
+        frames = iter_capture_frames(source, stats, aggregate, client=client)
+    summary = scan_frames(
+        frames, det, _records_out(fh, fmt, det), explain="all" if explain else "flagged",
+        aggregate=aggregate,
+    )  # fmt: skip
+    _write_incidents(fh, fmt, aggregate)
+    return summary, stats, aggregate
 
 
 def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
@@ -118,7 +159,7 @@ def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
 
 
 def _print_result(
-    capture: Path, det: Any, summary: Any, stats: Any, seconds: float, out: Path | None,
+    capture: str, det: Any, summary: Any, stats: Any, seconds: float, out: Path | None,
     as_json: bool, aggregate: Any = None,
 ) -> None:  # fmt: skip
     incidents = aggregate.incidents() if aggregate is not None else []
@@ -140,8 +181,9 @@ def _print_result(
         stdout.print_json(json.dumps(result, default=str))
         return
     version = f" v{det.version}" if det.version else ""
-    print_incidents(incidents, capture.name)
-    print_scan_summary(summary, f"{capture.name}: {summary.flows:,} flows, {det.name}{version}")
+    shown = capture if " captures (" in capture else Path(capture).name
+    print_incidents(incidents, shown)
+    print_scan_summary(summary, f"{shown}: {summary.flows:,} flows, {det.name}{version}")
     if stats is not None and stats.problems:
         console.print(f"packets skipped: {stats.problems}")
         rows = damage_rows(stats)

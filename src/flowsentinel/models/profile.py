@@ -172,11 +172,14 @@ class TrainingProfile:
             block[:, :-1] = Z[start : start + len(block)]
             partial = block @ augmented
             if k == 1:  # a reduction: several times cheaper than a partition
-                nearest = partial.min(axis=1, keepdims=True)
+                nearest = partial.argmin(axis=1)[:, None]
             else:
-                nearest = np.partition(partial, k - 1, axis=1)[:, :k]
-            own = np.einsum("ij,ij->i", block[:, :-1], block[:, :-1])[:, None]
-            d2 = np.maximum(nearest.astype(np.float64) + own, 0.0)
+                nearest = np.argpartition(partial, k - 1, axis=1)[:, :k]
+            # the product finds the neighbours; their distances are taken directly, as the
+            # product's cancellation (and its blocking, which follows the batch size) would
+            # put noise in the distance of a flow very close to a reference row
+            diff = block[:, None, :-1].astype(np.float64) - ref[nearest]
+            d2 = np.einsum("ijk,ijk->ij", diff, diff)
             out[start : start + len(block)] = np.sqrt(d2).mean(axis=1)
         return out
 
