@@ -10,15 +10,17 @@ TrafficLabelling dialect. Strings are built with Arrow compute kernels, not per 
 from __future__ import annotations
 
 import ipaddress
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, OI_START, OI_V6, FlowArrays
 from flowsentinel.core.schema import CIC_FEATURES, CIC_IDENTIFIERS, LABEL
+
+if TYPE_CHECKING:  # pandas costs 0.2-0.3 s of start-up; tables convert through pyarrow
+    import pandas as pd
 
 #: features that are integers by definition (written without a decimal point)
 INTEGER_FEATURES: Final[frozenset[str]] = frozenset(
@@ -38,12 +40,37 @@ INTEGER_FEATURES: Final[frozenset[str]] = frozenset(
 COLUMNS: Final[tuple[str, ...]] = (*CIC_IDENTIFIERS, *CIC_FEATURES)
 
 
+_ARROW_TYPES: Final = {
+    np.dtype(np.uint8): pa.uint8(),
+    np.dtype(np.int32): pa.int32(),
+    np.dtype(np.int64): pa.int64(),
+    np.dtype(np.float64): pa.float64(),
+}
+
+
+def _numeric(values: np.ndarray, type_: pa.DataType | None = None) -> pa.Array:
+    """A numpy column as an Arrow array over the same memory (``pa.array`` on an ndarray
+    imports pandas to look for pandas types: 0.15-0.3 s of a small capture's run)."""
+    arr = np.ascontiguousarray(values)
+    kind = type_ if type_ is not None else _ARROW_TYPES[arr.dtype]
+    return pa.Array.from_buffers(kind, len(arr), [None, pa.py_buffer(arr)])
+
+
+def _text(value: str) -> pa.Scalar:
+    """A string scalar built from buffers (``pa.scalar`` and ``pa.array`` of Python values
+    import pandas too)."""
+    data = value.encode()
+    offsets = np.array([0, len(data)], np.int32)
+    one = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return one[0]
+
+
 def _ip_strings(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray) -> pa.Array:
     v4 = lo & np.uint64(0xFFFFFFFF)
     octets = [
-        pa.array(((v4 >> np.uint64(sh)) & np.uint64(255)).astype(np.uint8)) for sh in (24, 16, 8, 0)
+        _numeric(((v4 >> np.uint64(sh)) & np.uint64(255)).astype(np.uint8)) for sh in (24, 16, 8, 0)
     ]
-    text = pc.binary_join_element_wise(*[pc.cast(o, pa.string()) for o in octets], ".")
+    text = pc.binary_join_element_wise(*[pc.cast(o, pa.string()) for o in octets], _text("."))
     six = np.flatnonzero(v6 != 0)
     if six.size:
         values = text.to_pylist()
@@ -60,22 +87,22 @@ def flows_to_arrow(flows: FlowArrays, labels: list[str] | np.ndarray | None = No
     v6 = ids[:, OI_V6]
     src = _ip_strings(addrs[:, 0], addrs[:, 1], v6)
     dst = _ip_strings(addrs[:, 2], addrs[:, 3], v6)
-    sport = pa.array(ids[:, OI_SPORT])
-    dport = pa.array(ids[:, OI_DPORT])
-    proto = pa.array(ids[:, OI_PROTO])
+    sport = _numeric(ids[:, OI_SPORT])
+    dport = _numeric(ids[:, OI_DPORT])
+    proto = _numeric(ids[:, OI_PROTO])
     flow_id = pc.binary_join_element_wise(
         src, dst, pc.cast(sport, pa.string()), pc.cast(dport, pa.string()),
-        pc.cast(proto, pa.string()), "-",
+        pc.cast(proto, pa.string()), _text("-"),
     )  # fmt: skip
-    start = pa.array(ids[:, OI_START], pa.timestamp("us", tz="UTC"))
+    start = _numeric(ids[:, OI_START], pa.timestamp("us", tz="UTC"))
     stamp = pc.strftime(start, format="%Y-%m-%d %H:%M:%S", locale="C")
     columns: list[pa.Array] = [flow_id, src, sport, dst, dport, proto, stamp]
     for k, name in enumerate(CIC_FEATURES):
         col = feats[:, k]
         if name in INTEGER_FEATURES:
-            columns.append(pa.array(col.astype(np.int64)))
+            columns.append(_numeric(col.astype(np.int64)))
         else:
-            columns.append(pa.array(np.ascontiguousarray(col)))
+            columns.append(_numeric(col))
     names = list(COLUMNS)
     if labels is not None:
         columns.append(pa.array(labels, pa.string()))

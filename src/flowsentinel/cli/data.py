@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flowsentinel.cleaning import CleaningOptions, CleaningReport, clean_to_dir
 from flowsentinel.cli._output import console, friendly_errors, is_tty, stdout, table
-from flowsentinel.core.settings import get_settings
-from flowsentinel.datasets.cache import ColumnarCache
-from flowsentinel.datasets.download import download_dataset
-from flowsentinel.datasets.reader import sniff
-from flowsentinel.datasets.sources import expand_sources
+
+if TYPE_CHECKING:  # polars, pandas and pyarrow: 0.4-0.6 s, paid by the commands that use them
+    from flowsentinel.cleaning import CleaningReport
 
 app = typer.Typer(help="Download, inspect, clean and prepare flow records.", no_args_is_help=True)
 
@@ -105,6 +102,10 @@ def clean_cmd(
     ] = False,
 ) -> None:
     """Clean flow records for a task: writes OUT/clean.parquet and OUT/cleaning_report.json."""
+    from flowsentinel.cleaning import CleaningOptions, clean_to_dir
+    from flowsentinel.core.settings import get_settings
+    from flowsentinel.datasets.cache import ColumnarCache
+
     settings = get_settings()
     options = CleaningOptions(
         task=task.value,
@@ -157,6 +158,7 @@ def prepare_cmd(
     heatmaps: Annotated[bool, typer.Option(help="Draw the three correlation heatmaps.")] = True,
 ) -> None:
     """Split, undersample (training rows only), drop correlated features, draw heatmaps."""
+    from flowsentinel.core.settings import get_settings
     from flowsentinel.preparation import prepare  # sklearn is slow to import: only here
 
     summary = prepare(
@@ -193,6 +195,9 @@ def download_cmd(
     force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
 ) -> None:
     """Download a data set from Kaggle through kagglehub (cached in FLOWSENTINEL_HOME)."""
+    from flowsentinel.datasets.download import download_dataset
+    from flowsentinel.datasets.sources import expand_sources
+
     folder = download_dataset(dataset.value, force=force)
     files = expand_sources([folder])
     console.print(f"{dataset.value}: {len(files)} files in {folder}")
@@ -206,6 +211,9 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Show the data set and dialect of each file (from its header, without reading it all)."""
+    from flowsentinel.datasets.reader import sniff
+    from flowsentinel.datasets.sources import expand_sources
+
     rows = []
     for path in expand_sources(sources):
         found = sniff(path)
