@@ -114,8 +114,7 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
             n_workers=cluster.workers,
             threads_per_worker=cluster.threads_per_worker,
             processes=True,
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard": False},
+            dashboard_address=":0",  # no fixed port to collide with another cluster
             silence_logs=40,
         )
         with local, Client(local) as client:

@@ -1,0 +1,206 @@
+"""Benchmark: metering captures on Dask — exactness and speed-up, many small captures, start-up.
+
+Make the capture first (as root): ``../shared/tools/make-bench-capture.sh /tmp/bench.pcap``.
+Every figure is measured in this run, against a baseline measured in the same run:
+
+1. **exact** — the capture cut into 8 record-aligned slices (our splitter, as ``editcap -c``
+   would cut it) gives the flows of the whole capture, column for column, in-process and on a
+   2-worker local cluster.
+2. **workers** — 8 slices on a local cluster of 1 worker against 2 workers (the job's time on a
+   started, warmed cluster, median of ``--rounds``; the cluster's start-up is reported apart),
+   and the single capture with 2 workers against the in-process meter (``write_flows`` into a
+   parquet file, both).
+3. **small captures** — ``--small`` captures of about 500 packets each (slices of the bench
+   capture) in one ``flows`` call against one ``flows`` process per capture (a sample of
+   ``--sample`` processes, extrapolated); and one small capture alone, start to exit.
+4. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
+   workers to meter 500 GB of captures in 30 minutes.
+
+    .venv/bin/python benchmarks/bench_scale.py --capture /tmp/bench.pcap --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from _common import run_measured
+from flowsentinel.capture import CaptureStats, write_flows
+from flowsentinel.capture.partitioned import write_flows_on_cluster
+from flowsentinel.capture.pcap import split_ranges
+from flowsentinel.core.cluster import Cluster
+
+FLOWS = [sys.executable, "-m", "flowsentinel", "flows"]
+KEY = [("Flow ID", "ascending"), ("Timestamp", "ascending"), ("Flow Duration", "ascending"),
+       ("Total Fwd Packets", "ascending"), ("Total Backward Packets", "ascending")]  # fmt: skip
+
+
+def cut(capture: Path, parts: int, folder: Path, min_bytes: int = 16 << 20) -> list[str]:
+    """The capture cut into ``parts`` record-aligned slices (files with its header)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = capture.read_bytes()
+    paths = []
+    for k, (a, b) in enumerate(split_ranges(capture, parts, min_bytes=min_bytes)):
+        path = folder / f"slice-{k:05d}.pcap"
+        path.write_bytes(data[:24] + data[a:b])
+        paths.append(str(path))
+    return paths
+
+
+def table(path: Path) -> pa.Table:
+    return pq.read_table(path).sort_by(KEY)
+
+
+def timed(fn: Callable[[], object], rounds: int) -> float:
+    """Median wall time of ``rounds`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_process(sources: list[str] | str, out: Path) -> CaptureStats:
+    out.unlink(missing_ok=True)
+    return write_flows(sources if isinstance(sources, str) else list(sources), out)
+
+
+def on_cluster(client: object, sources: list[str], out: Path) -> CaptureStats:
+    out.unlink(missing_ok=True)
+    return write_flows_on_cluster(client, sources, out)  # type: ignore[arg-type]  # a Client
+
+
+def exactness(capture: Path, slices: list[str], work: Path) -> dict[str, object]:
+    whole, parts = work / "whole.parquet", work / "parts.parquet"
+    in_process(str(capture), whole)
+    in_process(slices, parts)
+    reference = table(whole)
+    with Cluster(workers=2).client() as client:
+        on_cluster(client, slices, work / "cluster.parquet")
+    return {
+        "flows": reference.num_rows,
+        "slices_in_process_identical": table(parts).equals(reference),
+        "slices_on_2_workers_identical": table(work / "cluster.parquet").equals(reference),
+    }
+
+
+def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[str, object]:
+    out = work / "speed.parquet"
+    result: dict[str, object] = {}
+    seconds: dict[str, float] = {}
+    seconds["in_process_whole"] = timed(lambda: in_process(str(capture), out), rounds)
+    seconds["in_process_slices"] = timed(lambda: in_process(slices, out), rounds)
+    for workers in (1, 2):
+        start = time.perf_counter()
+        with Cluster(workers=workers).client() as client:
+            result[f"cluster_{workers}_start_s"] = round(time.perf_counter() - start, 2)
+            seconds[f"slices_{workers}_workers"] = timed(
+                lambda c=client: on_cluster(c, slices, out), rounds
+            )
+            seconds[f"whole_{workers}_workers"] = timed(
+                lambda c=client: on_cluster(c, [str(capture)], out), rounds
+            )
+    result["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    result["ratio_slices_2_over_1_workers"] = round(
+        seconds["slices_1_workers"] / seconds["slices_2_workers"], 2
+    )
+    result["ratio_whole_2_workers_over_in_process"] = round(
+        seconds["in_process_whole"] / seconds["whole_2_workers"], 2
+    )
+    start_2 = float(result["cluster_2_start_s"])  # type: ignore[arg-type]  # set above
+    result["ratio_whole_2_workers_over_in_process_with_start"] = round(
+        seconds["in_process_whole"] / (seconds["whole_2_workers"] + start_2), 2
+    )
+    return result
+
+
+def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[str, object]:
+    """``count`` captures of about 500 packets: one call against one process per capture."""
+    folder = work / "small"
+    slices = cut(capture, count, folder, min_bytes=1)  # 540k packets: about 540 per slice
+    total_bytes = sum(Path(s).stat().st_size for s in slices)
+    logs = work / "logs"
+    one_call = run_measured("one-call", [*FLOWS, str(folder), "-o", str(work / "small.parquet")],
+                            log_dir=logs)  # fmt: skip
+    step = max(1, len(slices) // sample)
+    each = [
+        run_measured(f"each-{k}", [*FLOWS, path, "-o", str(work / f"e{k}.parquet")], log_dir=logs)
+        for k, path in enumerate(slices[::step])
+    ]
+    per_process = statistics.median(m.seconds for m in each)
+    alone_cmd = [*FLOWS, slices[0], "-o", str(work / "alone.csv")]
+    alone = [run_measured(f"alone-{k}", alone_cmd, log_dir=logs).seconds for k in range(5)]
+    return {
+        "captures": len(slices),
+        "mean_bytes": round(total_bytes / len(slices)),
+        "one_call_s": round(one_call.seconds, 2),
+        "one_call_ok": one_call.ok,
+        "per_process_median_s": round(per_process, 3),
+        "per_process_total_s_extrapolated": round(per_process * len(slices), 1),
+        "ratio_per_process_over_one_call": round(per_process * len(slices) / one_call.seconds, 1),
+        "one_small_capture_alone_median_s": round(statistics.median(alone), 3),
+    }
+
+
+def projection(capture: Path, work: Path, seconds_per_core: float) -> dict[str, object]:
+    """Workers for 500 GB in 30 minutes, from the per-core rate and the per-task cost."""
+    rate = capture.stat().st_size / seconds_per_core  # bytes per second per core
+    with Cluster(workers=2).client() as client:
+        n = 2000
+        start = time.perf_counter()
+        client.gather(client.map(abs, range(n), pure=False))
+        per_task = (time.perf_counter() - start) / n
+    total, budget, task_bytes = 500e9, 1800.0, 32 << 20
+    tasks = total / task_bytes  # read tasks; about as many metering tasks again
+    workers = total / rate / budget
+    return {
+        "bytes_per_second_per_core": round(rate),
+        "workers_for_500_GB_in_30_min": round(workers, 1),
+        "scheduler_seconds_per_task": round(per_task, 5),
+        "tasks_at_32_MB": round(2 * tasks),
+        "scheduler_seconds_for_all_tasks": round(2 * tasks * per_task, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--capture", type=Path, default=Path("/tmp/bench.pcap"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--small", type=int, default=1000, help="small captures (about 500 packets)"
+    )
+    parser.add_argument("--sample", type=int, default=20, help="per-capture processes timed")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not args.capture.exists():
+        raise SystemExit(f"{args.capture}: make it with ../shared/tools/make-bench-capture.sh")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        slices = cut(args.capture, 8, work / "slices", min_bytes=1)
+        report: dict[str, object] = {"capture": str(args.capture), "slices": len(slices)}
+        report["exact"] = exactness(args.capture, slices, work)
+        print(json.dumps(report["exact"]), flush=True)
+        report["workers"] = speed = speedups(args.capture, slices, work, args.rounds)
+        print(json.dumps(speed), flush=True)
+        report["small"] = small = small_captures(args.capture, work, args.small, args.sample)
+        print(json.dumps(small), flush=True)
+        per_core = speed["seconds"]["slices_1_workers"]  # type: ignore[index]  # dict above
+        report["projection"] = projection(args.capture, work, per_core)
+        print(json.dumps(report["projection"]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
