@@ -57,6 +57,23 @@ def test_compose_services() -> None:
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
 
 
+def test_compose_dask_cluster() -> None:
+    """The cluster profile: a scheduler, workers that reach it and share the command's paths."""
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    scheduler, worker, cli = services["dask-scheduler"], services["worker"], services["cli"]
+    assert all(s["profiles"] == ["cluster"] for s in (scheduler, worker, cli))
+    assert (
+        scheduler["entrypoint"][:2] == ["dask", "scheduler"] and "8786" in scheduler["entrypoint"]
+    )
+    assert worker["entrypoint"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    assert cli["environment"]["FLOWSENTINEL_DASK_SCHEDULER"] == "tcp://dask-scheduler:8786"
+    mounts = {v.rsplit(":", 1)[1] for v in worker["volumes"]}
+    assert mounts == {v.rsplit(":", 1)[1] for v in cli["volumes"]} == {"/data"}
+    assert "replicas" not in worker.get("deploy", {})  # scaled with --scale worker=N
+
+
 def test_dockerfile_basics() -> None:
     text = DOCKERFILE.read_text()
     lines = [line.strip() for line in text.splitlines()]
