@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import pickle
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -285,9 +286,11 @@ def _score_to_file(
 
 
 def _submit_scores(client: Client, files: list[str], det: Detector) -> list[Any]:
-    """One task per file on the workers, the detector sent once to each worker (its compiled
-    form is rebuilt there, once per worker)."""
-    remote = client.scatter(dataclasses.replace(det), broadcast=True, hash=False)
+    """One task per file on the workers. The detector (without its compiled form, rebuilt
+    where it is used) reaches them as the result of a task unpickling it, not as scattered
+    data: a task's result lost with its worker is computed again, scattered data is not."""
+    payload = pickle.dumps(dataclasses.replace(det))
+    remote = client.submit(pickle.loads, payload, pure=False)
     return list(client.map(score_file, files, det=remote, pure=False))
 
 
