@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import fsspec
+import fsspec  # type: ignore[import-untyped]  # fsspec ships no py.typed nor stubs
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -150,7 +150,8 @@ class _Sink:
             self.header = False
         else:
             plain = table.astype(object).where(table.notna(), None)
-            self.fh.write("".join(json_line(r) for r in plain.to_dict("records")).encode())
+            records: list[dict[str, Any]] = plain.to_dict("records")  # type: ignore[assignment]  # column names are str
+            self.fh.write("".join(json_line(r) for r in records).encode())
 
     def close(self) -> None:
         if self.writer is not None:

@@ -87,8 +87,8 @@ def scatter_blocks(
     """The rows and labels as Dask arrays of row blocks, each block sent to one worker. Rows
     go to blocks in a seeded random order: the undersampler returns its rows grouped by class,
     and a block of one class leaves LightGBM's distributed fit with nothing to split."""
-    import dask
     import dask.array as da
+    from dask.delayed import delayed
 
     workers = max(1, len(client.scheduler_info()["workers"]))
     n_blocks = max(workers, -(-len(labels) // BLOCK_ROWS))
@@ -100,13 +100,13 @@ def scatter_blocks(
     width = rows.shape[1]
     dX = da.concatenate(
         [
-            da.from_delayed(dask.delayed(f), shape=(b - a, width), dtype=rows.dtype)
+            da.from_delayed(delayed(f), shape=(b - a, width), dtype=rows.dtype)
             for f, (a, b) in zip(x_parts, spans, strict=True)
         ]
     )
     dy = da.concatenate(
         [
-            da.from_delayed(dask.delayed(f), shape=(b - a,), dtype=labels.dtype)
+            da.from_delayed(delayed(f), shape=(b - a,), dtype=labels.dtype)
             for f, (a, b) in zip(y_parts, spans, strict=True)
         ]
     )
