@@ -21,6 +21,7 @@ from flowsentinel.core.cluster import SCHEDULER_ENV, Cluster
 from flowsentinel.models import tracking
 from flowsentinel.models.scaleout import scatter_blocks
 from flowsentinel.models.training import TrainConfig, train
+from flowsentinel.scoring import Detector
 
 #: F1 of the cluster's models within this of the in-process ones. The in-process fit and the
 #: distributed one see the same rows but not in the same order nor on one machine (XGBoost's
@@ -30,9 +31,14 @@ F1_TOLERANCE = 0.02
 
 
 def _train(csv: Path, cluster: Cluster, keep: dict[str, Any]) -> dict[str, Any]:
-    """xgb and lgbm, each searched over one candidate (its defaults: 3 fold fits) and fitted."""
+    """xgb and lgbm, each searched over one candidate (its defaults: 3 fold fits) and fitted;
+    the champion of the cluster's run is registered."""
     cfg = TrainConfig(
-        sources=[str(csv)], models=["xgb", "lgbm"], n_iter=1, register=False, cluster=cluster
+        sources=[str(csv)],
+        models=["xgb", "lgbm"],
+        n_iter=1,
+        register=not cluster.local,
+        cluster=cluster,
     )
     return train(cfg, keep=keep)
 
@@ -72,6 +78,11 @@ def test_cluster_training_matches_in_process(
     assert np.allclose(proba.sum(axis=1), 1.0)
     # the search's candidate fits were tasks on the workers
     assert any("batch_of" in n or "fit_and_score" in n for n in _search_tasks(dask_cluster))
+    # the registered champion loads and scores (compiled form) as its fitted pipeline does
+    det = Detector.load(remote["champion"]["registered_model"])
+    fitted = keep[remote["champion"]["name"]]
+    verdicts = det.predict(keep["_test"])
+    assert np.allclose(verdicts.proba, fitted.predict_proba(keep["_test"]), atol=1e-6)
     # each run records where it ran
     client = tracking.configure().MlflowClient()
     for result, where in ((local, "in-process"), (remote, dask_cluster.address)):

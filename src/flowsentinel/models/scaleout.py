@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # Dask is imported only when a cluster is used
 DASK_MODELS: frozenset[str] = frozenset({"xgb", "lgbm"})
 #: rows of one block sent to a worker (blocks are at least one per worker)
 BLOCK_ROWS = 250_000
+#: minutes LightGBM's distributed fit waits for a machine's socket before it fails
+LGBM_TIME_OUT_MIN = 5
 
 
 def describe(cluster: Cluster, client: Client | None) -> str:
@@ -123,7 +125,10 @@ def fit_estimator(estimator: Any, dX: Any, dy: Any, client: Client) -> Any:
         if isinstance(estimator, LGBMClassifier):
             from lightgbm.dask import DaskLGBMClassifier
 
-            return DaskLGBMClassifier(client=client, **params).fit(dX, dy).to_local()
+            # LightGBM's machines wait for each other `time_out` minutes (default 120): a
+            # port taken between its search for free ports and its bind would hang the train
+            remote = DaskLGBMClassifier(client=client, **{"time_out": LGBM_TIME_OUT_MIN, **params})
+            return remote.fit(dX, dy).to_local()
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"the cluster could not finish the fit: {exc}") from None
     raise ClusterError(f"{type(estimator).__name__} has no Dask fit (only XGBoost and LightGBM)")
