@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "scoring": 6,
     "evaluation": 6,
     "scanning": 6,
+    "batch": 6,
     "bounded": 6,
     "incidents": 6,
     "alerts": 7,

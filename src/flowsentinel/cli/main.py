@@ -29,6 +29,10 @@ from flowsentinel.cli import capture as capture_cli  # noqa: E402  (flows, lab)
 capture_cli.register(app)
 scan_cli.register(app)
 
+from flowsentinel.cli import score as score_cli  # noqa: E402  (score)
+
+score_cli.register(app)
+
 
 @app.command()
 @friendly_errors

@@ -10,6 +10,7 @@ model applies it) and scores the test rows with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
 from flowsentinel.core import schema as sc
+from flowsentinel.core.cluster import Cluster
 from flowsentinel.core.errors import InputError
 from flowsentinel.core.settings import Settings, get_settings
 from flowsentinel.datasets.cache import ColumnarCache
@@ -54,6 +56,7 @@ from flowsentinel.models.plots import (
     roc_pr_curves,
 )
 from flowsentinel.models.profile import TrainingProfile
+from flowsentinel.models.scaleout import DASK_MODELS, describe, fit_on_cluster, search_backend
 from flowsentinel.models.zoo import (
     CALIBRATION_METHODS,
     SPECS,
@@ -62,6 +65,9 @@ from flowsentinel.models.zoo import (
     calibrated,
     search_space,
 )
+
+if TYPE_CHECKING:  # Dask is imported only when a cluster is used
+    from distributed import Client
 
 POSITIVE_NAMES = {"dos": "DoS", "attack": "Attack"}
 LOWER_IS_BETTER = {"fpr", "brier", "ece", "fit_seconds", "predict_seconds"}
@@ -97,6 +103,8 @@ class TrainConfig:
     calibrate: str | None = None  # None, "isotonic" or "sigmoid"
     #: the share of held-out training rows the novelty threshold marks novel
     novel_share: float = 0.02
+    #: where the searches and the xgb/lgbm fits run (default: in this process)
+    cluster: Cluster = field(default_factory=Cluster)
 
 
 @dataclass
@@ -157,10 +165,13 @@ def _fit(
     cfg: TrainConfig,
     seed: int,
     n_jobs: int,
+    client: Client | None = None,
 ) -> tuple[Any, dict[str, Any], float, float]:
     """Tune (RandomizedSearchCV, sampler inside the folds), calibrate when asked (the tuned
     estimator wrapped, ``zoo.calibrated``) and fit; returns the fitted pipeline, its best
-    parameters, the final fit time and the whole tuning time."""
+    parameters, the final fit time and the whole tuning time. With a Dask ``client`` the
+    search's fits are tasks on its workers, and an uncalibrated ``xgb``/``lgbm`` is fitted by
+    its Dask counterpart on row blocks held by the workers (``models.scaleout``)."""
     spec = SPECS[name]
     pipe = build_pipeline(
         spec,
@@ -176,13 +187,16 @@ def _fit(
     best: dict[str, Any] = {}
     if cfg.n_iter > 0 and space:
         scoring = "f1" if n_classes == 2 else "f1_macro"
-        best = _tune(pipe, space, spec, scoring, split, cfg, seed, n_jobs)
+        best = _tune(pipe, space, spec, scoring, split, cfg, seed, n_jobs, client)
         if isinstance(pipe[-1], KNeighborsClassifier):  # the folds ran in parallel; one fit
             pipe.set_params(model__n_jobs=n_jobs)  # scores its test rows on every core
     if cfg.calibrate is not None:
         pipe = calibrated(pipe, cfg.calibrate, cfg.cv, seed)
     fit_started = time.perf_counter()
-    pipe.fit(split.train, split.y_train)
+    if client is not None and name in DASK_MODELS and cfg.calibrate is None:
+        fit_on_cluster(pipe, split.train, split.y_train, client)
+    else:
+        pipe.fit(split.train, split.y_train)
     done = time.perf_counter()
     return pipe, best, done - fit_started, done - started
 
@@ -196,9 +210,11 @@ def _tune(
     cfg: TrainConfig,
     seed: int,
     n_jobs: int,
+    client: Client | None = None,
 ) -> dict[str, Any]:
     """Search ``space`` of the model ``spec`` (RandomizedSearchCV on stratified folds) and set
-    the best parameters on ``pipe`` (unfitted); returns them without the ``model__`` prefix."""
+    the best parameters on ``pipe`` (unfitted); returns them without the ``model__`` prefix.
+    The candidates' fits run in loky worker processes, or as tasks of the Dask ``client``."""
     search = (_SearchWithDefaults if spec.search_defaults else RandomizedSearchCV)(
         pipe,
         space,
@@ -211,7 +227,7 @@ def _tune(
         error_score="raise",
     )
     rows = _search_rows(split.y_train, spec.search_rows, seed)
-    with processes.search_workers():
+    with _parallel(client):
         if rows is None:
             search.fit(split.train, split.y_train)
         else:
@@ -232,6 +248,12 @@ class _SearchWithDefaults(RandomizedSearchCV):
             self.param_distributions, max(self.n_iter - 1, 0), random_state=self.random_state
         )
         evaluate_candidates([{}, *draws])
+
+
+def _parallel(client: Client | None) -> contextlib.AbstractContextManager[None]:
+    """Where a search's or a fold loop's parallel fits run: loky workers that die with this
+    process, or the Dask ``client``'s workers."""
+    return processes.search_workers() if client is None else search_backend(client)
 
 
 def _search_rows(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
@@ -276,8 +298,12 @@ def train(
     it fails or is interrupted), and the champion is registered completely or not at all
     (``registry.register``).
     """
-    with processes.sigterm_as_interrupt(), processes.worker_scope():
-        return _train(cfg, settings, progress, keep)
+    with (
+        processes.sigterm_as_interrupt(),
+        processes.worker_scope(),
+        cfg.cluster.client() as client,  # an unreachable scheduler stops it before cleaning
+    ):
+        return _train(cfg, settings, progress, keep, client)
 
 
 def _train(
@@ -285,9 +311,11 @@ def _train(
     settings: Settings | None,
     progress: Any,
     keep: dict[str, Any] | None,
+    client: Client | None = None,
 ) -> dict[str, Any]:
     """The stages of ``train``: prepare the data, then in the parent run fit, score and log
-    each model (a nested run each), compare them and register the champion."""
+    each model (a nested run each; searches and xgb/lgbm fits on the Dask ``client``'s workers
+    when given), compare them and register the champion."""
     settings = settings or get_settings()
     seed = settings.seed if cfg.seed is None else cfg.seed
     n_jobs = settings.n_jobs if cfg.n_jobs is None else cfg.n_jobs
@@ -305,9 +333,9 @@ def _train(
         with tracking.run(
             experiment_id=exp, run_name=f"train {','.join(cfg.models)} ({cfg.protocol})"
         ) as parent:
-            _log_parent(mlflow, cfg, data, seed)
+            _log_parent(mlflow, cfg, data, seed, describe(cfg.cluster, client))
             for name in cfg.models:
-                scored = _fit_and_score(name, data, cfg, seed, n_jobs, say)
+                scored = _fit_and_score(name, data, cfg, seed, n_jobs, say, client)
                 _log_model(mlflow, exp, scored, data, cfg, seed, work / "plots" / name, say)
                 results.append(scored.entry)
                 if keep is not None:
@@ -444,8 +472,9 @@ def _prepare(
     )
 
 
-def _log_parent(mlflow: Any, cfg: TrainConfig, data: _Prepared, seed: int) -> None:
-    """The parent run's parameters, cleaning report and protocol."""
+def _log_parent(mlflow: Any, cfg: TrainConfig, data: _Prepared, seed: int, where: str) -> None:
+    """The parent run's parameters (``cluster``: where it ran, :func:`scaleout.describe`),
+    cleaning report and protocol."""
     mlflow.log_params(
         {
             "dataset": data.dataset,
@@ -458,6 +487,7 @@ def _log_parent(mlflow: Any, cfg: TrainConfig, data: _Prepared, seed: int) -> No
             "seed": seed,
             "n_train": data.context["n_train"],
             "n_test": data.context["n_test"],
+            "cluster": where,
         }
     )
     mlflow.log_dict(data.report, "cleaning_report.json")
@@ -482,18 +512,20 @@ def _fit_and_score(
     seed: int,
     n_jobs: int,
     say: Callable[[str], None],
+    client: Client | None = None,
 ) -> _Scored:
-    """Tune and fit one model, then score the test rows: its metrics and metadata."""
+    """Tune and fit one model (on the Dask ``client``'s workers when given), then score the
+    test rows: its metrics and metadata."""
     spec = SPECS[name]
     classes = data.classes
     say(f"{name}: tuning and fitting ({spec.title})")
     pipe, best, fit_s, tune_s = _fit(
-        name, data.split, data.numeric, data.categorical, len(classes), cfg, seed, n_jobs
+        name, data.split, data.numeric, data.categorical, len(classes), cfg, seed, n_jobs, client
     )
     point = None
     if cfg.max_fpr is not None:
         say(f"{name}: out-of-fold probabilities of the training rows ({cfg.cv} folds)")
-        point = _operating_point(pipe, data, cfg.max_fpr, cfg.cv, seed, n_jobs)
+        point = _operating_point(pipe, data, cfg.max_fpr, cfg.cv, seed, n_jobs, client)
         say(f"{name}: {point.describe()}")
     profile = _describe_training(data, seed, cfg.novel_share)
     profile.attach(pipe)
@@ -542,13 +574,19 @@ def _fit_and_score(
 
 
 def _operating_point(
-    pipe: Any, data: _Prepared, max_fpr: float, folds: int, seed: int, n_jobs: int
+    pipe: Any,
+    data: _Prepared,
+    max_fpr: float,
+    folds: int,
+    seed: int,
+    n_jobs: int,
+    client: Client | None = None,
 ) -> OperatingPoint:
     """The threshold for ``max_fpr`` from out-of-fold probabilities of the training rows (the
     fitted pipeline's parameters, calibration included, refitted on ``folds`` stratified
     folds); the score is the attack probability 1 − P(benign), as the verdicts read it."""
     split = data.split
-    with processes.search_workers():
+    with _parallel(client):
         oof = out_of_fold_proba(pipe, split.train, split.y_train, folds, seed, n_jobs)
     attack = Verdicts.from_proba(oof, data.classes, np.unique(split.y_train)).attack_probability
     return threshold_for_fpr(attack[split.y_train == 0], max_fpr, folds=folds)
