@@ -8,12 +8,15 @@ Every figure is measured in this run, against a baseline measured in the same ru
    2-worker local cluster.
 2. **workers** — 8 slices on a local cluster of 1 worker against 2 workers (the job's time on a
    started, warmed cluster, median of ``--rounds``; the cluster's start-up is reported apart),
-   and the single capture with 2 workers against the in-process meter (``write_flows`` into a
-   parquet file, both).
+   and the single capture with 2 workers against the in-process meter (both write a parquet
+   dataset folder).
 3. **small captures** — ``--small`` captures of about 500 packets each (slices of the bench
    capture) in one ``flows`` call against one ``flows`` process per capture (a sample of
    ``--sample`` processes, extrapolated); and one small capture alone, start to exit.
-4. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
+4. **machine** — the same single-threaded metering alone and as two processes at once: what two
+   cores of this machine give at best. **copies** — the speed-ups again on ``--copies``
+   time-shifted copies of the capture back to back (fixed per-job costs weigh less).
+5. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
    workers to meter 500 GB of captures in 30 minutes.
 
     .venv/bin/python benchmarks/bench_scale.py --capture /tmp/bench.pcap --rounds 3
@@ -23,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from _common import run_measured
+from bench_flows import shifted_copies
 from flowsentinel.capture import CaptureStats, write_flows
 from flowsentinel.capture.partitioned import write_flows_on_cluster
 from flowsentinel.capture.pcap import split_ranges
@@ -71,13 +78,19 @@ def timed(fn: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
-def in_process(sources: list[str] | str, out: Path) -> CaptureStats:
+def _clear(out: Path) -> None:
+    if out.is_dir():
+        shutil.rmtree(out)
     out.unlink(missing_ok=True)
+
+
+def in_process(sources: list[str] | str, out: Path) -> CaptureStats:
+    _clear(out)
     return write_flows(sources if isinstance(sources, str) else list(sources), out)
 
 
 def on_cluster(client: object, sources: list[str], out: Path) -> CaptureStats:
-    out.unlink(missing_ok=True)
+    _clear(out)
     return write_flows_on_cluster(client, sources, out)  # type: ignore[arg-type]  # a Client
 
 
@@ -96,7 +109,9 @@ def exactness(capture: Path, slices: list[str], work: Path) -> dict[str, object]
 
 
 def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[str, object]:
-    out = work / "speed.parquet"
+    """Every run writes a parquet dataset (a folder): on a cluster each worker writes its own
+    parts, so that the comparison is of the metering, not of one process writing a file."""
+    out = work / "speed"
     result: dict[str, object] = {}
     seconds: dict[str, float] = {}
     seconds["in_process_whole"] = timed(lambda: in_process(str(capture), out), rounds)
@@ -123,6 +138,35 @@ def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[
         seconds["in_process_whole"] / (seconds["whole_2_workers"] + start_2), 2
     )
     return result
+
+
+_ONE_CORE = """
+import sys, time
+from flowsentinel.capture import iter_flow_arrays
+for _ in iter_flow_arrays(sys.argv[1]):
+    pass
+t = time.perf_counter()
+for _ in iter_flow_arrays(sys.argv[1]):
+    pass
+print(time.perf_counter() - t)
+"""
+
+
+def machine_limit(capture: Path) -> dict[str, object]:
+    """The machine's own two-core factor for this work: the same single-threaded metering run
+    alone, then as two processes at once (2 x alone / together; 2.0 = two full cores)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", _ONE_CORE, str(capture)]
+
+    def run(n: int) -> float:
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+                 for _ in range(n)]  # fmt: skip
+        return max(float(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+
+    alone = statistics.median(run(1) for _ in range(3))
+    together = statistics.median(run(2) for _ in range(3))
+    return {"alone_s": round(alone, 3), "two_at_once_s": round(together, 3),
+            "two_core_factor": round(2 * alone / together, 2)}  # fmt: skip
 
 
 def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[str, object]:
@@ -181,6 +225,7 @@ def main() -> None:
         "--small", type=int, default=1000, help="small captures (about 500 packets)"
     )
     parser.add_argument("--sample", type=int, default=20, help="per-capture processes timed")
+    parser.add_argument("--copies", type=int, default=4, help="a larger input: time-shifted copies")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not args.capture.exists():
@@ -191,8 +236,16 @@ def main() -> None:
         report: dict[str, object] = {"capture": str(args.capture), "slices": len(slices)}
         report["exact"] = exactness(args.capture, slices, work)
         print(json.dumps(report["exact"]), flush=True)
+        report["machine"] = machine_limit(args.capture)
+        print(json.dumps(report["machine"]), flush=True)
         report["workers"] = speed = speedups(args.capture, slices, work, args.rounds)
         print(json.dumps(speed), flush=True)
+        if args.copies > 1:
+            big = work / "copies.pcap"
+            shifted_copies(args.capture, big, args.copies)
+            big_slices = cut(big, 8 * args.copies, work / "big", min_bytes=1)
+            report["workers_copies"] = speedups(big, big_slices, work, max(1, args.rounds // 2))
+            print(json.dumps(report["workers_copies"]), flush=True)
         report["small"] = small = small_captures(args.capture, work, args.small, args.sample)
         print(json.dumps(small), flush=True)
         per_core = speed["seconds"]["slices_1_workers"]  # type: ignore[index]  # dict above

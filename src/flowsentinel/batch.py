@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import fsspec  # type: ignore[import-untyped]  # fsspec ships no py.typed nor stubs
+import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
