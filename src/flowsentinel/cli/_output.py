@@ -68,3 +68,22 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def workers_option() -> Any:
+    """``--workers N``: a local Dask cluster of N worker processes (every command that scales
+    out takes it, with :func:`cluster_option`)."""
+    return typer.Option(
+        "--workers",
+        help="Run on a local Dask cluster of this many worker processes (default: in-process).",
+        min=1,
+    )
+
+
+def cluster_option() -> Any:
+    """``--cluster ADDRESS``: an existing Dask scheduler."""
+    return typer.Option(
+        "--cluster",
+        help="Run on the Dask scheduler at this address (tcp://HOST:8786; default: the "
+        "FLOWSENTINEL_DASK_SCHEDULER environment variable, else in this process).",
+    )

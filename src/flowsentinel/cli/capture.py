@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from flowsentinel.cli._output import console, friendly_errors, is_tty, stdout, table
+from flowsentinel.cli._output import (
+    cluster_option,
+    console,
+    friendly_errors,
+    is_tty,
+    stdout,
+    table,
+    workers_option,
+)
 from flowsentinel.core.errors import InputError
 
 if TYPE_CHECKING:  # the capture package loads numba: imported by the commands that use it
@@ -82,22 +90,6 @@ def allow_damaged_option() -> object:
         "--allow-damaged",
         help="Keep what could be read when more than 1 % of the capture's bytes are damaged "
         "(default: exit with an error; the damage is always reported).",
-    )
-
-
-def workers_option() -> object:
-    return typer.Option(
-        "--workers",
-        help="Run on a local Dask cluster of this many worker processes (default: in-process).",
-        min=1,
-    )
-
-
-def cluster_option() -> object:
-    return typer.Option(
-        "--cluster",
-        help="Run on an existing Dask cluster: its scheduler address, e.g. tcp://HOST:8786 "
-        "(default: the FLOWSENTINEL_DASK_SCHEDULER environment variable, else in-process).",
     )
 
 

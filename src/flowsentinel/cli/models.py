@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from flowsentinel.cli._output import console, friendly_errors, stdout, table
+from flowsentinel.cli._output import (
+    cluster_option,
+    console,
+    friendly_errors,
+    stdout,
+    table,
+    workers_option,
+)
 from flowsentinel.cli.data import Dataset, Mixed, NearConstant, TaskName
 
 
@@ -200,22 +207,6 @@ def train_command(
         console.print("[bold red]terminated[/]")
         raise typer.Exit(143) from None
     _emit(result, as_json)
-
-
-def workers_option() -> Any:
-    """``--workers N``: a local Dask cluster of N worker processes."""
-    return typer.Option(
-        "--workers", help="Run on a local Dask cluster of this many worker processes."
-    )
-
-
-def cluster_option() -> Any:
-    """``--cluster ADDRESS``: an existing Dask scheduler."""
-    return typer.Option(
-        "--cluster",
-        help="Run on the Dask scheduler at this address (tcp://HOST:8786; default: the "
-        "FLOWSENTINEL_DASK_SCHEDULER environment variable, else in this process).",
-    )
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:

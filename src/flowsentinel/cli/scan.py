@@ -12,14 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
-from flowsentinel.cli._output import console, friendly_errors, stdout, table
-from flowsentinel.cli.capture import (
-    allow_damaged_option,
+from flowsentinel.cli._output import (
     cluster_option,
-    damage_rows,
-    set_warnings,
+    console,
+    friendly_errors,
+    stdout,
+    table,
     workers_option,
 )
+from flowsentinel.cli.capture import allow_damaged_option, damage_rows, set_warnings
 from flowsentinel.core.errors import InputError
 
 

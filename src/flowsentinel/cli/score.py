@@ -11,8 +11,13 @@ from typing import Annotated
 
 import typer
 
-from flowsentinel.cli._output import console, friendly_errors, stdout
-from flowsentinel.cli.models import cluster_option, workers_option
+from flowsentinel.cli._output import (
+    cluster_option,
+    console,
+    friendly_errors,
+    stdout,
+    workers_option,
+)
 
 
 def score_cmd(
