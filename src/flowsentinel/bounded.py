@@ -196,7 +196,7 @@ def prepare(path: Path, limits: Limits, name: str = "") -> tuple[Path, Kind]:
 
 
 def capture_flows(
-    path: Path,
+    path: Path | list[Path],
     limits: Limits,
     name: str = "",
     *,
@@ -210,12 +210,13 @@ def capture_flows(
     stats = CaptureStats()
 
     def check(_position: int) -> None:
-        if stats.packets > limits.max_packets:
+        if stats.packets_read > limits.max_packets:
             raise LimitError(
                 f"more than {limits.max_packets:,} packets (the limit)", path=name or None
             )
 
-    arrays = iter_flow_arrays(path, stats=stats, on_progress=check, tap=tap)
+    source = [str(p) for p in path] if isinstance(path, list) else path
+    arrays = iter_flow_arrays(source, stats=stats, on_progress=check, tap=tap)
     tables = [flows_to_arrow(f) for f in arrays]
     _check_rows(stats.flows, limits, name)
     check_damage(stats, allow_damaged=allow_damaged, hint="send allow_damaged=true to keep it")

@@ -54,7 +54,7 @@ class Flows:
 
 
 def read_flows(
-    path: Path,
+    path: Path | list[Path],
     kind: Kind,
     det: Detector,
     *,
@@ -74,6 +74,8 @@ def read_flows(
             )
             source = {"source": "pcap", "capture": stats.to_dict()}
             return Flows(table.to_pandas(), source, aggregate)
+        if isinstance(path, list):
+            raise InputError("several files are read as one capture only")
         frame, report = read_file(path, dataset=det.dataset, require_label=False)
     except InputError as exc:
         if not name:

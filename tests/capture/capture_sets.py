@@ -11,7 +11,7 @@ from pathlib import Path
 import dpkt
 import numpy as np
 import pandas as pd
-from craft import ACK, FIN, PSH, SYN, T0, Pkt, frame
+from tests.capture.craft import ACK, FIN, PSH, SYN, T0, Pkt, frame
 
 S = 1_000_000
 

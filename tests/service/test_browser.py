@@ -238,3 +238,29 @@ def test_a_flood_capture_shows_its_incident_and_timeline(page, tmp_path) -> None
     cells = rows.first.locator("td").all_text_contents()
     assert cells[1:4] == ["DDoS", "SYN flood", f"{VICTIM}:80"] and cells[6] == "5000"
     assert page.locator("#incident-timeline svg rect.bar.attack").count() == 1
+
+
+def test_rotated_slices_chosen_together_are_one_capture(page, tmp_path) -> None:
+    """Several captures picked at once in the file input: one scan, one incident."""
+    import io
+
+    from tests.capture.capture_sets import slice_records
+    from tests.capture.craft import pcap_bytes
+    from tests.capture.test_windows import VICTIM, spoofed_syn_flood
+
+    data = pcap_bytes(spoofed_syn_flood())
+    n = len(list(dpkt.pcap.Reader(io.BytesIO(data))))
+    paths = []
+    for k, part in enumerate(slice_records(data, [n // 2])):
+        paths.append(tmp_path / f"flood-{k}.pcap")
+        paths[-1].write_bytes(part)
+    page.reload()
+    page.wait_for_selector("#model-select option", state="attached")
+    page.set_input_files("#file-input", [str(p) for p in paths])
+    page.click("#submit-button")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
+    assert "from 2 captures" in page.locator("#status").text_content()
+    rows = page.locator("#incidents tbody tr")
+    assert rows.count() == 1
+    cells = rows.first.locator("td").all_text_contents()
+    assert cells[1:4] == ["DDoS", "SYN flood", f"{VICTIM}:80"] and cells[6] == "5000"

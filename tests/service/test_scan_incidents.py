@@ -3,14 +3,17 @@ spoofed SYN flood (5,000 one-packet flows the flow model never sees) and a benig
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dpkt
 import pytest
 from fastapi.testclient import TestClient
+from tests.capture.capture_sets import slice_records
 from tests.capture.craft import pcap_bytes, tcp_session
 from tests.capture.test_windows import VICTIM, spoofed_syn_flood
 
@@ -71,3 +74,29 @@ def test_scan_cli_prints_incidents_first_and_counts_every_packet(store, tmp_path
     text = table.stderr + table.stdout
     assert text.index("incidents") < text.index("By source address")
     assert "no verdict:" in text
+
+
+def test_v1_scan_of_several_slices_is_one_capture(client) -> None:
+    """Rotated slices uploaded together (in any order) answer what the whole capture answers."""
+    whole = client.post("/v1/scan", files={"file": ("all.pcap", FLOOD)}, data={"model": CIC_NAME})
+    assert whole.status_code == 200, whole.text
+    n = len(list(dpkt.pcap.Reader(io.BytesIO(FLOOD))))
+    slices = slice_records(FLOOD, [n // 3, 2 * n // 3])
+    files = [("file", (f"s{k}.pcap", data)) for k, data in reversed(list(enumerate(slices)))]
+    parts = client.post("/v1/scan", files=files, data={"model": CIC_NAME})
+    assert parts.status_code == 200, parts.text
+    a, b = whole.json(), parts.json()
+    ScanResponse.model_validate(b)
+    assert b["files"] == ["s2.pcap", "s1.pcap", "s0.pcap"] and b["n_flows"] == a["n_flows"]
+    assert b["incidents"] == a["incidents"] and b["summary"] == a["summary"]
+
+    def rows(body: dict) -> list[dict]:
+        return sorted(
+            ({k: v for k, v in r.items() if k != "row"} for r in body["predictions"]),
+            key=lambda r: (r["flow_id"], r["start"]),
+        )
+
+    assert rows(a) == rows(b)
+    mixed = [("file", ("s0.pcap", slices[0])), ("file", ("flows.csv", b"a,b\n1,2\n"))]
+    refused = client.post("/v1/scan", files=mixed, data={"model": CIC_NAME})
+    assert refused.status_code == 422 and "captures only" in refused.text

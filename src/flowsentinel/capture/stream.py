@@ -54,11 +54,20 @@ class CaptureStats:
     #: (earlier file, later file, overlap in µs)
     overlaps: list[tuple[str, str, int]] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)  # files of a set with no bytes at all
+    _absorbed: bool = field(default=True, repr=False)
+
+    @property
+    def packets_read(self) -> int:
+        """Packets read so far, the file being read included (a set adds each file's count
+        to :attr:`packets` when the file ends)."""
+        current = self.captures[-1] if self.captures and not self._absorbed else None
+        return self.packets + (current.packets if current is not None else 0)
 
     def begin(self, source: CaptureSource) -> CaptureStats:
         """The counts of the next file of a set (added to the totals by :meth:`absorb`)."""
         part = CaptureStats(source=_name(source))
         self.captures.append(part)
+        self._absorbed = False
         self.source = f"{len(self.captures) + len(self.empty)} captures"
         return part
 
@@ -76,6 +85,7 @@ class CaptureStats:
         """Add one file's read and decode counts to the totals of the set, noting an overlap
         with the files before it."""
         self._note_overlap(part)
+        self._absorbed = True
         self.packets += part.packets
         self.bytes_read += part.bytes_read
         for reason, count in part.skipped.items():

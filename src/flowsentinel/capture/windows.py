@@ -252,8 +252,9 @@ def top_sources(
     counts = (
         sel.group_by("w", "dhi", "dlo", "shi", "slo")
         .agg(pl.len().alias("n"))
-        .sort("n", descending=True)
-        .group_by("w", "dhi", "dlo")
+        # ties by address: the sources kept do not depend on the order packets came in
+        .sort(["n", "shi", "slo"], descending=[True, False, False])
+        .group_by("w", "dhi", "dlo", maintain_order=True)
         .head(k)
     )
     out: dict[tuple, list] = {}

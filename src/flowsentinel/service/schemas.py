@@ -184,6 +184,9 @@ class ScanResponse(BaseModel):
     task: str
     source: str = Field(description="What was read: csv (and its dialect) or pcap.")
     filename: str | None
+    files: list[str] | None = Field(
+        default=None, description="Every uploaded file's name (several captures are one)."
+    )
     n_flows: int
     summary: dict[str, int]
     attack_flows: int

@@ -56,60 +56,89 @@ def _pick(models: ModelSet, name: str | None, dataset: str | None) -> ServedMode
     return models.default
 
 
+MAX_FILES = 64  # captures in one upload (several rotated slices are one capture)
+
+
 def _scan_file(
-    path: Path,
-    filename: str,
+    uploads: list[tuple[Path, str]],
     models: ModelSet,
     name: str | None,
     limits: Limits,
     allow_damaged: bool,
 ) -> tuple[ServedModel, Flows]:
-    """Read the upload into flows and choose the model (runs in a worker thread); every limit
-    is checked while the file is decoded (:mod:`flowsentinel.bounded`)."""
-    path, kind = prepare(path, limits, filename)
+    """Read the upload(s) into flows and choose the model (runs in a worker thread); every
+    limit is checked while the files are decoded (:mod:`flowsentinel.bounded`). Several files
+    must all be captures: they are one capture, in the order of their first packet."""
+    prepared = [prepare(path, limits, filename) for path, filename in uploads]
+    names = [filename for _, filename in uploads]
+    if len(prepared) > 1:
+        others = [n for (_, kind), n in zip(prepared, names, strict=True) if kind != "pcap"]
+        if others:
+            raise HTTPException(
+                422, f"{others[0]}: several files are scanned as one capture: send captures "
+                "only (one file of flows per request)",
+            )  # fmt: skip
+    (path, kind), filename = prepared[0], names[0]
     served = _pick(models, name, dataset_of(path, kind))
+    paths = path if len(prepared) == 1 else [p for p, _ in prepared]
+    label = filename if len(prepared) == 1 else f"{len(prepared)} captures"
     flows = read_flows(
-        path, kind, served.detector, limits=limits, name=filename, allow_damaged=allow_damaged
+        paths, kind, served.detector, limits=limits, name=label, allow_damaged=allow_damaged
     )
     return served, flows
 
 
-async def _save_upload(request: Request, folder: Path) -> tuple[Path, str, str | None, str | None]:
-    """The uploaded bytes in a file of ``folder``: (path, kind, filename, model form field)."""
+async def _save_upload(
+    request: Request, folder: Path
+) -> tuple[list[tuple[Path, str]], list[str] | None, str | None]:
+    """The uploaded bytes in files under ``folder``: ([(path, name)], the original file names,
+    the model form field)."""
     kind = media_type(request)
-    target = folder / "upload"
     if kind == "multipart/form-data":
         try:
-            form = await request.form(max_files=1, max_fields=4)
+            form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES + 4)
         except HTTPException:
             raise
         except Exception as exc:
             raise HTTPException(400, f"cannot read the multipart body: {exc}") from None
-        unknown = sorted(set(form.keys()) - {"file", "model"})
-        if unknown:
+        try:
+            return await _save_form(form, folder)
+        finally:
             await form.close()
-            raise HTTPException(422, f"unknown form field {unknown[0]!r}: send 'file' and 'model'")
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(422, "upload the flows as the form field 'file'")
-        model = form.get("model")
-        filename = upload.filename or "upload"
-        with target.open("wb") as out:
-            while chunk := await upload.read(_CHUNK):
-                out.write(chunk)
-        await form.close()
-        return target, filename, filename, model if isinstance(model, str) and model else None
     if kind in _RAW_TYPES:
+        target = folder / "0" / "upload"
+        target.parent.mkdir()
         with target.open("wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
         name = request.query_params.get("filename") or "upload"
-        return target, name, None, None
+        return [(target, name)], None, None
     raise HTTPException(
         415,
         "upload a file as multipart/form-data (field 'file') or send it raw as text/csv or "
         f"application/octet-stream (got {kind or 'no content type'})",
     )
+
+
+async def _save_form(
+    form: Any, folder: Path
+) -> tuple[list[tuple[Path, str]], list[str], str | None]:
+    unknown = sorted(set(form.keys()) - {"file", "model"})
+    if unknown:
+        raise HTTPException(422, f"unknown form field {unknown[0]!r}: send 'file' and 'model'")
+    uploads = form.getlist("file")
+    if not uploads or not all(isinstance(u, UploadFile) for u in uploads):
+        raise HTTPException(422, "upload the flows as the form field 'file'")
+    saved = []
+    for k, upload in enumerate(uploads):
+        target = folder / str(k) / "upload"  # one folder each: prepare() renames by kind
+        target.parent.mkdir()
+        with target.open("wb") as out:
+            while chunk := await upload.read(_CHUNK):
+                out.write(chunk)
+        saved.append((target, upload.filename or f"upload-{k}"))
+    model = form.get("model")
+    return saved, [n for _, n in saved], model if isinstance(model, str) and model else None
 
 
 def _incidents(flows: Flows, rows: list[dict[str, Any]], benign: str) -> list[dict[str, Any]]:
@@ -137,7 +166,18 @@ def _incidents(flows: Flows, rows: list[dict[str, Any]], benign: str) -> list[di
                         "additionalProperties": False,
                         "required": ["file"],
                         "properties": {
-                            "file": {"type": "string", "format": "binary"},
+                            "file": {
+                                "description": "The file; several captures (rotated slices) "
+                                "are scanned as one capture.",
+                                "oneOf": [
+                                    {"type": "string", "format": "binary"},
+                                    {
+                                        "type": "array",
+                                        "items": {"type": "string", "format": "binary"},
+                                        "maxItems": MAX_FILES,
+                                    },
+                                ],
+                            },
                             "model": {"type": "string"},
                         },
                     }
@@ -166,12 +206,13 @@ async def scan(
     one) and a summary."""
     folder = Path(tempfile.mkdtemp(prefix="flowsentinel-scan-"))
     try:
-        path, filename, original, model_name = await _save_upload(request, folder)
+        uploads, originals, model_name = await _save_upload(request, folder)
         model_name = model_name or request.query_params.get("model") or None
-        if path.stat().st_size == 0:
-            raise HTTPException(422, "the upload is empty")
+        empty = [name for path, name in uploads if path.stat().st_size == 0]
+        if empty:
+            raise HTTPException(422, f"the upload is empty: {empty[0]}")
         served, flows = await run_in_threadpool(
-            _scan_file, path, filename, models, model_name, config.scan_limits, allow_damaged
+            _scan_file, uploads, models, model_name, config.scan_limits, allow_damaged
         )
         verdicts = await run_in_threadpool(served.score_frame, flows.frame)
     finally:
@@ -191,7 +232,8 @@ async def scan(
             "dataset": d.dataset,
             "task": d.task,
             **flows.source,
-            "filename": original,
+            "filename": originals[0] if originals else None,
+            "files": originals,
             "n_flows": len(rows),
             "summary": verdicts.summary(),
             "attack_flows": summary.flows - summary.by_label.get(summary.benign, 0),

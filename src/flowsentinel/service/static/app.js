@@ -104,9 +104,9 @@ async function scoreJson(file, model) {
   return out;
 }
 
-async function scoreFile(file, model) {
+async function scoreFiles(files, model) {
   const form = new FormData();
-  form.append("file", file, file.name);
+  for (const file of files) { form.append("file", file, file.name); }
   if (model) { form.append("model", model); }
   const res = await fetch("/v1/scan", { method: "POST", headers: headers(), body: form });
   const out = await res.json();
@@ -437,16 +437,19 @@ function render(out) {
 
 async function onSubmit(event) {
   event.preventDefault();
-  const file = $("file-input").files[0];
+  const files = Array.from($("file-input").files);
+  const file = files[0];
   if (!file) { setStatus("choose a file first", true); return; }
   const model = $("model-select").value || null;
-  setStatus(`scoring ${file.name}…`, false);
+  const names = files.length === 1 ? file.name : `${files.length} captures`;
+  setStatus(`scoring ${names}…`, false);
   $("submit-button").disabled = true;
   try {
     const isJson = file.name.toLowerCase().endsWith(".json") || file.type === "application/json";
-    const out = isJson ? await scoreJson(file, model) : await scoreFile(file, model);
+    if (isJson && files.length > 1) { throw new Error("score one JSON file at a time"); }
+    const out = isJson ? await scoreJson(file, model) : await scoreFiles(files, model);
     render(out);
-    setStatus(`scored ${out.n_flows} flow(s) from ${file.name}`, false);
+    setStatus(`scored ${out.n_flows} flow(s) from ${names}`, false);
   } catch (err) {
     setStatus(err.message, true);
   } finally {
