@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -74,6 +75,8 @@ CLOSE_GAP_US = 60_000_000
 #: at most one update per incident this often (data time)
 UPDATE_EVERY_US = 10_000_000
 _TOP = 5
+#: flagged flows to one target before the flow model alone makes an incident
+MIN_FLOWS = 3
 _MAX_SOURCES = 100_000  # sources tracked one by one per incident (beyond: counted per window)
 _MAX_EVIDENCE = 20
 _LATE_FLOWS_US = 300_000_000  # the meter's flow timeout (120 s) and then some
@@ -122,9 +125,15 @@ class IncidentBuilder:
     snapshots; :meth:`close_all` closes the rest (end of the capture); :attr:`incidents` keeps
     every incident, in the order they opened."""
 
-    def __init__(self, gap_us: int = CLOSE_GAP_US, update_every_us: int = UPDATE_EVERY_US) -> None:
+    def __init__(
+        self,
+        gap_us: int = CLOSE_GAP_US,
+        update_every_us: int = UPDATE_EVERY_US,
+        min_flows: int = MIN_FLOWS,
+    ) -> None:
         self.gap_us = gap_us
         self.update_every_us = update_every_us
+        self.min_flows = min_flows
         self._open: dict[tuple[str, str], _Open] = {}
         #: the last closed incident per key, for flows that end after it closed (flow timeout)
         self._closed: dict[tuple[str, str], _Open] = {}
@@ -208,12 +217,11 @@ class IncidentBuilder:
             state = late  # a flow the meter finished after its incident closed
         if state is None:
             inc = Incident(
-                id=f"inc-{len(self.incidents) + 1}", family=family, label=label, target_ip=ip,
+                id="", family=family, label=label, target_ip=ip,
                 target_port=None, protocol=None, first_us=first, last_us=first,
                 detection="aggregate" if how == "aggregate" else "flow",
             )  # fmt: skip
             state = self._open[key] = _Open(inc)
-            self.incidents.append(inc)
         elif state.incident.detection != how:
             state.incident.detection = "flow+aggregate"
         return state
@@ -232,9 +240,22 @@ class IncidentBuilder:
         _finish(state)
         if state.announced:
             state.changed = True
-        else:
+        elif self._corroborated(state.incident):
             state.announced = True
+            state.incident.id = f"inc-{len(self.incidents) + 1}"
+            self.incidents.append(state.incident)
             self._emit(state, "open")
+            if all(other is not state for other in self._open.values()):
+                self._emit(state, "closed")  # reported by late flows, after it went quiet
+
+    def _corroborated(self, inc: Incident) -> bool:
+        """An incident is reported once the aggregate detector flagged its target, or the flow
+        model flagged at least :attr:`min_flows` of its flows (one or two flagged flows stay
+        alerts of their own, in the verdict lines); a multicast or broadcast destination is
+        never the target of the flow model's incidents (discovery protocols talk to groups)."""
+        if inc.detection != "flow":
+            return True
+        return inc.flows >= self.min_flows and not _group_address(inc.target_ip)
 
     def _advance(self, now_us: int) -> None:
         self.now_us = max(self.now_us, now_us)
@@ -248,7 +269,8 @@ class IncidentBuilder:
 
     def _close(self, key: tuple[str, str]) -> None:
         state = self._open.pop(key)
-        self._emit(state, "closed")
+        if state.announced:  # one never reported closes unseen (it is kept for late flows)
+            self._emit(state, "closed")
         self._closed[key] = state
 
     def _emit(self, state: _Open, kind: State) -> None:
@@ -256,6 +278,14 @@ class IncidentBuilder:
         state.emitted_us = state.incident.last_us
         state.changed = False
         self._events.append(_snapshot(state.incident))
+
+
+def _group_address(ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return address.is_multicast or str(address) == "255.255.255.255"
 
 
 def _span(state: _Open, first: int, last: int, port: Any, protocol: Any) -> None:

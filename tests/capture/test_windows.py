@@ -198,7 +198,7 @@ def test_no_incident_on_the_benign_captures() -> None:
 def test_a_flow_finished_after_its_incident_closed_joins_it() -> None:
     from flowsentinel.incidents import IncidentBuilder
 
-    b = IncidentBuilder()
+    b = IncidentBuilder(min_flows=1)
     hit_first = 1_500_000_000_000_000
     b.advance(hit_first + 600_000_000)  # ten minutes later: nothing open
     records = [
