@@ -18,8 +18,10 @@ def conf_after_import(argv: list[str], preset: str | None = None) -> str:
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     if preset is not None:
         env["_RJEM_MALLOC_CONF"] = preset
+    # polars loads when a command that uses it runs (not at the CLI's start-up): after the
+    # variable is set, as here
     code = (
-        f"import sys; sys.argv = {argv!r}; import flowsentinel.cli, os; "
+        f"import sys; sys.argv = {argv!r}; import flowsentinel.cli, os, polars; "
         "print(os.environ['_RJEM_MALLOC_CONF'])"
     )
     out = subprocess.run(
