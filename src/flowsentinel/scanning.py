@@ -499,8 +499,10 @@ def _cluster_frames(
         raise InputError("a capture in memory is metered in-process, not on a cluster")
     sources = [str(source)] if isinstance(source, str | Path) else [str(s) for s in source]
     results = meter_on_cluster(
-        client, sources, stats=stats, windows=None if aggregate is None else aggregate.add_hits
-    )
+        client, sources, stats=stats,
+        windows=None if aggregate is None else aggregate.add_hits,
+        thresholds=None if aggregate is None else aggregate.windows.thresholds,
+    )  # fmt: skip
     for result in results:
         if result.table is not None and result.table.num_rows:
             yield result.table.to_pandas()

@@ -43,7 +43,7 @@ from flowsentinel.capture.stream import (
     decoded_batches,
     order_captures,
 )
-from flowsentinel.capture.windows import WindowDetector, WindowHit
+from flowsentinel.capture.windows import Thresholds, WindowDetector, WindowHit
 from flowsentinel.core.cluster import ClusterError
 
 if TYPE_CHECKING:
@@ -203,10 +203,10 @@ def part_stats(result: tuple[list[Packets], list[CaptureStats]]) -> list[Capture
     return result[1]
 
 
-def windows_task(sources: list[str]) -> list[WindowHit]:
+def windows_task(sources: list[str], thresholds: Thresholds | None = None) -> list[WindowHit]:
     """The aggregate detector over a whole set of captures, in order (one task: its windows
     need every packet to a destination host, which the key partitions spread out)."""
-    detector = WindowDetector()
+    detector = WindowDetector(thresholds)
     hits: list[WindowHit] = []
     for source in sources:
         for pk in decoded_batches(source, CaptureStats()):
@@ -270,6 +270,7 @@ def meter_on_cluster(
     on_done: Callable[[int, int], None] | None = None,
     min_range_bytes: int = 16 << 20,
     windows: Callable[[list[WindowHit]], None] | None = None,
+    thresholds: Thresholds | None = None,
 ) -> Iterator[MeterResult]:
     """Meter a set of captures on the cluster; yields each key partition's result (flows, or
     the parquet part written under ``out_dir``) as it finishes. ``stats`` gets the totals and
@@ -293,7 +294,9 @@ def meter_on_cluster(
     ]
     counts = client.submit(_all_stats, *[client.submit(part_stats, r) for r in reads])
     ordered = list(dict.fromkeys(p.source for p in parts))
-    extra = [] if windows is None else [client.submit(windows_task, ordered, pure=False)]
+    extra = (
+        [] if windows is None else [client.submit(windows_task, ordered, thresholds, pure=False)]
+    )
     total = len(meters) + 1 + len(extra)
     done = 0
     try:

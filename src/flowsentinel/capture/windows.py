@@ -24,14 +24,18 @@ packets of one open 10 s window and the hot targets, whatever the capture length
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
 from flowsentinel.capture.decode import ICMP, ICMP6, IP_FRAGMENT, OK, TCP, UDP, Packets
+from flowsentinel.core.errors import InputError
 
 SHORT_US: Final = 1_000_000
 LONG_US: Final = 10_000_000
@@ -319,8 +323,14 @@ class _Hot:
 class WindowDetector:
     """Feed decoded packet batches (:meth:`add`), read flagged windows (:meth:`take`)."""
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        *,
+        on_hosts: Callable[[pl.DataFrame], None] | None = None,
+    ) -> None:
         self.thresholds = thresholds or DEFAULT_THRESHOLDS
+        self.on_hosts = on_hosts  # sees every evaluated window's host figures (baselines)
         self._parts: list[pl.DataFrame] = []
         self._open_w: int | None = None  # start of the oldest window still open
         self._hits: list[WindowHit] = []
@@ -370,6 +380,8 @@ class WindowDetector:
     def _evaluate(self, df: pl.DataFrame) -> None:
         hosts = host_windows(df)
         self.windows += hosts.height
+        if self.on_hosts is not None:
+            self.on_hosts(hosts)
         hits = self._host_hits(df, hosts) + self._scan_hits(scan_windows(df))
         hits.sort(key=lambda h: (h.start_us, h.first_us))
         self._hits += hits
@@ -477,3 +489,88 @@ def _hit(
         top_sources=tops.get((row["w"], row["dhi"], row["dlo"]), []), figures=figures,
         score=round(float(score), 3), held=held,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# thresholds learnt from a network's own benign traffic
+
+#: threshold field → the host-window figure it bounds
+LEARNT_FIGURES: Final = {
+    "packets_1s": "packets_1s",
+    "sources_10s": "sources",
+    "half_open_10s": "unmatched",
+    "half_open_1s": "syn_1s",
+    "udp_1s": "udp_1s",
+    "udp_sources_10s": "udp_sources",
+    "icmp_1s": "icmp_1s",
+    "fragments_10s": "fragments_in",
+}
+
+
+@dataclass
+class Baseline:
+    """Host-window figures of benign traffic, and the thresholds they give
+    (``max(floor, margin × q99.9)`` per figure; the floors are :data:`DEFAULT_THRESHOLDS`).
+
+    Examples
+    --------
+    >>> b = Baseline()
+    >>> b.thresholds().udp_1s == DEFAULT_THRESHOLDS.udp_1s  # nothing seen: the floors
+    True
+    """
+
+    margin: float = 2.0
+    quantile: float = 0.999
+    parts: list[pl.DataFrame] = field(default_factory=list)
+
+    def add_hosts(self, hosts: pl.DataFrame) -> None:
+        """One evaluated window's host figures (the :class:`WindowDetector` hook)."""
+        unmatched = (pl.col("half_open") + pl.col("backscatter")).alias("unmatched")
+        figures = sorted(set(LEARNT_FIGURES.values()) - {"unmatched"})
+        self.parts.append(hosts.select(*figures, unmatched))
+
+    @property
+    def windows(self) -> int:
+        return sum(p.height for p in self.parts)
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        """Per threshold: the benign maximum, the quantile, and the threshold it gives."""
+        table = pl.concat(self.parts) if self.parts else None
+        out = {}
+        for name, column in LEARNT_FIGURES.items():
+            floor = getattr(DEFAULT_THRESHOLDS, name)
+            values = table[column].cast(pl.Float64).to_numpy() if table is not None else np.zeros(0)
+            top = float(values.max()) if len(values) else 0.0
+            q = float(np.quantile(values, self.quantile)) if len(values) else 0.0
+            learnt = math.ceil(self.margin * q)
+            out[name] = {"benign_max": top, "benign_quantile": q, "learnt": learnt,
+                         "floor": floor, "threshold": max(floor, learnt)}  # fmt: skip
+        return out
+
+    def thresholds(self) -> Thresholds:
+        chosen = {name: int(f["threshold"]) for name, f in self.figures().items()}
+        return replace(DEFAULT_THRESHOLDS, **chosen)
+
+
+def thresholds_to_json(thresholds: Thresholds) -> dict[str, int]:
+    return asdict(thresholds)
+
+
+def thresholds_from_json(path: str | Path) -> Thresholds:
+    """Thresholds written by ``flowsentinel baseline``; one :class:`InputError` line for a file
+    that is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        values = doc["thresholds"] if isinstance(doc, dict) and "thresholds" in doc else doc
+        known = {f.name for f in fields(Thresholds)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown threshold {unknown[0]!r}", path=path)
+        bad = [k for k, v in values.items() if not isinstance(v, int) or v < 1]
+        if bad:
+            raise InputError(f"threshold {bad[0]!r} must be a positive integer", path=path)
+        return replace(DEFAULT_THRESHOLDS, **values)
+    except OSError as exc:
+        raise InputError(f"cannot read the thresholds ({exc.strerror or exc})", path=path) from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"not a thresholds file ({exc})", path=path) from None

@@ -293,7 +293,75 @@ def lab_cmd(
     )
 
 
+def baseline_cmd(
+    captures: Annotated[
+        list[str],
+        typer.Argument(
+            help="Captures of the network's normal traffic (files, folders, globs, URLs): one "
+            "continuous capture, as for flows."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The thresholds file (JSON).")],
+    margin: Annotated[
+        float, typer.Option(help="Threshold = max(floor, margin x q99.9 of benign windows).", min=1)
+    ] = 2.0,
+) -> None:
+    """Learn the aggregate detector's thresholds from benign traffic of your own network.
+
+    Computes the 10 s host windows of the captures (packets and sources per destination host,
+    unmatched handshakes, UDP, ICMP and fragments per second) and writes, per threshold,
+    max(floor, margin x its 99.9th percentile): a busy collector or server that receives more
+    than the generic floors is no longer a flood. Use the file with
+    `scan --thresholds` and `watch --thresholds`.
+    """
+    from flowsentinel.capture import CaptureStats
+    from flowsentinel.capture.inputs import expand_inputs
+    from flowsentinel.capture.stream import decoded_batches, order_captures
+    from flowsentinel.capture.windows import Baseline, WindowDetector, thresholds_to_json
+
+    inputs = expand_inputs(captures)
+    if inputs.stdin:
+        raise InputError("baseline reads capture files, not stdin")
+    stats = CaptureStats()
+    baseline = Baseline(margin=margin)
+    detector = WindowDetector(on_hosts=baseline.add_hosts)
+    with console.status("reading the benign windows"):
+        for source in order_captures(list(inputs.captures), stats):
+            part = stats.begin(source)
+            for pk in decoded_batches(source, part):
+                detector.add(pk)
+            stats.absorb(part)
+        detector.flush()
+    figures = baseline.figures()
+    doc = {
+        "thresholds": thresholds_to_json(baseline.thresholds()),
+        "figures": figures,
+        "margin": margin,
+        "windows": baseline.windows,
+        "packets": stats.packets,
+        "captures": [p.source for p in stats.captures],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    rows = [[name, f["benign_max"], f["benign_quantile"], f["floor"], f["threshold"]]
+            for name, f in figures.items()]  # fmt: skip
+    console.print(table(
+        f"Thresholds from {stats.packets:,} packets, {baseline.windows:,} host windows",
+        ["threshold", "benign max", "benign q99.9", "floor", "in use"], rows,
+    ))  # fmt: skip
+    console.print(f"wrote {out}")
+
+
+def thresholds_option() -> object:
+    return typer.Option(
+        "--thresholds",
+        help="The aggregate detector's thresholds learnt by `flowsentinel baseline` "
+        "(default: the generic floors).",
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the capture commands to the main application."""
     app.command("flows")(friendly_errors(flows_cmd))
+    app.command("baseline")(friendly_errors(baseline_cmd))
     app.command("lab")(friendly_errors(lab_cmd))

@@ -20,7 +20,12 @@ from flowsentinel.cli._output import (
     table,
     workers_option,
 )
-from flowsentinel.cli.capture import allow_damaged_option, damage_rows, set_warnings
+from flowsentinel.cli.capture import (
+    allow_damaged_option,
+    damage_rows,
+    set_warnings,
+    thresholds_option,
+)
 from flowsentinel.core.errors import InputError
 
 
@@ -60,6 +65,7 @@ def scan_cmd(
     fmt: Annotated[str, format_option()] = "jsonl",
     workers: Annotated[int | None, workers_option()] = None,
     cluster: Annotated[str | None, cluster_option()] = None,
+    thresholds: Annotated[Path | None, thresholds_option()] = None,
 ) -> None:
     """Score every flow of a capture with a registered model; one verdict per flow, with the
     reasons of every flagged flow and the flow's novelty."""
@@ -80,7 +86,9 @@ def scan_cmd(
             where.client() as client,
             console.status(f"scanning {name} with {det.name}"),
         ):
-            summary, stats, aggregate = _scan(flow_file, sources, det, fh, fmt, explain, client)
+            summary, stats, aggregate = _scan(
+                flow_file, sources, det, fh, fmt, explain, client, _thresholds(thresholds)
+            )
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -116,9 +124,18 @@ def _scan_inputs(names: list[str]) -> tuple[Path | None, list[str], list[str]]:
     return None, inputs.captures, inputs.ignored
 
 
+def _thresholds(path: Path | None) -> Any:
+    """The thresholds of a ``flowsentinel baseline`` file (None: the defaults)."""
+    if path is None:
+        return None
+    from flowsentinel.capture.windows import thresholds_from_json
+
+    return thresholds_from_json(path)
+
+
 def _scan(
     flow_file: Path | None, sources: list[str], det: Any, fh: Any, fmt: str, explain: bool,
-    client: Any,
+    client: Any, thresholds: Any = None,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
     """Score a flow file or a set of captures (on the cluster of ``client`` when given):
     (summary, capture stats or None, aggregate or None)."""
@@ -139,7 +156,7 @@ def _scan(
 
         check_capture_model(det)
         stats = CaptureStats()
-        aggregate = Aggregate(benign=det.classes[0])
+        aggregate = Aggregate(thresholds, benign=det.classes[0])
         source = sources[0] if len(sources) == 1 else sources
         frames = iter_capture_frames(source, stats, aggregate, client=client)
     summary = scan_frames(
@@ -330,6 +347,7 @@ def watch_cmd(
         int | None,
         typer.Option(help="Serve the alert counters (Prometheus) on this local port.", min=1),
     ] = None,
+    thresholds: Annotated[Path | None, thresholds_option()] = None,
 ) -> None:
     """Live capture: one JSON line per alert (a flow not judged benign) on stdout, in the
     record shape of ``scan`` (the flow's identity, then its verdict), or as Suricata EVE or
@@ -354,7 +372,7 @@ def watch_cmd(
     if timer is not None:
         timer.daemon = True
         timer.start()
-    aggregate = Aggregate(benign=det.classes[0], live=True)
+    aggregate = Aggregate(_thresholds(thresholds), benign=det.classes[0], live=True)
     live = iter_live_flow_batches(
         interface,
         stats=stats,
