@@ -244,3 +244,14 @@ def test_summary_ranks_sources_by_flagged_flows() -> None:
     quiet = ScanSummary()
     quiet.add(verdicts_for(3).labels[:3], ident.iloc[4:7].reset_index(drop=True))
     assert quiet.sources()[0]["top_destination"] == "10.0.0.3:53"  # none flagged: most flows
+
+
+def test_json_lines_encode_shared_reasons_once_and_write_the_same_lines() -> None:
+    from flowsentinel.scanning import json_line, json_lines
+
+    shared = [{"feature": "Flow IAT Min", "value": np.float32(3.5), "contribution": 0.25,
+               "percentiles": {"BENIGN": 1.0}, "text": "Flow IAT Min = 3.5"}]  # fmt: skip
+    records = [{"row": k, "label": "DoS", "reasons": shared if k % 2 else None,
+                "novelty": np.float64(0.5)} for k in range(6)]  # fmt: skip
+    assert json_lines(records) == "".join(json_line(r) for r in records)
+    assert records[1]["reasons"] is shared  # the records themselves are left as they were

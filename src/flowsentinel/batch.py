@@ -36,7 +36,7 @@ from flowsentinel.core.errors import FlowsentinelError, InputError
 from flowsentinel.scanning import (
     IDENTITY,
     flow_identity,
-    json_line,
+    json_lines,
     read_flows,
     true_labels,
     verdict_columns,
@@ -151,7 +151,7 @@ class _Sink:
         else:
             plain = table.astype(object).where(table.notna(), None)
             records: list[dict[str, Any]] = plain.to_dict("records")  # type: ignore[assignment]  # column names are str
-            self.fh.write("".join(json_line(r) for r in records).encode())
+            self.fh.write(json_lines(records).encode())
 
     def close(self) -> None:
         if self.writer is not None:

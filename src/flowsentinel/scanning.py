@@ -315,7 +315,27 @@ def json_line(record: dict[str, Any]) -> str:
     return orjson.dumps(record, default=_json_default, option=_JSON_OPTIONS).decode()
 
 
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_JSON_OPTIONS = _NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
+def json_lines(records: Iterable[dict[str, Any]]) -> str:
+    """:func:`json_line` of every record; reasons shared by several records (the flows of a
+    flood, explained once: :meth:`Detector.explain`) are encoded once."""
+    encoded: dict[int, orjson.Fragment] = {}
+    lines = []
+    for record in records:
+        reasons = record.get("reasons")
+        if reasons:
+            fragment = encoded.get(id(reasons))
+            if fragment is None:
+                raw = orjson.dumps(
+                    reasons, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY
+                )
+                fragment = encoded[id(reasons)] = orjson.Fragment(raw)
+            record = {**record, "reasons": fragment}
+        lines.append(json_line(record))
+    return "".join(lines)
 
 
 @dataclass
@@ -624,6 +644,6 @@ def scan_frames(
         )
         if flagged_only:
             records = [r for r in records if r["label"] != summary.benign]
-        out.write("".join(json_line(r) for r in records))
+        out.write(json_lines(records))
         out.flush()
     return summary

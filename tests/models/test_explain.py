@@ -159,6 +159,18 @@ def test_flagged_flows_carry_reasons(kind: str) -> None:
         assert test[r[0]["feature"]].iloc[i] == pytest.approx(r[0]["value"])
 
 
+def test_identical_flows_are_explained_once_with_their_own_reasons() -> None:
+    """A flood's identical flows share one explanation, equal to each explained alone."""
+    det, test = _fitted("rf")
+    flood = pd.concat([test.iloc[:40]] * 5, ignore_index=True)
+    shared = det.predict(flood, explain="all").reasons
+    alone = [det.predict(test.iloc[[i]], explain="all").reasons[0] for i in range(40)]
+    assert shared is not None
+    for k, r in enumerate(shared):
+        assert r == alone[k % 40]
+    assert shared[0] is shared[40] is shared[160]  # one list: encoded once (json_lines)
+
+
 def test_reason_text_places_the_value_among_each_class() -> None:
     text = reason_text("Flow IAT Min", 3.0, {"BENIGN": 0.5, "DoS": 60.0}, "DoS")
     assert (

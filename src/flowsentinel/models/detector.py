@@ -143,6 +143,16 @@ class Verdicts:
         return float(1.0 - np.mean(self.in_distribution))
 
 
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(the first position of each distinct row of ``frame[columns]``, each row's distinct
+    index): rows are told apart by a 64-bit hash of their values."""
+    if len(frame) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    keys = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
+
+
 @dataclass
 class Detector:
     """A fitted pipeline and its contract."""
@@ -355,18 +365,23 @@ class Detector:
             verdicts.reasons = [None] * len(verdicts)
         if len(rows) == 0:
             return
+        # each distinct input row is explained once: a flood's flows are identical (60,035
+        # flagged flows of the bench capture are 80 distinct rows), and the same inputs get
+        # the same verdict, so their reasons are shared
+        first, inverse = _distinct_rows(X.iloc[rows], self.features)
+        rows_once = rows[first]
         fitted = np.asarray(getattr(self.pipeline, "classes_", np.arange(len(self.classes))))
         # the verdict's class among the classes the estimator was fitted on
-        target = np.searchsorted(fitted, verdicts.codes[rows]).clip(0, len(fitted) - 1)
-        subset = X.iloc[rows]
+        target = np.searchsorted(fitted, verdicts.codes[rows_once]).clip(0, len(fitted) - 1)
+        subset = X.iloc[rows_once]
         attr = explaining.attributions(
             self.pipeline, subset, target, self.features, self.categorical
         )
         found = explaining.reasons(
-            attr, subset, [str(v) for v in verdicts.labels[rows]], self.profile
+            attr, subset, [str(v) for v in verdicts.labels[rows_once]], self.profile
         )
-        for i, r in zip(rows, found, strict=True):
-            verdicts.reasons[i] = r
+        for i, k in zip(rows.tolist(), inverse.tolist(), strict=True):
+            verdicts.reasons[i] = found[k]
 
     def describe(self) -> dict[str, Any]:
         return {
