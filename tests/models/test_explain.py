@@ -81,6 +81,31 @@ def test_attributions_sum_to_the_models_own_output(kind: str) -> None:
     assert np.all(attr.values[:, det.features.index(DEAD)] == 0)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_xgboost_paths_equal_its_own_approx_contribs(classes: int) -> None:
+    """The compiled walk of XGBoost's trees credits what the booster's own ``approx_contribs``
+    credits (binary and multiclass; inputs with NaN, huge and tiny values)."""
+    import xgboost as xgb
+
+    from flowsentinel.models.explain import _xgb
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 6)) * np.array([1, 10, 1e3, 1e-3, 1, 1e6])
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = rng.integers(0, classes, len(X))
+    y[X[:, 0] > 0.5] = classes - 1  # something to learn
+    model = xgb.XGBClassifier(n_estimators=25, max_depth=4, n_jobs=1).fit(X, y)
+    target = rng.integers(0, classes, len(X))
+    ours = _xgb(model, X, target)
+    data = xgb.DMatrix(X.astype(np.float32), missing=np.nan)
+    theirs = model.get_booster().predict(data, pred_contribs=True, approx_contribs=True)
+    if classes == 2:
+        expected = theirs[:, :-1] * np.where(target == 0, -1.0, 1.0)[:, None]
+    else:
+        expected = theirs[np.arange(len(X)), target, :-1]
+    assert np.allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_knn_terms_sum_to_the_difference_of_squared_distances() -> None:
     det, test = _fitted("knn")
     X = det.align(test)
