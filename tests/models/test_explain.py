@@ -224,4 +224,4 @@ def test_reason_texts_built_at_once_equal_the_one_by_one_text() -> None:
             pcts = {c: float(ranks[j, i, k]) for j, c in enumerate(classes)}
             value = values[i, k]
             expected = reason_text(names[i, k], value, pcts, classes[verdict[i]])
-            assert got[i, k] == expected, (i, k)
+            assert got[i][k] == expected, (i, k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -70,13 +71,11 @@ def scan_cmd(
     """Score every flow of a capture with a registered model; one verdict per flow, with the
     reasons of every flagged flow and the flow's novelty."""
     from flowsentinel.core.cluster import Cluster
-    from flowsentinel.scoring import Detector
 
     where = Cluster.from_options(workers=workers, address=cluster)
     flow_file, sources, ignored = _scan_inputs(captures)
     _check_format(fmt)
-    with contextlib.redirect_stdout(sys.stderr):
-        det = Detector.load(model)
+    det = _load(model)
     name = str(flow_file) if flow_file is not None else ", ".join(sources[:3])
     started = time.perf_counter()
     sink = out.open("w", encoding="utf-8") if out else contextlib.nullcontext(None)
@@ -106,6 +105,17 @@ def scan_cmd(
     for line in ([] if stats is None else set_warnings(stats, ignored)) + [warning or ""]:
         if line:
             console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _load(model: str | None) -> Any:
+    """The model, its libraries then frozen out of the garbage collector's reach: a scan's
+    per-flow records would otherwise set off full collections that walk them all."""
+    from flowsentinel.scoring import Detector
+
+    with contextlib.redirect_stdout(sys.stderr):
+        det = Detector.load(model)
+    gc.freeze()
+    return det
 
 
 def _scan_inputs(names: list[str]) -> tuple[Path | None, list[str], list[str]]:
@@ -356,11 +366,9 @@ def watch_cmd(
 
     from flowsentinel.capture import CaptureStats, iter_live_flow_batches
     from flowsentinel.scanning import Aggregate, ScanSummary, check_capture_model, scan_frames
-    from flowsentinel.scoring import Detector
 
     _check_format(fmt, alert_to)
-    with contextlib.redirect_stdout(sys.stderr):
-        det = Detector.load(model)
+    det = _load(model)
     check_capture_model(det)
     outputs = _alert_outputs(alert_to or [], fmt, det, metrics_port)
     watch_started = time.monotonic()

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -478,25 +479,10 @@ def _percentiles(
     return np.asarray(ranks)
 
 
-def _shown(values: np.ndarray) -> np.ndarray:
-    """:func:`_fmt` of every value at once (text stays; NaN and None are ``missing``)."""
-    text = np.array([isinstance(v, str) for v in values.ravel()]).reshape(values.shape)
-    numbers = np.where(text | (values == None), np.nan, values).astype(np.float64)  # noqa: E711
-    shown = np.char.mod("%.4g", numbers).astype(object)
-    shown[np.isnan(numbers)] = "missing"
-    shown[text] = values[text]
-    return shown.astype(str)
-
-
-def _pcts(p: np.ndarray) -> np.ndarray:
-    return np.char.rstrip(np.char.rstrip(np.char.mod("%.1f", p), "0"), ".")
-
-
-def _where(p: np.ndarray, cls: np.ndarray) -> np.ndarray:
-    """``higher than P % of CLASS`` (or ``lower than 100-P %``) for every rank at once."""
-    higher = np.char.add(np.char.add("higher than ", _pcts(p)), " %")
-    lower = np.char.add(np.char.add("lower than ", _pcts(100 - p)), " %")
-    return np.char.add(np.char.add(np.where(p >= 50, higher, lower), " of "), cls)
+def _where_text(p: float, cls: str) -> str:
+    return (
+        f"higher than {_pct(p)} % of {cls}" if p >= 50 else f"lower than {_pct(100 - p)} % of {cls}"
+    )
 
 
 def _texts(
@@ -505,26 +491,38 @@ def _texts(
     ranks: np.ndarray | None,
     verdict: np.ndarray,
     classes: list[str],
-) -> np.ndarray:
-    """:func:`reason_text` of every (flow, reason) at once: ``names``/``values`` (flows, top),
-    ``ranks`` (classes, flows, top), ``verdict`` the class index of each flow."""
-    text = np.char.add(np.char.add(names.astype(str), " = "), _shown(values))
-    if ranks is None:
-        return text
+) -> list[list[str]]:
+    """:func:`reason_text` of every (flow, reason) in one pass over plain Python values:
+    ``names``/``values`` (flows, top), ``ranks`` (classes, flows, top), ``verdict`` the class
+    index of each flow. (NumPy's fixed-width strings cost more here: 23 ms per 1,000 flows,
+    half of it turning them back into ``str``, against 5 ms.)"""
     flows, top = names.shape
-    first = ranks[0]
-    own = ranks[verdict[:, None], np.arange(flows)[:, None], np.arange(top)[None, :]]
-    has_first = np.isfinite(first)
-    has_own = np.isfinite(own) & (verdict != 0)[:, None]
-    names_of = np.asarray(classes, dtype=str)
-    part_first = np.char.add(_where(np.nan_to_num(first), names_of[0]), " training flows")
-    own_cls = np.broadcast_to(names_of[verdict][:, None], names.shape)
-    part_own = _where(np.nan_to_num(own), own_cls)
-    alone = np.char.add(part_own, " training flows")
-    both = np.char.add(np.char.add(part_first, ", "), part_own)
-    tail = np.where(has_first & has_own, both, np.where(has_first, part_first, alone))
-    said = np.char.add(np.char.add(text, ": "), tail)
-    return np.where(has_first | has_own, said, text)
+    heads = [
+        f"{n} = {_fmt(v)}"
+        for n, v in zip(names.ravel().tolist(), values.ravel().tolist(), strict=True)
+    ]
+    if ranks is None:
+        return [heads[i * top : (i + 1) * top] for i in range(flows)]
+    rows = np.repeat(np.arange(flows), top)
+    slots = np.tile(np.arange(top), flows)
+    per_item = np.repeat(verdict, top)
+    first = ranks[0].ravel().tolist()
+    own = ranks[per_item, rows, slots].tolist()
+    owner = [classes[v] if v else "" for v in per_item.tolist()]
+    c0 = classes[0]
+    out = []
+    for head, p0, po, cls in zip(heads, first, own, owner, strict=True):
+        first_ok = p0 == p0 and abs(p0) != math.inf
+        own_ok = bool(cls) and po == po and abs(po) != math.inf
+        if first_ok and own_ok:
+            out.append(f"{head}: {_where_text(p0, c0)} training flows, {_where_text(po, cls)}")
+        elif first_ok:
+            out.append(f"{head}: {_where_text(p0, c0)} training flows")
+        elif own_ok:
+            out.append(f"{head}: {_where_text(po, cls)} training flows")
+        else:
+            out.append(head)
+    return [out[i * top : (i + 1) * top] for i in range(flows)]
 
 
 def reasons(
@@ -544,7 +542,7 @@ def reasons(
     index = {c: i for i, c in enumerate(classes)}
     verdict = np.asarray([index.get(v, 0) for v in verdicts], dtype=np.int64)
     names = np.asarray(attr.names, dtype=object)[picks]
-    texts = _texts(names, values, ranks, verdict, classes).tolist()
+    texts = _texts(names, values, ranks, verdict, classes)
     keep = (contributions > 0) | (np.arange(picks.shape[1]) == 0)[None, :]
     keep = np.cumprod(keep, axis=1).astype(bool)  # stop at the first that does not push
     plain = [[_plain(v) for v in row] for row in values.tolist()]

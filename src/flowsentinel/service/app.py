@@ -8,6 +8,7 @@ from the environment (what ``flowsentinel serve`` does in every worker).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,6 +66,10 @@ def create_app(
         for m in app.state.models.models:
             d = m.detector
             app.state.metrics.model_info.labels(m.key, d.version or "", d.dataset, d.task).set(1)
+        # the models and the libraries loaded with them (~450,000 objects) live as long as the
+        # server: out of the collector's reach, a request's short-lived objects no longer set
+        # off full collections that walk them all (pauses of ~20 ms inside a batch's reasons)
+        gc.freeze()
         yield
 
     app = FastAPI(
