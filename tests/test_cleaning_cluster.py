@@ -1,0 +1,99 @@
+"""Cleaning as Dask tasks per file, on a real cluster (a ``dask scheduler`` and two
+``dask worker`` processes): the output rows, their order, the columns and the report are those
+of the in-process :func:`clean_to_dir` on the same real CIC-IDS2017 files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from distributed import Client
+from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
+
+from dask_cluster import DaskCluster
+from flowdata import SHARED_DATASETS
+from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
+from flowsentinel.cleaning_cluster import clean_on_cluster
+from flowsentinel.cli.main import app
+from flowsentinel.core import schema as sc
+
+CIC = SHARED_DATASETS / "cicids2017"
+THURSDAY = CIC / "thursday-webattacks-trafficlabelling.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Three real files of three dialects, and a second copy of the Thursday file under another
+    name (every row of the copy is a duplicate of a row of another file)."""
+    copy = tmp_path_factory.mktemp("copy") / "thursday-again.csv.gz"
+    shutil.copyfile(THURSDAY, copy)
+    return [
+        str(CIC / "friday-ddos-machinelearningcve-head9998.csv.gz"),
+        str(THURSDAY),
+        str(CIC / "cicids2017-sample-grouped-labels.csv.gz"),
+        str(copy),
+    ]
+
+
+def _result(out: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
+    report = json.loads((out / REPORT_FILE).read_text())
+    report.pop("seconds")
+    return pl.read_parquet(out / CLEAN_FILE), report
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        CleaningOptions(task="attack"),
+        CleaningOptions(task="multiclass", near_constant="none", drop_identifiers=False),
+        CleaningOptions(task="dos", drop_duplicates=False, drop_nonfinite=False),
+    ],
+    ids=["attack", "multiclass-keep-ids", "dos-keep-dups-nonfinite"],
+)
+def test_cluster_equals_in_process(
+    dask_cluster: DaskCluster, sources: list[str], tmp_path: Path, options: CleaningOptions
+) -> None:
+    clean_to_dir(sources, tmp_path / "local", options=options, mixed="intersect")
+    with Client(dask_cluster.address, timeout=30) as client:
+        clean_on_cluster(client, sources, tmp_path / "remote", options=options, mixed="intersect")
+    local, local_report = _result(tmp_path / "local")
+    remote, remote_report = _result(tmp_path / "remote")
+    assert_frame_equal(remote, local)
+    assert remote_report == local_report
+    assert not list((tmp_path / "remote").glob(".clean-parts-*"))  # the parts are gone
+    if options.drop_duplicates:  # the copy's rows are duplicates of rows of another file
+        copy = sources[-1]
+        assert remote.filter(pl.col(sc.SOURCE) == copy).height == 0
+        assert remote.filter(pl.col(sc.SOURCE) == str(THURSDAY)).height > 0
+    if options.near_constant == "constant":  # judged over the rows of all files
+        dropped = [d["column"] for d in remote_report["columns_dropped"]]
+        assert "Bwd PSH Flags" in dropped
+
+
+def test_cli_on_cluster(dask_cluster: DaskCluster, sources: list[str], tmp_path: Path) -> None:
+    """``data clean --cluster``: the same files as ``data clean`` in-process."""
+    runner = CliRunner()
+    args = ["data", "clean", *sources, "--mixed", "intersect", "--task", "attack", "--no-cache"]
+    local = runner.invoke(app, [*args, "-o", str(tmp_path / "local")])
+    remote = runner.invoke(
+        app, [*args, "-o", str(tmp_path / "remote"), "--cluster", dask_cluster.address]
+    )
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    assert_frame_equal(_result(tmp_path / "remote")[0], _result(tmp_path / "local")[0])
+
+
+def test_seed_rule_is_refused_in_one_line(dask_cluster: DaskCluster, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["data", "clean", str(THURSDAY), "-o", str(tmp_path), "--near-constant", "seed",
+         "--cluster", dask_cluster.address],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "--near-constant seed runs in-process only" in result.output
+    assert "Traceback" not in result.output
