@@ -307,9 +307,13 @@ def _plan_on_cluster(
         first_rows, fh = _first_rows(client, futures, [None] * len(futures), all_features)
         first_parts = _split_over(first_rows, [np.ones(s.height, dtype=bool) for s in shapes])
     candidates = (
-        [a & f for a, f in zip(alive, first_parts, strict=True)] if first_parts else alive
+        [a & f for a, f in zip(alive, first_parts, strict=True)]
+        if first_parts is not None
+        else alive
     )
-    features, dropped, same_key = _near_constant(client, futures, candidates, features, height, opts)
+    features, dropped, same_key = _near_constant(
+        client, futures, candidates, features, height, opts
+    )
     dropped_cols += dropped
     if not features:
         raise InputError(
@@ -508,9 +512,7 @@ def _append_parts(parts: list[str], path: Path) -> None:
     path.unlink(missing_ok=True)  # the result cache may hold a hard link to it
     schema = pq.read_schema(parts[0])
     text = [
-        f.name
-        for f in schema
-        if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        f.name for f in schema if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
     ]
     with pq.ParquetWriter(
         path, schema, compression="none", use_dictionary=text, write_statistics=False
