@@ -97,3 +97,18 @@ def test_seed_rule_is_refused_in_one_line(dask_cluster: DaskCluster, tmp_path: P
     assert result.exit_code != 0
     assert "--near-constant seed runs in-process only" in result.output
     assert "Traceback" not in result.output
+
+
+def test_unreadable_file_is_one_line(dask_cluster: DaskCluster, tmp_path: Path) -> None:
+    """A file a worker cannot read: the error names it, as in-process, and nothing is written."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    result = CliRunner().invoke(
+        app,
+        ["data", "clean", str(THURSDAY), str(bad), "-o", str(tmp_path / "out"),
+         "--cluster", dask_cluster.address],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"{bad}: no known flow columns" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -111,11 +111,18 @@ class _AliveFacts:
 # tasks (run on the workers, each on one file)
 
 
-def _read(path: str, dataset: str | None, mixed: str) -> LoadedData:
-    return load_sources([path], dataset, mixed=mixed)
+def _read(path: str, dataset: str | None, mixed: str) -> LoadedData | InputError:
+    """A file read; a file that cannot be read is a value (the worker logs no traceback),
+    raised in the client."""
+    try:
+        return load_sources([path], dataset, mixed=mixed)
+    except InputError as exc:
+        return exc
 
 
-def _shape(data: LoadedData) -> _FileShape:
+def _shape(data: LoadedData | InputError) -> _FileShape | InputError:
+    if isinstance(data, InputError):
+        return data
     part = data.parts[0]
     families = part.get_column(sc.FAMILY).unique().drop_nulls().to_list()
     schema = {c: t for c, t in part.schema.items() if c != sc.SOURCE}
@@ -251,7 +258,11 @@ def _read_all(client: Client, paths: list[str], dataset: str | None, mixed: str)
     if dataset is None:  # as load_sources: the first file tells
         dataset = str(sniff(paths[0])["dataset"] or "") or None
     read = [client.submit(_read, p, dataset, mixed, pure=False) for p in paths]
-    shapes: list[_FileShape] = client.gather([client.submit(_shape, f) for f in read])
+    shapes: list[_FileShape] = []
+    for shape in client.gather([client.submit(_shape, f) for f in read]):
+        if isinstance(shape, InputError):
+            raise shape
+        shapes.append(shape)
     found = shapes[0].dataset
     for path, shape in zip(paths, shapes, strict=True):
         if shape.dataset != found:
