@@ -178,6 +178,22 @@ def _rows(
     return frame.filter(pl.Series(chosen))
 
 
+def _settle(
+    data: LoadedData,
+    mask: np.ndarray | None,
+    chosen: np.ndarray,
+    feature_hash: np.ndarray,
+    columns: list[str],
+) -> np.ndarray:
+    """Which of a file's ``chosen`` rows (keys found in this file only) are the first of their
+    identical rows: ``_first_occurrences`` on them."""
+    if not chosen.any():
+        return np.ones(0, dtype=bool)
+    rows = _rows(data, mask, chosen, columns)
+    every = [np.ones(rows.height, dtype=bool)]
+    return _first_occurrences([rows], every, columns[:-1], [feature_hash], _keep_pages)[0]
+
+
 def _kinds(data: LoadedData, mask: np.ndarray, features: list[str]) -> dict[str, set[object]]:
     """The distinct value kinds of each feature over a file's rows ``mask`` (the constant
     test needs two at most)."""
@@ -400,8 +416,11 @@ def _first_rows(
     """``cleaning._first_occurrences`` over the files' chosen rows: which are the first of
     their identical rows (features and label), and their feature hashes.
 
-    Only the hashes travel, and the rows whose key occurs more than once (their features and
-    label); those are settled by ``_first_occurrences`` itself. A row of a unique key is a first.
+    Only the hashes travel. A row whose key occurs once is a first. The rows of a key that
+    occurs more than once, all in one file, are settled by ``_first_occurrences`` on that
+    file's worker; the rows of a key found in several files (their features and label) are
+    fetched and settled by it here. A key's rows are settled together either way, so the
+    result is that of one ``_first_occurrences`` over all rows.
     """
     hashes = client.gather(
         [client.submit(_hashes, f, m, features) for f, m in zip(futures, masks, strict=True)]
@@ -413,16 +432,37 @@ def _first_rows(
     keep = np.ones(keys.size, dtype=bool)
     if not shared.any():
         return keep, fh
-    chosen = _split_over(shared, [np.ones(h.size, dtype=bool) for h in feature_hash])
-    asked = [k for k, c in enumerate(chosen) if c.any()]
-    columns = [*features, sc.LABEL]
-    rows: list[pl.DataFrame] = client.gather(
-        [client.submit(_rows, futures[k], masks[k], chosen[k], columns) for k in asked]
+    sizes = [h.size for h in feature_hash]
+    file_of = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)[shared]
+    spread = (
+        pl.DataFrame({"k": keys[shared], "f": file_of})
+        .select(pl.col("f").n_unique().over("k") > 1)
+        .to_series()
+        .to_numpy()
     )
-    sub_hashes = [feature_hash[k][chosen[k]] for k in asked]
-    every = [np.ones(r.height, dtype=bool) for r in rows]
-    keep[shared], _ = _first_occurrences(rows, every, features, sub_hashes, lambda *_: None)
+    local, across = np.zeros_like(shared), np.zeros_like(shared)
+    local[shared], across[shared] = ~spread, spread
+    columns = [*features, sc.LABEL]
+    by_file = [np.ones(n, dtype=bool) for n in sizes]
+    settled = [
+        client.submit(_settle, futures[k], masks[k], chosen, feature_hash[k][chosen], columns)
+        for k, chosen in enumerate(_split_over(local, by_file))
+    ]
+    if across.any():
+        chosen = _split_over(across, by_file)
+        asked = [k for k, c in enumerate(chosen) if c.any()]
+        rows: list[pl.DataFrame] = client.gather(
+            [client.submit(_rows, futures[k], masks[k], chosen[k], columns) for k in asked]
+        )
+        sub_hashes = [feature_hash[k][chosen[k]] for k in asked]
+        every = [np.ones(r.height, dtype=bool) for r in rows]
+        keep[across], _ = _first_occurrences(rows, every, features, sub_hashes, _keep_pages)
+    keep[local] = np.concatenate(client.gather(settled))
     return keep, fh
+
+
+def _keep_pages(index: int | None = None) -> None:
+    """The frames given to ``_first_occurrences`` here are in memory: nothing to release."""
 
 
 def _near_constant(
