@@ -538,36 +538,44 @@ def _write_on_cluster(
     path: Path,
     opts: CleaningOptions,
 ) -> dict[str, dict[str, int]]:
-    """Round 6: each worker writes its file's kept rows as a part beside ``path``; the parts
-    are appended to ``path`` in file order; the class counts summed."""
+    """Round 6: each worker writes its file's kept rows as a part beside ``path``; each part
+    is appended to ``path`` in file order as soon as it and those before it are written (while
+    the workers write the next ones); the class counts summed."""
     required = {sc.SOURCE, *(plan.features if opts.drop_nonfinite else [])}
     tally: dict[str, dict[str, int]] = {sc.LABEL: {}, sc.FAMILY: {}, sc.TARGET: {}}
     with tempfile.TemporaryDirectory(prefix=".clean-parts-", dir=path.parent) as tmp:
         parts = [str(Path(tmp) / f"part-{k:05d}.parquet") for k in range(len(futures))]
-        tallies = client.gather(
-            [
-                client.submit(_write_part, f, plan, m, p, required, pure=False)
-                for f, m, p in zip(futures, keep, parts, strict=True)
-            ]
-        )
-        for part in tallies:
-            for column, counts in part.items():
-                for key, n in counts.items():
-                    tally[column][key] = tally[column].get(key, 0) + n
-        _append_parts(parts, path)
+        written = [
+            client.submit(_write_part, f, plan, m, p, required, pure=False)
+            for f, m, p in zip(futures, keep, parts, strict=True)
+        ]
+        path.unlink(missing_ok=True)  # the result cache may hold a hard link to it
+        writer = None
+        try:
+            for future, part in zip(written, parts, strict=True):
+                for column, counts in future.result().items():
+                    for key, n in counts.items():
+                        tally[column][key] = tally[column].get(key, 0) + n
+                writer = _append_part(writer, part, path)
+        finally:
+            if writer is not None:
+                writer.close()
     return tally
 
 
-def _append_parts(parts: list[str], path: Path) -> None:
-    """The parts' rows into one parquet file, in order, a batch at a time."""
-    path.unlink(missing_ok=True)  # the result cache may hold a hard link to it
-    schema = pq.read_schema(parts[0])
-    text = [
-        f.name for f in schema if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-    ]
-    with pq.ParquetWriter(
-        path, schema, compression="none", use_dictionary=text, write_statistics=False
-    ) as writer:
-        for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=APPEND_ROWS):
-                writer.write_batch(batch)
+def _append_part(writer: pq.ParquetWriter | None, part: str, path: Path) -> pq.ParquetWriter:
+    """A part's rows appended to ``path`` a batch at a time (the writer opened on the first)."""
+    with pq.ParquetFile(part) as source:
+        if writer is None:
+            schema = source.schema_arrow
+            text = [
+                f.name
+                for f in schema
+                if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+            ]
+            writer = pq.ParquetWriter(
+                path, schema, compression="none", use_dictionary=text, write_statistics=False
+            )
+        for batch in source.iter_batches(batch_size=APPEND_ROWS):
+            writer.write_batch(batch)
+    return writer
