@@ -433,17 +433,22 @@ def _near_constant_columns(
     nunique = _distinct_counts(
         data.parts, candidates, features, height, opts.similarity_threshold, data.release
     )
+    return _similarity_drops(features, nunique, height, opts.similarity_threshold)
+
+
+def _similarity_drops(
+    features: list[str], nunique: dict[str, int], height: int, threshold: float
+) -> tuple[list[str], list[ColumnDrop], bool]:
+    """Step 5 under the ``seed`` rule, from the distinct counts (``_distinct_counts``): the
+    columns left, those dropped, and whether duplicates on the columns left are duplicates on
+    all."""
     drop = {}
     for c in features:
         similarity = (1 - nunique[c] / height) * 100
-        if similarity > opts.similarity_threshold:
-            drop[c] = (
-                f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
-                f"({nunique[c]} distinct values)"
-            )
-    same_key = not drop
+        if similarity > threshold:
+            drop[c] = f"similarity {similarity:.2f}% > {threshold}% ({nunique[c]} distinct values)"
     dropped = [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
-    return [c for c in features if c not in drop], dropped, same_key
+    return [c for c in features if c not in drop], dropped, not drop
 
 
 def _constant_drops(

@@ -14,13 +14,13 @@ table. The rounds:
    more than once are fetched (their features and label only) and settled by
    ``cleaning._first_occurrences``, the in-process function, on those rows alone;
 4. near-constant columns: each file's distinct value kinds per column (at most a few values)
-   come back and are united;
+   come back and are united (``seed`` rule: each file's distinct values, or only their count
+   where it already proves the column informative, and the client counts their union);
 5. duplicates on the features left (only when step 5 changed the key): round 3 again on them;
 6. output: each worker writes its file's kept rows as one part; the client appends the parts
    to ``clean.parquet`` in file order, a batch of rows at a time, and sums the class counts.
 
-The result (rows, their order, columns, report) is the in-process one. The ``seed``
-near-constant rule needs exact distinct counts over all files and is not distributed.
+The result (rows, their order, columns, report) is the in-process one.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from flowsentinel.cleaning import (
     _ParquetParts,
     _Plan,
     _read_step,
+    _similarity_drops,
     _single,
     _sorted_counts,
     _split_over,
@@ -194,6 +195,21 @@ def _settle(
     return _first_occurrences([rows], every, columns[:-1], [feature_hash], _keep_pages)[0]
 
 
+def _distinct(
+    data: LoadedData, mask: np.ndarray, features: list[str], height: int, threshold: float
+) -> dict[str, pl.Series | int]:
+    """Each column's distinct values over a file's rows ``mask`` (null and NaN each a value),
+    or only their count where it alone proves the column kept by the seed rule (as
+    ``cleaning._distinct_counts`` stops)."""
+    keep = pl.Series(mask)
+    out: dict[str, pl.Series | int] = {}
+    for c in features:
+        values = data.parts[0].get_column(c).filter(keep).unique()
+        informative = (1 - values.len() / height) * 100 <= threshold
+        out[c] = values.len() if informative else values
+    return out
+
+
 def _kinds(data: LoadedData, mask: np.ndarray, features: list[str]) -> dict[str, set[object]]:
     """The distinct value kinds of each feature over a file's rows ``mask`` (the constant
     test needs two at most)."""
@@ -235,14 +251,9 @@ def clean_on_cluster(
     """:func:`flowsentinel.cleaning.clean_to_dir` as Dask tasks per file (same outputs).
 
     ``out_dir`` must be on storage that the workers and this process share: the workers write
-    the parts there. Raises :class:`InputError` for the ``seed`` near-constant rule.
+    the parts there.
     """
     opts = options or CleaningOptions()
-    if opts.near_constant == "seed":
-        raise InputError(
-            "--near-constant seed runs in-process only (it needs every distinct value of every "
-            "file); drop --workers/--cluster or use --near-constant constant"
-        )
     out = Path(out_dir)
     paths = [str(p) for p in expand_sources(sources)]
     files = _read_all(client, paths, dataset, mixed)
@@ -473,9 +484,14 @@ def _near_constant(
     height: int,
     opts: CleaningOptions,
 ) -> tuple[list[str], list[ColumnDrop], bool]:
-    """Step 5 (``constant`` rule): each file's value kinds per column, united."""
+    """Step 5: under the ``constant`` rule each file's value kinds per column, united; under
+    the ``seed`` rule each file's distinct values per column, united (``_distinct_on_cluster``)."""
     if opts.near_constant == "none" or not features or not height:
         return features, [], True
+    if opts.near_constant == "seed":
+        threshold = opts.similarity_threshold
+        nunique = _distinct_on_cluster(client, futures, candidates, features, height, threshold)
+        return _similarity_drops(features, nunique, height, threshold)
     per_file: list[dict[str, set[object]]] = client.gather(
         [client.submit(_kinds, f, c, features) for f, c in zip(futures, candidates, strict=True)]
     )
@@ -486,6 +502,34 @@ def _near_constant(
             constant.append(c)
             neutral = neutral and len(kinds) <= 1
     return _constant_drops(features, constant, neutral, height)
+
+
+def _distinct_on_cluster(
+    client: Client,
+    futures: list[Future],
+    candidates: list[np.ndarray],
+    features: list[str],
+    height: int,
+    threshold: float,
+) -> dict[str, int]:
+    """Distinct values of each column over the candidate rows of all files, as
+    ``cleaning._distinct_counts`` counts them: exact where the seed rule drops the column; for
+    a column it keeps, a count that already proves it informative. A file whose own distinct
+    values prove a column kept sends their count only; else it sends the values, and the
+    client counts their union."""
+    per_file: list[dict[str, pl.Series | int]] = client.gather(
+        [
+            client.submit(_distinct, f, c, features, height, threshold)
+            for f, c in zip(futures, candidates, strict=True)
+        ]
+    )
+    counts: dict[str, int] = {}
+    for c in features:
+        pieces = [d[c] for d in per_file]
+        proven = [n for n in pieces if isinstance(n, int)]
+        series = [v for v in pieces if not isinstance(v, int)]
+        counts[c] = max(proven) if proven else pl.concat(series).unique().len()
+    return counts
 
 
 def _duplicates(
