@@ -79,6 +79,31 @@ def test_cluster_equals_in_process(
         assert "Total Fwd Packets" in dropped
 
 
+def test_cluster_through_the_columnar_cache(
+    dask_cluster: DaskCluster, sources: list[str], tmp_path: Path
+) -> None:
+    """The workers parse each file once into the cache; the run that reads them back from it
+    gives the same result as in-process cleaning without a cache."""
+    options = CleaningOptions(task="attack")
+    clean_to_dir(sources, tmp_path / "local", options=options, mixed="intersect")
+    cache = tmp_path / "cache"
+    entries: list[dict[Path, int]] = []
+    with Client(dask_cluster.address, timeout=30) as client:
+        for run in ("cold", "warm"):
+            clean_on_cluster(
+                client, sources, tmp_path / run, options=options, mixed="intersect", cache_dir=cache
+            )
+            entries.append({e: e.stat().st_mtime_ns for e in (cache / "parsed").glob("*.arrow")})
+    # one entry per content (the copy shares the Thursday file's), read back and not rewritten
+    assert len(entries[0]) == len(sources) - 1
+    assert entries[1] == entries[0]
+    local, local_report = _result(tmp_path / "local")
+    for run in ("cold", "warm"):
+        remote, remote_report = _result(tmp_path / run)
+        assert_frame_equal(remote, local)
+        assert remote_report == local_report
+
+
 def test_cli_on_cluster(dask_cluster: DaskCluster, sources: list[str], tmp_path: Path) -> None:
     """``data clean --cluster``: the same files as ``data clean`` in-process."""
     runner = CliRunner()

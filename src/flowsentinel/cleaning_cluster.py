@@ -70,6 +70,7 @@ from flowsentinel.cleaning import (
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
+from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.datasets.reader import FileReport, sniff
 from flowsentinel.datasets.sources import (
     LoadedData,
@@ -112,13 +113,19 @@ class _AliveFacts:
 # tasks (run on the workers, each on one file)
 
 
-def _read(path: str, dataset: str | None, mixed: str) -> LoadedData | InputError:
-    """A file read; a file that cannot be read is a value (the worker logs no traceback),
-    raised in the client."""
+def _read(
+    path: str, dataset: str | None, mixed: str, cache_dir: str | None
+) -> LoadedData | InputError:
+    """A file read (through the columnar cache at ``cache_dir``, when given, as in-process);
+    a file that cannot be read is a value (the worker logs no traceback), raised in the
+    client."""
+    cache = ColumnarCache(Path(cache_dir)) if cache_dir is not None else None
     try:
-        return load_sources([path], dataset, mixed=mixed)
+        data = load_sources([path], dataset, mixed=mixed, cache=cache)
     except InputError as exc:
         return exc
+    # no memory map object in a result Dask may pickle (to move or spill it)
+    return dataclasses.replace(data, mappings=[None])
 
 
 def _shape(data: LoadedData | InputError) -> _FileShape | InputError:
@@ -247,16 +254,19 @@ def clean_on_cluster(
     options: CleaningOptions | None = None,
     mixed: str = "error",
     two_classes: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> CleaningReport:
     """:func:`flowsentinel.cleaning.clean_to_dir` as Dask tasks per file (same outputs).
 
     ``out_dir`` must be on storage that the workers and this process share: the workers write
-    the parts there.
+    the parts there. ``cache_dir``: the columnar cache the workers read the files through (a
+    worker that cannot reach it makes its own at that path); the result cache is not used.
     """
     opts = options or CleaningOptions()
     out = Path(out_dir)
     paths = [str(p) for p in expand_sources(sources)]
-    files = _read_all(client, paths, dataset, mixed)
+    cache = None if cache_dir is None else str(cache_dir)
+    files = _read_all(client, paths, dataset, mixed, cache)
     data, shapes = files.skeleton, files.shapes
     plan, masks = _plan_on_cluster(client, files.futures, data, shapes, opts)
     if two_classes or plan.steps[-1].rows_out == 0:
@@ -280,11 +290,13 @@ class _Files:
     skeleton: LoadedData  # no rows: the file reports and an empty frame of the columns
 
 
-def _read_all(client: Client, paths: list[str], dataset: str | None, mixed: str) -> _Files:
+def _read_all(
+    client: Client, paths: list[str], dataset: str | None, mixed: str, cache_dir: str | None
+) -> _Files:
     """Round 1: every file read on a worker and conformed to the columns of all files."""
     if dataset is None:  # as load_sources: the first file tells
         dataset = str(sniff(paths[0])["dataset"] or "") or None
-    read = [client.submit(_read, p, dataset, mixed, pure=False) for p in paths]
+    read = [client.submit(_read, p, dataset, mixed, cache_dir, pure=False) for p in paths]
     shapes: list[_FileShape] = []
     for shape in client.gather([client.submit(_shape, f) for f in read]):
         if isinstance(shape, InputError):

@@ -157,6 +157,7 @@ def clean_cmd(
                 dataset=dataset.value if dataset else None,
                 options=options,
                 mixed=mixed.value,
+                cache_dir=cache.root if cache is not None else None,
             )
         cached = False
     for warning in report.warnings:  # one line each, on stderr (also in cleaning_report.json)
