@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from distributed import Client
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-from dask_cluster import DaskCluster
+from dask_cluster import DaskCluster, start_cluster
 from flowdata import SHARED_DATASETS
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
 from flowsentinel.cleaning_cluster import clean_on_cluster
@@ -130,3 +132,48 @@ def test_unreadable_file_is_one_line(dask_cluster: DaskCluster, tmp_path: Path) 
     assert f"{bad}: no known flow columns" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def _submitted(client: Client, name: str) -> bool:
+    """Whether the scheduler knows a task of the function ``name``."""
+
+    def keys(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks]
+
+    return any(name in k for k in client.run_on_scheduler(keys))
+
+
+def test_worker_lost_while_holding_files(
+    sources: list[str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A worker killed once the files are read and held on the workers (its own cluster, so
+    the session's keeps both workers): Dask reads its files again on the other worker, and the
+    result is still the in-process one."""
+    options = CleaningOptions(task="attack")
+    clean_to_dir(sources, tmp_path / "local", options=options, mixed="intersect")
+    cluster = start_cluster(tmp_path_factory.mktemp("dask-logs-lost"))
+    try:
+        with Client(cluster.address, timeout=30) as client:
+
+            def kill_when_round_two_starts() -> None:
+                deadline = time.monotonic() + 120
+                while not _submitted(client, "_alive_rows") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                cluster.kill_worker(0)
+                killed.append(time.monotonic())
+
+            killed: list[float] = []
+            killer = threading.Thread(target=kill_when_round_two_starts)
+            killer.start()
+            clean_on_cluster(
+                client, sources, tmp_path / "remote", options=options, mixed="intersect"
+            )
+            finished = time.monotonic()
+            killer.join()
+        assert killed and killed[0] < finished  # the worker died during the job
+    finally:
+        cluster.stop()
+    local, local_report = _result(tmp_path / "local")
+    remote, remote_report = _result(tmp_path / "remote")
+    assert_frame_equal(remote, local)
+    assert remote_report == local_report
