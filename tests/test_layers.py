@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "capture": 1,
     "datasets": 2,
     "cleaning": 3,
+    "cleaning_cluster": 3,
     "preparation": 4,
     "models": 5,
     "scoring": 6,

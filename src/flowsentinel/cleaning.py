@@ -40,7 +40,7 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets import labels as lab
 from flowsentinel.datasets.cache import READER_VERSION, ColumnarCache
-from flowsentinel.datasets.reader import RowFacts, complete_rows
+from flowsentinel.datasets.reader import FileReport, RowFacts, complete_rows
 from flowsentinel.datasets.sources import LoadedData, expand_sources, load_sources
 
 NearConstantRule = Literal["constant", "seed", "none"]
@@ -215,7 +215,7 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
     first = parts[0]  # the columns (all parts share them)
     facts: list[RowFacts | None] = list(data.facts) or [None] * len(parts)
     dropped_cols = _columns_dropped_when_read(data)
-    steps = [_read_step(data)]
+    steps = [_read_step(data.files, data.height)]
     idents, dropped = _identifier_columns(first, data.dataset, opts)
     dropped_cols += dropped
     features = feature_columns(first, data.dataset)
@@ -287,17 +287,16 @@ def _columns_dropped_when_read(data: LoadedData) -> list[ColumnDrop]:
     return dropped
 
 
-def _read_step(data: LoadedData) -> StepReport:
-    """The malformed CSV rows the reader skipped."""
-    rows_in = data.height
-    malformed = sum(r.malformed_rows_skipped for r in data.files)
+def _read_step(files: list[FileReport], rows_in: int) -> StepReport:
+    """The malformed CSV rows the reader skipped (``rows_in``: the rows read)."""
+    malformed = sum(r.malformed_rows_skipped for r in files)
     return StepReport(
         step="read (malformed CSV rows)",
         enabled=True,
         rows_in=rows_in + malformed,
         rows_out=rows_in,
         dropped=malformed,
-        detail={r.path: r.malformed_rows_skipped for r in data.files if r.malformed_rows_skipped},
+        detail={r.path: r.malformed_rows_skipped for r in files if r.malformed_rows_skipped},
     )
 
 
@@ -430,23 +429,38 @@ def _near_constant_columns(
     if opts.near_constant == "constant":
         constant, neutral = _constant_columns(data.parts, candidates, features)
         data.release()
-        drop = {c: f"constant (1 distinct value in {height} rows)" for c in constant}
-        same_key = neutral
-    else:
-        nunique = _distinct_counts(
-            data.parts, candidates, features, height, opts.similarity_threshold, data.release
-        )
-        drop = {}
-        for c in features:
-            similarity = (1 - nunique[c] / height) * 100
-            if similarity > opts.similarity_threshold:
-                drop[c] = (
-                    f"similarity {similarity:.2f}% > {opts.similarity_threshold}% "
-                    f"({nunique[c]} distinct values)"
-                )
-        same_key = not drop
+        return _constant_drops(features, constant, neutral, height)
+    nunique = _distinct_counts(
+        data.parts, candidates, features, height, opts.similarity_threshold, data.release
+    )
+    return _similarity_drops(features, nunique, height, opts.similarity_threshold)
+
+
+def _similarity_drops(
+    features: list[str], nunique: dict[str, int], height: int, threshold: float
+) -> tuple[list[str], list[ColumnDrop], bool]:
+    """Step 5 under the ``seed`` rule, from the distinct counts (``_distinct_counts``): the
+    columns left, those dropped, and whether duplicates on the columns left are duplicates on
+    all."""
+    drop = {}
+    for c in features:
+        similarity = (1 - nunique[c] / height) * 100
+        if similarity > threshold:
+            drop[c] = f"similarity {similarity:.2f}% > {threshold}% ({nunique[c]} distinct values)"
     dropped = [ColumnDrop(column=c, reason=r) for c, r in drop.items()]
-    return [c for c in features if c not in drop], dropped, same_key
+    return [c for c in features if c not in drop], dropped, not drop
+
+
+def _constant_drops(
+    features: list[str], constant: list[str], neutral: bool, height: int
+) -> tuple[list[str], list[ColumnDrop], bool]:
+    """Step 5 under the ``constant`` rule, once the constant columns are known: the columns
+    left, those dropped, and whether duplicates on the columns left are duplicates on all."""
+    dropped = [
+        ColumnDrop(column=c, reason=f"constant (1 distinct value in {height} rows)")
+        for c in constant
+    ]
+    return [c for c in features if c not in constant], dropped, neutral
 
 
 def _duplicate_rows(

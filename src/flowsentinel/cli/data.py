@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flowsentinel.cli._output import console, friendly_errors, is_tty, stdout, table
+from flowsentinel.cli._output import (
+    cluster_option,
+    console,
+    friendly_errors,
+    is_tty,
+    stdout,
+    table,
+    workers_option,
+)
 
 if TYPE_CHECKING:  # polars, pandas and pyarrow: 0.4-0.6 s, paid by the commands that use them
     from flowsentinel.cleaning import CleaningReport
@@ -100,9 +108,16 @@ def clean_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
+    workers: Annotated[int | None, workers_option()] = None,
+    cluster: Annotated[str | None, cluster_option()] = None,
 ) -> None:
-    """Clean flow records for a task: writes OUT/clean.parquet and OUT/cleaning_report.json."""
+    """Clean flow records for a task: writes OUT/clean.parquet and OUT/cleaning_report.json.
+
+    With --workers N or --cluster ADDRESS (or FLOWSENTINEL_DASK_SCHEDULER) each file is read
+    and cleaned by a Dask task; the result is the same. OUT must then be on storage the workers
+    can write."""
     from flowsentinel.cleaning import CleaningOptions, clean_to_dir
+    from flowsentinel.core.cluster import Cluster
     from flowsentinel.core.settings import get_settings
     from flowsentinel.datasets.cache import ColumnarCache
 
@@ -117,17 +132,34 @@ def clean_cmd(
         drop_duplicates=not keep_duplicates,
         ddos_as_dos=ddos_as_dos,
     )
+    where = Cluster.from_options(workers=workers, address=cluster)
     use_cache = settings.use_cache and not no_cache
     cache = ColumnarCache(settings.resolved_cache_dir) if use_cache else None
-    report, cached = clean_to_dir(
-        sources,
-        out,
-        dataset=dataset.value if dataset else None,
-        options=options,
-        cache=cache,
-        mixed=mixed.value,
-        progress=is_tty() and not as_json,
-    )
+    if where.local:
+        report, cached = clean_to_dir(
+            sources,
+            out,
+            dataset=dataset.value if dataset else None,
+            options=options,
+            cache=cache,
+            mixed=mixed.value,
+            progress=is_tty() and not as_json,
+        )
+    else:
+        from flowsentinel.cleaning_cluster import clean_on_cluster
+
+        with where.client() as client:
+            assert client is not None  # a cluster was asked for
+            report = clean_on_cluster(
+                client,
+                sources,
+                out,
+                dataset=dataset.value if dataset else None,
+                options=options,
+                mixed=mixed.value,
+                cache_dir=cache.root if cache is not None else None,
+            )
+        cached = False
     for warning in report.warnings:  # one line each, on stderr (also in cleaning_report.json)
         console.print(
             f"[bold yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True

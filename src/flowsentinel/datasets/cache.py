@@ -16,6 +16,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,7 @@ class ColumnarCache:
     def put(self, key: str, frame: pl.DataFrame, meta: dict[str, object]) -> None:
         entry = self._entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(".arrow.tmp")
+        tmp = entry.with_suffix(f".arrow.{_writer_id()}.tmp")
         table = frame.to_arrow()
         with ipc.new_file(str(tmp), table.schema) as writer:
             writer.write_table(table)
@@ -177,7 +178,13 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+def _writer_id() -> str:
+    """Process and thread: temporary names of their own, for processes (Dask workers) that
+    fill one cache at the same time."""
+    return f"{os.getpid()}-{threading.get_ident()}"
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{_writer_id()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

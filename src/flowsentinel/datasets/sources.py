@@ -161,24 +161,35 @@ def load_sources(
     common = [c for c in frames[0].columns if all(c in f.columns for f in frames)]
     if mixed == "intersect":
         frames = [f.select(common) for f in frames]
-    # one dtype per column over all files (float32 only where every file stored it exactly),
-    # so that the concatenation copies nothing but the columns that must widen
-    dtypes: dict[str, pl.DataType] = {}
-    for frame in frames:
-        for col, dtype in frame.schema.items():
-            seen = dtypes.get(col)
-            dtypes[col] = dtype if seen is None or seen == dtype else _wider(seen, dtype)
-    order = list(dtypes)
+    dtypes = common_dtypes([f.schema for f in frames])
     tagged: list[pl.DataFrame] = []
     while frames:
         frame, name = frames.pop(0), names[len(tagged)]
-        casts = [pl.col(c).cast(dtypes[c]) for c, t in frame.schema.items() if t != dtypes[c]]
-        missing = [pl.lit(None, dtypes[c]).alias(c) for c in order if c not in frame.columns]
-        frame = frame.with_columns(
-            *casts, *missing, pl.lit(name, dtype=source_type).alias(sc.SOURCE)
-        )
-        tagged.append(frame.select([*order, sc.SOURCE]))
+        tagged.append(conform_part(frame, name, dtypes, source_type))
     return LoadedData(tagged, dataset, reports, hashes, not_in_all, facts, mappings)
+
+
+def common_dtypes(schemas: Iterable[dict[str, pl.DataType]]) -> dict[str, pl.DataType]:
+    """One dtype per column over the files' schemas, in the order columns first appear
+    (float32 only where every file stored it exactly), so that the concatenation copies
+    nothing but the columns that must widen."""
+    dtypes: dict[str, pl.DataType] = {}
+    for schema in schemas:
+        for col, dtype in schema.items():
+            seen = dtypes.get(col)
+            dtypes[col] = dtype if seen is None or seen == dtype else _wider(seen, dtype)
+    return dtypes
+
+
+def conform_part(
+    frame: pl.DataFrame, name: str, dtypes: dict[str, pl.DataType], source_type: pl.Enum
+) -> pl.DataFrame:
+    """One file's frame in the columns and dtypes of all files (``common_dtypes``), missing
+    columns as nulls, tagged with its file name in ``source_file``."""
+    casts = [pl.col(c).cast(dtypes[c]) for c, t in frame.schema.items() if t != dtypes[c]]
+    missing = [pl.lit(None, dtypes[c]).alias(c) for c in dtypes if c not in frame.columns]
+    frame = frame.with_columns(*casts, *missing, pl.lit(name, dtype=source_type).alias(sc.SOURCE))
+    return frame.select([*dtypes, sc.SOURCE])
 
 
 def _wider(a: pl.DataType, b: pl.DataType) -> pl.DataType:
