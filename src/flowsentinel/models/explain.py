@@ -497,9 +497,10 @@ def _texts(
     index of each flow. (NumPy's fixed-width strings cost more here: 23 ms per 1,000 flows,
     half of it turning them back into ``str``, against 5 ms.)"""
     flows, top = names.shape
-    heads = [
-        f"{n} = {_fmt(v)}"
-        for n, v in zip(names.ravel().tolist(), values.ravel().tolist(), strict=True)
+    pairs = zip(names.ravel().tolist(), values.ravel().tolist(), strict=True)
+    heads = [  # a finite float formatted in place, anything else by _fmt
+        f"{n} = {v:.4g}" if v.__class__ is float and v - v == 0 else f"{n} = {_fmt(v)}"
+        for n, v in pairs
     ]
     if ranks is None:
         return [heads[i * top : (i + 1) * top] for i in range(flows)]
@@ -545,7 +546,11 @@ def reasons(
     texts = _texts(names, values, ranks, verdict, classes)
     keep = (contributions > 0) | (np.arange(picks.shape[1]) == 0)[None, :]
     keep = np.cumprod(keep, axis=1).astype(bool)  # stop at the first that does not push
-    plain = [[_plain(v) for v in row] for row in values.tolist()]
+    # a finite float is kept as it is (v - v == 0 is false for inf and NaN): no call for it
+    plain = [
+        [v if v.__class__ is float and v - v == 0 else _plain(v) for v in row]
+        for row in values.tolist()
+    ]
     where = (
         np.round(ranks, 1).transpose(1, 2, 0).tolist()
         if ranks is not None
@@ -553,17 +558,20 @@ def reasons(
     )
     names_l, contributions_l, keep_l = names.tolist(), contributions.tolist(), keep.tolist()
     out: list[list[dict[str, Any]]] = []
-    for i in range(len(picks)):
+    per_flow = zip(names_l, plain, contributions_l, where, texts, keep_l, strict=True)
+    for i, (names_i, plain_i, contrib_i, where_i, texts_i, keep_i) in enumerate(per_flow):
         rows = [
             {
-                "feature": names_l[i][k],
-                "value": plain[i][k],
-                "contribution": contributions_l[i][k],
-                "percentiles": {c: p for c, p in zip(classes, where[i][k], strict=True) if p == p},
-                "text": texts[i][k],
+                "feature": name,
+                "value": value,
+                "contribution": contribution,
+                "percentiles": {c: p for c, p in zip(classes, ranks_k, strict=True) if p == p},
+                "text": text,
             }
-            for k in range(picks.shape[1])
-            if keep_l[i][k]
+            for name, value, contribution, ranks_k, text, kept in zip(
+                names_i, plain_i, contrib_i, where_i, texts_i, keep_i, strict=True
+            )
+            if kept
         ]
         if attr.neighbours is not None and rows:
             rows[0]["neighbours"] = attr.neighbours[i]
