@@ -300,7 +300,7 @@ def first_packet_time(source: CaptureSource) -> int | None:
     """The time (µs) of a capture's first packet, reading only its first chunk; None for a
     capture without packets or an empty file."""
     try:
-        for batch in iter_records(source, ReadCounters(), batch_packets=1):
+        for batch in iter_records(source, ReadCounters(), batch_packets=1, chunk_bytes=1 << 16):
             if len(batch):
                 return int(batch.ts_us[0])
     except EmptyCaptureError:
