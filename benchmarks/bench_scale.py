@@ -246,8 +246,9 @@ def main() -> None:
             big_slices = cut(big, 8 * args.copies, work / "big", min_bytes=1)
             report["workers_copies"] = speedups(big, big_slices, work, max(1, args.rounds // 2))
             print(json.dumps(report["workers_copies"]), flush=True)
-        report["small"] = small = small_captures(args.capture, work, args.small, args.sample)
-        print(json.dumps(small), flush=True)
+        if args.small > 0:
+            report["small"] = small = small_captures(args.capture, work, args.small, args.sample)
+            print(json.dumps(small), flush=True)
         per_core = speed["seconds"]["slices_1_workers"]  # type: ignore[index]  # dict above
         report["projection"] = projection(args.capture, work, per_core)
         print(json.dumps(report["projection"]), flush=True)
