@@ -17,7 +17,6 @@ import ipaddress
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from flowsentinel.capture.decode import decode, new_counters
@@ -26,43 +25,40 @@ from flowsentinel.capture.windows import (
     DEFAULT_THRESHOLDS,
     LONG_US,
     V4_PREFIX,
+    Baseline,
     host_windows,
     packet_frame,
 )
 from flowsentinel.datasets.lab import write_lab
 
-#: threshold field → the host-window figure it bounds (and the floor in use)
-FIGURES = {
-    "packets_1s": "packets_1s",
-    "sources_10s": "sources",
-    "half_open_10s": "unmatched",
-    "half_open_1s": "syn_1s",
-    "udp_1s": "udp_1s",
-    "udp_sources_10s": "udp_sources",
-    "icmp_1s": "icmp_1s",
-    "fragments_10s": "fragments_in",
-}
+
+def _halves(ip: str) -> tuple[int, int]:
+    """An address as the packet arrays keep it: two 64-bit halves, IPv4 in its mapped form."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 4:
+        return 0, V4_PREFIX | int(address)
+    return int(address) >> 64, int(address) & 0xFFFFFFFFFFFFFFFF
 
 
 def benign_packets(lab: Path) -> pl.DataFrame:
     """The lab's packets that belong to a BENIGN session (either direction): a semi-join on
     the client's address and port (every session has its own client port)."""
     labels = pl.read_csv(lab / "labels.csv").filter(pl.col("Label") == "BENIGN")
-    mapped = [
-        V4_PREFIX | int(ipaddress.IPv4Address(ip)) for ip in labels["Source IP"].to_list()
-    ]  # one per session, not per packet
+    halves = [_halves(ip) for ip in labels["Source IP"].to_list()]  # per session, not packet
     clients = pl.DataFrame(
-        {"lo": mapped, "port": labels["Source Port"].cast(pl.Int32)},
-        schema={"lo": pl.UInt64, "port": pl.Int32},
-    )
+        {"hi": [h for h, _ in halves], "lo": [lo for _, lo in halves],
+         "port": labels["Source Port"].cast(pl.Int32)},
+        schema={"hi": pl.UInt64, "lo": pl.UInt64, "port": pl.Int32},
+    )  # fmt: skip
     counters = new_counters()
     parts = [
         packet_frame(decode(batch, counters))
         for batch in iter_records(lab / "lab.pcap", ReadCounters())
     ]
     df = pl.concat(parts)
-    out = df.join(clients, left_on=["slo", "sport"], right_on=["lo", "port"], how="semi")
-    back = df.join(clients, left_on=["dlo", "dport"], right_on=["lo", "port"], how="semi")
+    key = ["hi", "lo", "port"]
+    out = df.join(clients, left_on=["shi", "slo", "sport"], right_on=key, how="semi")
+    back = df.join(clients, left_on=["dhi", "dlo", "dport"], right_on=key, how="semi")
     return pl.concat([out, back]).sort("ts")
 
 
@@ -75,15 +71,15 @@ def main() -> None:
         write_lab(Path(tmp), seed=7, scale=args.scale)
         df = benign_packets(Path(tmp))
     hosts = host_windows(df.with_columns((pl.col("ts") // LONG_US * LONG_US).alias("w")))
-    hosts = hosts.with_columns((pl.col("half_open") + pl.col("backscatter")).alias("unmatched"))
+    baseline = Baseline(margin=args.margin)  # the rule `flowsentinel baseline` applies
+    baseline.add_hosts(hosts)
     print(f"{df.height:,} benign packets, {hosts.height:,} host windows of 10 s")
     print("| threshold | benign max | benign q99.9 | margin × q99.9 | in use |")
     print("|---|---:|---:|---:|---:|")
-    for name, column in FIGURES.items():
-        values = hosts[column].to_numpy().astype(float)
-        q = float(np.quantile(values, 0.999))
+    for name, f in baseline.figures().items():
         use = getattr(DEFAULT_THRESHOLDS, name)
-        print(f"| {name} | {values.max():,.0f} | {q:,.1f} | {args.margin * q:,.1f} | {use:,} |")
+        print(f"| {name} | {f['benign_max']:,.0f} | {f['benign_quantile']:,.1f} | "
+              f"{args.margin * f['benign_quantile']:,.1f} | {use:,} |")  # fmt: skip
 
 
 if __name__ == "__main__":

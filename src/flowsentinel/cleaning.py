@@ -243,11 +243,7 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
     )
     features, dropped, same_key = _near_constant_columns(data, candidates, features, height, opts)
     dropped_cols += dropped
-    if not features:
-        raise InputError(
-            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
-            "rule dropped them all); try --near-constant constant"
-        )
+    require_features(features, opts)
     keep, conflicting, step = _duplicate_rows(
         data, alive, candidates, features, all_features, hashes, height, same_key, opts
     )
@@ -268,6 +264,15 @@ def _plan(data: LoadedData, opts: CleaningOptions, first_rows: np.ndarray | None
         first_rows=first_rows,
         warnings=warnings,
     )
+
+
+def require_features(features: list[str], opts: CleaningOptions) -> None:
+    """One line when the near-constant rule left no feature column."""
+    if not features:
+        raise InputError(
+            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
+            "rule dropped them all); try --near-constant constant"
+        )
 
 
 def _columns_dropped_when_read(data: LoadedData) -> list[ColumnDrop]:

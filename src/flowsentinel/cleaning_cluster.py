@@ -65,6 +65,7 @@ from flowsentinel.cleaning import (
     _unlabelled_rows,
     _value_kinds,
     feature_columns,
+    require_features,
     require_two_classes,
 )
 from flowsentinel.core import schema as sc
@@ -365,11 +366,7 @@ def _plan_on_cluster(
         client, futures, candidates, features, height, opts
     )
     dropped_cols += dropped
-    if not features:
-        raise InputError(
-            f"no feature column left after cleaning (the '{opts.near_constant}' near-constant "
-            "rule dropped them all); try --near-constant constant"
-        )
+    require_features(features, opts)
     keep, conflicting, step = _duplicates(
         client, futures, alive, candidates, features, fh, height, same_key, opts
     )
