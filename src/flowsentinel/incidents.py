@@ -195,6 +195,8 @@ class IncidentBuilder:
     def close_all(self) -> None:
         for key in list(self._open):
             self._close(key)
+        for state in self._closed.values():  # late flows may have joined a closed one
+            _finish(state)
 
     def events(self) -> list[Incident]:
         """Snapshots of the incidents opened, updated or closed since the last call."""
@@ -237,9 +239,13 @@ class IncidentBuilder:
                 state.sources[src] = state.sources.get(src, 0) + n
 
     def _touch(self, state: _Open) -> None:
-        _finish(state)
+        # the derived fields (_finish: sources ranked, counts each way) are computed when an
+        # incident is emitted, not on every flow: a flood's 60,000 flows re-ranked its sources
+        inc = state.incident
         if state.announced:
             state.changed = True
+            if self._open.get((inc.target_ip, _group(inc.family))) is not state:
+                _finish(state)  # a late flow joined a closed incident: no emit will follow
         elif self._corroborated(state.incident):
             state.announced = True
             state.incident.id = f"inc-{len(self.incidents) + 1}"
@@ -274,6 +280,7 @@ class IncidentBuilder:
         self._closed[key] = state
 
     def _emit(self, state: _Open, kind: State) -> None:
+        _finish(state)
         state.incident.state = kind
         state.emitted_us = state.incident.last_us
         state.changed = False

@@ -6,6 +6,7 @@ is :class:`flowsentinel.scoring.Detector`.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -579,23 +580,24 @@ class Aggregate:
 
     def _build(self) -> None:
         """Windows and flows into the builder in time order (a window before a flow at the
-        same microsecond; flows by start, then flow id)."""
+        same microsecond; flows by start, then flow id), the flows between two windows in one
+        call."""
         hits = sorted(self._hits, key=lambda h: (h.first_us, h.start_us, h.target_ip))
-        flows = sorted(
-            (r for r in self._flows if r.get("start")),
-            key=lambda r: (record_start_us(r), str(r.get("flow_id"))),
-        )
-        h = f = 0
-        while h < len(hits) or f < len(flows):
-            take_hit = f >= len(flows) or (
-                h < len(hits) and hits[h].first_us <= record_start_us(flows[f])
-            )
-            if take_hit:
-                self.builder.add_windows([hits[h]])
-                h += 1
-            else:
-                self.builder.add_flows([flows[f]], self.benign)
-                f += 1
+        keyed = sorted(
+            ((record_start_us(r), str(r.get("flow_id")), k) for k, r in enumerate(self._flows)
+             if r.get("start")),
+        )  # fmt: skip
+        starts = [start for start, _, _ in keyed]
+        flows = [self._flows[k] for _, _, k in keyed]
+        f = 0
+        for hit in hits:
+            upto = bisect.bisect_left(starts, hit.first_us, lo=f)  # flows starting before it
+            if upto > f:
+                self.builder.add_flows(flows[f:upto], self.benign)
+                f = upto
+            self.builder.add_windows([hit])
+        if f < len(flows):
+            self.builder.add_flows(flows[f:], self.benign)
         self._hits, self._flows = [], []
 
     def events(self) -> list[Incident]:
