@@ -504,7 +504,14 @@ def _duplicate_rows(
         part.height if mask is None else int(np.count_nonzero(mask))
         for part, mask in zip(parts, keep, strict=True)
     )
-    step = StepReport(
+    return keep, conflicting, duplicates_step(opts, height, rows_out, conflicting)
+
+
+def duplicates_step(
+    opts: CleaningOptions, height: int, rows_out: int, conflicting: int
+) -> StepReport:
+    """The report of the duplicate-rows step (in-process and on a cluster)."""
+    return StepReport(
         step="duplicates",
         enabled=opts.drop_duplicates,
         rows_in=height,
@@ -512,7 +519,6 @@ def _duplicate_rows(
         dropped=height - rows_out,
         detail={"rows_sharing_features_with_another_label": conflicting},
     )
-    return keep, conflicting, step
 
 
 def _add_counts(total: dict[str, int], values: pl.Series) -> None:

@@ -64,6 +64,7 @@ from flowsentinel.cleaning import (
     _tally,
     _unlabelled_rows,
     _value_kinds,
+    duplicates_step,
     feature_columns,
     require_features,
     require_two_classes,
@@ -572,15 +573,7 @@ def _duplicates(
     rows_out = sum(
         a.size if m is None else int(np.count_nonzero(m)) for a, m in zip(alive, keep, strict=True)
     )
-    step = StepReport(
-        step="duplicates",
-        enabled=opts.drop_duplicates,
-        rows_in=height,
-        rows_out=rows_out,
-        dropped=height - rows_out,
-        detail={"rows_sharing_features_with_another_label": conflicting},
-    )
-    return keep, conflicting, step
+    return keep, conflicting, duplicates_step(opts, height, rows_out, conflicting)
 
 
 def _write_on_cluster(
