@@ -5,8 +5,9 @@ verdicts) without the aggregate detector (the baseline), the same with it (packe
 incidents), then both on two time-shifted copies of the capture back to back (the detector's
 memory should not grow with the capture: windows expire). The time is the scan itself,
 measured in the child (model loading excluded); the ratio is against the baseline of the same
-run; "in the detector" is the time spent in the tap and at its finish, timed in the same child
-(robust to a busy machine, where the ratio of two runs is not).
+run; "in the detector" is the time spent in the tap, in handing it the flagged flows and at its
+finish, timed in the same child (robust to a busy machine, where the ratio of two runs is not).
+Each row runs ``--repeat`` times (the rows interleaved) and keeps its fastest run.
 
     FLOWSENTINEL_HOME=... .venv/bin/python benchmarks/bench_aggregate.py \
         --capture /tmp/bench.pcap --model flowsentinel-lab-dos
@@ -44,6 +45,8 @@ if aggregate is not None:
             in_tap[0] += time.perf_counter() - t0
         return run
     aggregate.tap, aggregate.finish = timed(tap), timed(finish)
+    import flowsentinel.scanning as scanning
+    scanning._flagged_to_incidents = timed(scanning._flagged_to_incidents)
 t = time.perf_counter()
 summary = scan_frames(iter_capture_frames(path, stats, aggregate), det, None, aggregate=aggregate)
 seconds = time.perf_counter() - t
@@ -59,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--capture", type=Path, default=Path("/tmp/bench.pcap"))
     ap.add_argument("--model", default="flowsentinel-lab-dos")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per row, the fastest kept")
     args = ap.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-aggregate-"))
     doubled = logs / "two-copies.pcap"
@@ -69,17 +73,20 @@ def main() -> None:
         ("without aggregate, 2 copies", doubled, "0"),
         ("with aggregate, 2 copies", doubled, "1"),
     ]
-    results = []
-    for name, path, flag in rows:
-        m = run_measured(
-            name.replace(" ", "_").replace(",", ""),
-            [sys.executable, "-c", CHILD, str(path), args.model, flag],
-            log_dir=logs,
-        )
-        if m.returncode:
-            raise SystemExit(f"{name} failed: {m.stderr[-2000:]}")
-        inner = json.loads(m.stdout.strip().splitlines()[-1])
-        results.append((name, inner, m.peak_rss_bytes))
+    best: dict[str, tuple[dict[str, float], int]] = {}
+    for k in range(args.repeat):
+        for name, path, flag in rows:
+            m = run_measured(
+                f"{name.replace(' ', '_').replace(',', '')}-{k}",
+                [sys.executable, "-c", CHILD, str(path), args.model, flag],
+                log_dir=logs,
+            )
+            if m.returncode:
+                raise SystemExit(f"{name} failed: {m.stderr[-2000:]}")
+            inner = json.loads(m.stdout.strip().splitlines()[-1])
+            if name not in best or inner["seconds"] < best[name][0]["seconds"]:
+                best[name] = (inner, m.peak_rss_bytes)
+    results = [(name, *best[name]) for name, _, _ in rows]
     base = results[0][1]["seconds"]
     print("| run | packets | flows | incidents | scan s | ratio | in the detector | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

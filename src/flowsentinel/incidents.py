@@ -21,9 +21,14 @@ Examples
 from __future__ import annotations
 
 import ipaddress
+import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
 
 State = Literal["open", "update", "closed"]
 Detection = Literal["flow", "aggregate", "flow+aggregate"]
@@ -167,7 +172,7 @@ class IncidentBuilder:
             if r.get("label") == benign or not r.get("dst_ip") or not r.get("start"):
                 continue
             first = _micros(r["start"])
-            last = first + int(1e6 * (r.get("duration_s") or 0))
+            last = first + max(0, int(1e6 * (r.get("duration_s") or 0)))
             self._advance(first)
             label = str(r["label"])
             state = self._state(str(r["dst_ip"]), family_of(label), label, first, "flow")
@@ -207,6 +212,30 @@ class IncidentBuilder:
                 self._emit(state, "update")
         out, self._events = self._events, []
         return out
+
+    def build(self, hits: Sequence[Any], flows: pd.DataFrame, benign: str) -> None:
+        """A whole capture at once: its flagged windows and flows (a table of the columns of
+        :func:`flowsentinel.scanning.flow_records`, one row per flow, any order) become the
+        incidents that :meth:`add_windows` and :meth:`add_flows` would make fed in time order
+        (a window before a flow of the same microsecond, flows by start then flow id), every
+        one closed, computed column-wise (a flood's 60,000 flows were 60,000 Python updates).
+
+        In time order an incident closes only when an item of its key starts more than
+        ``gap_us`` after the incident's last packet, so the grouping is a per-key split at
+        such gaps; a late flow can never join a closed incident. The one difference: beyond
+        ``_MAX_SOURCES`` sources per incident, the flows' sources are tracked before the
+        windows' top sources."""
+        hits = list(hits)
+        flows = flows.reset_index(drop=True)
+        items = _items(hits, _flow_items(flows, benign))
+        if items.empty:
+            return
+        segments = _segments(items, self.gap_us)
+        announced = _announcements(items, segments, self.min_flows)
+        for state in _states(items, segments, announced, hits, flows):
+            state.incident.state = "closed"
+            state.incident.id = f"inc-{len(self.incidents) + 1}"
+            self.incidents.append(state.incident)
 
     # ---- internals
 
@@ -347,14 +376,14 @@ def _keep(evidence: list[dict[str, Any]], item: dict[str, Any]) -> None:
     del evidence[:-_MAX_EVIDENCE]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(start: str) -> int:
-    """µs since 1970 of an ISO 8601 time with its offset (the records' ``start``)."""
-    return int(datetime.fromisoformat(start).timestamp() * 1_000_000)
-
-
-def record_start_us(record: dict[str, Any]) -> int:
-    """µs since 1970 of a flow record's ``start``."""
-    return _micros(str(record["start"]))
+    """µs since 1970 of an ISO 8601 time with its offset (the records' ``start``), exact."""
+    when = datetime.fromisoformat(start)
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def incident_dict(inc: Incident) -> dict[str, Any]:
@@ -369,3 +398,266 @@ def incident_dict(inc: Incident) -> dict[str, Any]:
 
 def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
+
+
+# ---- the whole of a capture at once (IncidentBuilder.build): items in time order, column-wise
+
+_WINDOW, _FLOW = 0, 1
+_SUMS = ("fin_p", "fin_b", "fout_p", "fout_b", "win_p", "win_b", "wout_p", "wout_b")
+
+
+def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
+    """The flagged flows with a destination and a start, one item each, in time order (start,
+    then flow id)."""
+    if flows is None or flows.empty:
+        return pd.DataFrame()
+    f = flows.reset_index(drop=True)
+    label, dst, start = _texts(f, "label"), _texts(f, "dst_ip"), _texts(f, "start")
+    keep = np.flatnonzero(_set(label) & (label != benign) & _set(dst) & _set(start))
+    if not len(keep):
+        return pd.DataFrame()
+    first = _micros_of(start[keep])
+    seconds = _numbers(f, "duration_s")[keep]
+    span = np.trunc(np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0))
+    src = _texts(f, "src_ip")[keep]
+    reasons = _texts(f, "reasons")[keep]
+    items = pd.DataFrame({
+        "kind": _FLOW, "ref": keep, "first": first,
+        "last": first + np.maximum(span, 0).astype("int64"), "ip": dst[keep],
+        "label": label[keep], "family": _families(label[keep]), "weight": 1,
+        "port": _numbers(f, "dst_port")[keep], "protocol": _texts(f, "protocol")[keep],
+        "conf": np.nan_to_num(_numbers(f, "probability")[keep], nan=0.0),
+        "src": _none_unless_set(src),
+        "evidence": np.fromiter((isinstance(x, list) and bool(x) for x in reasons), bool,
+                                len(reasons)),
+    })  # fmt: skip
+    for name, column in zip(_SUMS[:4], _COUNTS, strict=True):
+        items[name] = np.nan_to_num(_numbers(f, column)[keep], nan=0.0).astype("int64")
+    return items.iloc[_time_order(first, _texts(f, "flow_id")[keep])].reset_index(drop=True)
+
+
+def _micros_of(start: np.ndarray) -> np.ndarray:
+    """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`)."""
+    when = pd.to_datetime(pd.Series(start, dtype=object), format="ISO8601", utc=True)
+    return ((when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
+
+
+def _time_order(first: np.ndarray, flow_id: np.ndarray) -> np.ndarray:
+    """Positions by start, then flow id (as text), then position; ids are compared only
+    between flows that start in the same microsecond."""
+    by_time = np.argsort(first, kind="stable")
+    t = first[by_time]
+    tied = np.zeros(len(t), dtype=bool)
+    tied[1:] |= t[1:] == t[:-1]
+    tied[:-1] |= t[1:] == t[:-1]
+    rank = np.zeros(len(t), dtype="int64")
+    if tied.any():
+        ids = np.array([str(x) for x in flow_id[by_time][tied]], dtype=object)
+        rank[tied] = pd.factorize(ids, sort=True)[0]
+    return by_time[np.lexsort((np.arange(len(t)), rank, t))]
+
+
+_COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as floats, NaN for missing or not a number."""
+    col = pd.to_numeric(_col(frame, name), errors="coerce")
+    return col.to_numpy("float64", na_value=np.nan)
+
+
+def _texts(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as plain values, ``None`` for missing."""
+    col = _col(frame, name)
+    return col.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs lack None
+
+
+def _none_unless_set(values: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out[~_set(values)] = None
+    return out
+
+
+def _set(values: np.ndarray) -> np.ndarray:
+    """Set and not empty (a record's ``r.get(name)`` is truthy)."""
+    return pd.notna(values) & (values != "")
+
+
+def _families(labels: np.ndarray) -> np.ndarray:
+    codes, names = pd.factorize(labels)
+    return np.array([family_of(str(x)) for x in names], dtype=object)[codes]
+
+
+def _window_items(hits: list[Any]) -> pd.DataFrame:
+    """The flagged windows, one item each, in time order (first packet, window, target)."""
+    order = sorted(range(len(hits)), key=lambda k: (hits[k].first_us, hits[k].start_us,
+                                                     hits[k].target_ip))  # fmt: skip
+    ordered = [hits[k] for k in order]
+    items = pd.DataFrame({
+        "kind": _WINDOW, "ref": np.array(order, dtype="int64"),
+        "first": [h.first_us for h in ordered], "last": [h.last_us for h in ordered],
+        "ip": [h.target_ip for h in ordered], "label": [h.label for h in ordered],
+        "family": [h.family for h in ordered], "weight": [h.packets_in for h in ordered],
+        "port": [np.nan if h.target_port is None else float(h.target_port) for h in ordered],
+        "protocol": [h.protocol for h in ordered], "conf": [h.confidence for h in ordered],
+        "src": None, "evidence": [not h.held for h in ordered],
+        "fin_p": 0, "fin_b": 0, "fout_p": 0, "fout_b": 0,
+        "win_p": [h.packets_in for h in ordered], "win_b": [h.bytes_in for h in ordered],
+        "wout_p": [h.packets_out for h in ordered], "wout_b": [h.bytes_out for h in ordered],
+    })  # fmt: skip
+    return items
+
+
+def _items(hits: list[Any], flows: pd.DataFrame) -> pd.DataFrame:
+    """Windows and flows in the order the builder takes them: by time, a window before a flow
+    of the same microsecond; ``order`` numbers them."""
+    parts = [p for p in (_window_items(hits) if hits else None, flows) if p is not None]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame()
+    items = pd.concat(parts, ignore_index=True)
+    for name in _SUMS:  # the windows' and the flows' own counts (0 for the other kind)
+        items[name] = items[name].fillna(0).astype("int64") if name in items else 0
+    rank = np.concatenate([np.arange(len(p)) for p in parts])
+    order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy()))
+    items = items.iloc[order].reset_index(drop=True)
+    codes, families = pd.factorize(items["family"].to_numpy())
+    items["group"] = np.array([_group(str(x)) for x in families], dtype=object)[codes]
+    return items
+
+
+def _segments(items: pd.DataFrame, gap_us: int) -> np.ndarray:
+    """Each item's incident: per target and family group, split where an item starts more
+    than ``gap_us`` after the last packet of everything before it (the builder's close)."""
+    ip = pd.factorize(items["ip"].to_numpy())[0]
+    group = pd.factorize(items["group"].to_numpy())[0]
+    key = ip * (int(group.max()) + 1) + group
+    by_key = np.lexsort((np.arange(len(items)), key))
+    k = key[by_key]
+    first = items["first"].to_numpy()[by_key]
+    running = pd.Series(items["last"].to_numpy()[by_key]).groupby(k).cummax().to_numpy()
+    new_key = np.r_[True, k[1:] != k[:-1]]
+    gap = np.r_[False, first[1:] - running[:-1] > gap_us]
+    seg = np.empty(len(items), dtype="int64")
+    seg[by_key] = np.cumsum(new_key | gap) - 1
+    return seg
+
+
+def _announcements(items: pd.DataFrame, seg: np.ndarray, min_flows: int) -> list[int]:
+    """The segments reported as incidents, in the order they are reported: at their first
+    window, or at their ``min_flows``-th flow unless the target is a group address."""
+    order = np.arange(len(items))
+    kind = items["kind"].to_numpy()
+    frame = pd.DataFrame({"seg": seg, "order": order, "kind": kind})
+    windows = frame[kind == _WINDOW].groupby("seg")["order"].min()
+    flows = frame[kind == _FLOW]
+    nth = flows[flows.groupby("seg").cumcount().to_numpy() == max(min_flows, 1) - 1]
+    nth = nth.set_index("seg")["order"]
+    first_ip = items["ip"].to_numpy()[frame.groupby("seg")["order"].min().to_numpy()]
+    group_ip = pd.Series([_group_address(str(ip)) for ip in first_ip])
+    nth = nth[~group_ip.reindex(nth.index).fillna(False).astype(bool).to_numpy()]
+    when = pd.concat([windows, nth]).groupby(level=0).min().sort_values(kind="stable")
+    return [int(s) for s in when.index]
+
+
+def _states(
+    items: pd.DataFrame, seg: np.ndarray, announced: list[int], hits: list[Any],
+    flows: pd.DataFrame,
+) -> list[_Open]:  # fmt: skip
+    """The announced segments as the builder's states, their derived fields computed."""
+    items = items.assign(seg=seg, flow=items["kind"] == _FLOW)
+    items = items[items["seg"].isin(announced)]
+    groups = items.groupby("seg", sort=True)
+    agg = groups.agg(
+        first=("first", "min"), last=("last", "max"), conf=("conf", "max"),
+        flows=("flow", "sum"), windows=("flow", lambda f: int((~f).sum())),
+        ports=("port", lambda c: c.nunique(dropna=False)),
+        protocols=("protocol", lambda c: c.nunique(dropna=False)),
+        **{name: (name, "sum") for name in _SUMS},
+    )  # fmt: skip
+    heads = items.drop_duplicates("seg").set_index("seg")
+    heads, agg = heads.loc[announced], agg.loc[announced]
+    states = {s: _state_of(heads.iloc[k], agg.iloc[k]) for k, s in enumerate(announced)}
+    _add_labels(items, states)
+    _add_flow_sources(items, states)
+    _add_windows(items, states, hits)
+    _add_evidence(items, states, hits, flows)
+    for state in states.values():
+        _finish(state)
+    return [states[s] for s in announced]
+
+
+def _state_of(head: pd.Series, agg: pd.Series) -> _Open:
+    """One segment's state from its first item (``head``) and its sums (``agg``)."""
+    port = head["port"] if agg["ports"] == 1 and not pd.isna(head["port"]) else None
+    protocol = head["protocol"] if agg["protocols"] == 1 else None
+    flows, windows = int(agg["flows"]), int(agg["windows"])
+    first_how: Detection = "flow" if head["kind"] == _FLOW else "aggregate"
+    inc = Incident(
+        id="", family=str(head["family"]), label=str(head["label"]), target_ip=str(head["ip"]),
+        target_port=None if port is None else int(port),
+        protocol=None if protocol is None or pd.isna(protocol) else str(protocol),
+        first_us=int(agg["first"]), last_us=int(agg["last"]),
+        detection="flow+aggregate" if flows and windows else first_how,
+        flows=flows, confidence=max(0.0, float(agg["conf"])),
+    )  # fmt: skip
+    state = _Open(inc, seen=True, announced=True)
+    state.flow_in = Direction(int(agg["fin_p"]), int(agg["fin_b"]))
+    state.flow_out = Direction(int(agg["fout_p"]), int(agg["fout_b"]))
+    state.win_in = Direction(int(agg["win_p"]), int(agg["win_b"]))
+    state.win_out = Direction(int(agg["wout_p"]), int(agg["wout_b"]))
+    return state
+
+
+def _add_labels(items: pd.DataFrame, states: dict[int, _Open]) -> None:
+    """Verdict labels by flows, the windows' by packets (the builder's ``labels``)."""
+    weights = items.groupby(["seg", "label"], sort=False)["weight"].sum().reset_index()
+    for s, label, weight in zip(weights["seg"], weights["label"], weights["weight"], strict=True):
+        states[int(s)].labels[str(label)] = int(weight)
+
+
+def _add_flow_sources(items: pd.DataFrame, states: dict[int, _Open]) -> None:
+    """Every flow's source and the packets it sent, per incident (first seen first)."""
+    flows = items[items["flow"] & items["src"].notna()]
+    if flows.empty:
+        return
+    sent = flows.groupby(["seg", "src"], sort=False)["fin_p"].sum().reset_index()
+    sent = sent.sort_values("seg", kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(sent["seg"].to_numpy()) != 0, True])
+    segs, srcs, packets = sent["seg"].to_numpy(), sent["src"].tolist(), sent["fin_p"].tolist()
+    for a, b in itertools.pairwise(bounds):
+        states[int(segs[a])].sources = dict(zip(srcs[a:b], packets[a:b], strict=True))
+
+
+def _add_windows(items: pd.DataFrame, states: dict[int, _Open], hits: list[Any]) -> None:
+    """The windows' sources and DDoS family, in time order (few: one per flagged window)."""
+    windows = items[~items["flow"]]
+    for s, ref in zip(windows["seg"].tolist(), windows["ref"].tolist(), strict=True):
+        hit, state = hits[ref], states[s]
+        if hit.family == "DDoS":
+            state.incident.family = "DDoS"
+        IncidentBuilder._add_sources(state, hit)
+
+
+def _add_evidence(
+    items: pd.DataFrame, states: dict[int, _Open], hits: list[Any], flows: pd.DataFrame
+) -> None:
+    """The last :data:`_MAX_EVIDENCE` windows' figures and flows' reasons of each incident."""
+    kept = items[items["evidence"].astype(bool)].groupby("seg").tail(_MAX_EVIDENCE)
+    for s, ref, is_flow in zip(kept["seg"].tolist(), kept["ref"].tolist(), kept["flow"].tolist(),
+                               strict=True):  # fmt: skip
+        if is_flow:
+            row = flows.iloc[ref]
+            flow_id = row.get("flow_id")
+            item = {"flow_id": None if pd.isna(flow_id) else flow_id, "label": str(row["label"]),
+                    "reasons": row["reasons"]}  # fmt: skip
+        else:
+            hit = hits[ref]
+            item = {"window_start_us": hit.start_us, "label": hit.label, **hit.figures}
+        states[s].incident.evidence.append(item)

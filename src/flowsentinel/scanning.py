@@ -6,11 +6,10 @@ is :class:`flowsentinel.scoring.Detector`.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import orjson
@@ -24,7 +23,7 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
-from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict, record_start_us
+from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict
 from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
@@ -479,8 +478,23 @@ def _flagged_to_incidents(
     flagged = np.asarray(verdicts.labels).astype(str) != summary.benign
     if not flagged.any():
         return
-    records = flow_records(verdicts, frame, dataset=dataset, identity=identity)
-    aggregate.add_flows([r for r, f in zip(records, flagged.tolist(), strict=True) if f])
+    if aggregate.live:
+        records = flow_records(verdicts, frame, dataset=dataset, identity=identity)
+        aggregate.add_flows([r for r, f in zip(records, flagged.tolist(), strict=True) if f])
+        return
+    aggregate.add_flow_table(flagged_table(verdicts, identity, flagged))
+
+
+def flagged_table(verdicts: Verdicts, identity: pd.DataFrame, flagged: np.ndarray) -> pd.DataFrame:
+    """The flagged flows as columns: their :data:`IDENTITY`, ``label``, ``probability`` and
+    ``reasons`` (what the incidents read; no record per flow)."""
+    table = identity[flagged].reset_index(drop=True)
+    table["label"] = np.asarray(verdicts.labels).astype(str)[flagged]
+    table["probability"] = np.asarray(verdicts.probability)[flagged]
+    reasons = _optional_column(getattr(verdicts, "reasons", None), len(flagged))
+    if reasons is not None:
+        table["reasons"] = pd.Series(np.asarray(reasons, dtype=object)[flagged], dtype=object)
+    return table
 
 
 def check_capture_model(det: Detector) -> None:
@@ -548,7 +562,7 @@ class Aggregate:
         self.benign = benign
         self.live = live
         self._hits: list[WindowHit] = []
-        self._flows: list[dict[str, Any]] = []
+        self._flows: list[pd.DataFrame] = []
 
     def tap(self, pk: Packets) -> None:
         self.windows.add(pk)
@@ -564,10 +578,19 @@ class Aggregate:
             self._hits += hits
 
     def add_flows(self, records: list[dict[str, Any]]) -> None:
+        """Flagged flows as records (:func:`flow_records`)."""
         if self.live:
             self.builder.add_flows(records, self.benign)
-        else:
-            self._flows += records
+        elif records:
+            self._flows.append(pd.DataFrame.from_records(records))
+
+    def add_flow_table(self, table: pd.DataFrame) -> None:
+        """Flagged flows as columns (:func:`flagged_table`): kept until the capture ends."""
+        if self.live:
+            records = cast(list[dict[str, Any]], table.to_dict("records"))
+            self.builder.add_flows(records, self.benign)
+        elif len(table):
+            self._flows.append(table)
 
     def finish(self) -> None:
         """The capture ended: evaluate the open windows, build (offline) and close every
@@ -579,25 +602,9 @@ class Aggregate:
         self.builder.close_all()
 
     def _build(self) -> None:
-        """Windows and flows into the builder in time order (a window before a flow at the
-        same microsecond; flows by start, then flow id), the flows between two windows in one
-        call."""
-        hits = sorted(self._hits, key=lambda h: (h.first_us, h.start_us, h.target_ip))
-        keyed = sorted(
-            ((record_start_us(r), str(r.get("flow_id")), k) for k, r in enumerate(self._flows)
-             if r.get("start")),
-        )  # fmt: skip
-        starts = [start for start, _, _ in keyed]
-        flows = [self._flows[k] for _, _, k in keyed]
-        f = 0
-        for hit in hits:
-            upto = bisect.bisect_left(starts, hit.first_us, lo=f)  # flows starting before it
-            if upto > f:
-                self.builder.add_flows(flows[f:upto], self.benign)
-                f = upto
-            self.builder.add_windows([hit])
-        if f < len(flows):
-            self.builder.add_flows(flows[f:], self.benign)
+        """Windows and flows into the builder at once (:meth:`IncidentBuilder.build`)."""
+        flows = pd.concat(self._flows, ignore_index=True) if self._flows else pd.DataFrame()
+        self.builder.build(self._hits, flows, self.benign)
         self._hits, self._flows = [], []
 
     def events(self) -> list[Incident]:
