@@ -493,7 +493,7 @@ def flagged_table(verdicts: Verdicts, identity: pd.DataFrame, flagged: np.ndarra
     table["probability"] = np.asarray(verdicts.probability)[flagged]
     reasons = _optional_column(getattr(verdicts, "reasons", None), len(flagged))
     if reasons is not None:
-        table["reasons"] = pd.Series(np.asarray(reasons, dtype=object)[flagged], dtype=object)
+        table["reasons"] = pd.Series(reasons, dtype=object)[flagged].reset_index(drop=True)
     return table
 
 
