@@ -247,6 +247,16 @@ def _write_part(
 # the client
 
 
+def workers_reach(client: Client, folder: str | Path) -> bool:
+    """True when every worker of ``client`` sees ``folder`` as a folder (shared storage: the
+    workers of a local cluster, or a mount every machine has), so they can write parts there."""
+    workers = list(client.scheduler_info().get("workers", {}))
+    if not workers:
+        return False
+    seen = client.run(Path.is_dir, Path(folder), workers=workers)
+    return bool(seen) and all(seen.values())
+
+
 def clean_on_cluster(
     client: Client,
     sources: list[str],

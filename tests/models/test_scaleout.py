@@ -5,6 +5,7 @@ in-process training."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,17 @@ def test_cluster_training_matches_in_process(
     for result, where in ((local, "in-process"), (remote, dask_cluster.address)):
         run = client.get_run(result["parent_run_id"])
         assert run.data.params["cluster"] == where
+    # the cluster's workers reach the work folder (one machine): they cleaned the rows, and
+    # the rows are the in-process ones (the same test rows come out of the same split)
+    cleaned = {
+        where: client.download_artifacts(r["parent_run_id"], "cleaning_report.json")
+        for where, r in (("local", local), ("remote", remote))
+    }
+    reports = {k: json.loads(Path(v).read_text()) for k, v in cleaned.items()}
+    assert reports["local"]["cleaned_on"] == "in-process"
+    assert reports["remote"]["cleaned_on"] == "cluster"
+    assert reports["remote"]["steps"] == reports["local"]["steps"]
+    assert keep["_test"].equals(local_keep["_test"])
 
 
 def test_blocks_hold_every_row_once(dask_cluster: DaskCluster) -> None:

@@ -31,6 +31,7 @@ from sklearn.model_selection import (
 from sklearn.neighbors import KNeighborsClassifier
 
 from flowsentinel.cleaning import CLEAN_FILE, REPORT_FILE, CleaningOptions, clean_to_dir
+from flowsentinel.cleaning_cluster import clean_on_cluster, workers_reach
 from flowsentinel.core import schema as sc
 from flowsentinel.core.cluster import Cluster
 from flowsentinel.core.errors import InputError
@@ -138,15 +139,30 @@ def _clean(
     mixed: str = "error",
     *,
     training: bool = True,
+    client: Client | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Clean ``sources`` into ``out``. Training rows must hold two classes (else one line names
-    the task that fits the labels); test rows may hold one (a day of benign traffic)."""
-    cache = ColumnarCache(settings.resolved_cache_dir) if settings.use_cache else None
-    clean_to_dir(
-        sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed, two_classes=training
-    )
+    the task that fits the labels); test rows may hold one (a day of benign traffic). With a
+    Dask ``client`` whose workers all reach ``out``'s folder the files are cleaned as tasks on
+    the workers (:func:`flowsentinel.cleaning_cluster.clean_on_cluster`, the same rows); the
+    report's ``cleaned_on`` says where."""
+    cache_dir = settings.resolved_cache_dir if settings.use_cache else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if client is not None and workers_reach(client, out.parent):
+        clean_on_cluster(
+            client, sources, out, dataset=dataset, options=opts, mixed=mixed,
+            two_classes=training, cache_dir=cache_dir,
+        )  # fmt: skip
+        where = "cluster"
+    else:
+        cache = ColumnarCache(cache_dir) if cache_dir is not None else None
+        clean_to_dir(
+            sources, out, dataset=dataset, options=opts, cache=cache, mixed=mixed,
+            two_classes=training,
+        )  # fmt: skip
+        where = "in-process"
     frame = pl.read_parquet(out / CLEAN_FILE)
-    return frame, json.loads((out / REPORT_FILE).read_text())
+    return frame, {**json.loads((out / REPORT_FILE).read_text()), "cleaned_on": where}
 
 
 def _n_candidates(space: dict[str, Any]) -> int:
@@ -324,7 +340,7 @@ def _train(
 
     with tempfile.TemporaryDirectory(prefix="flowsentinel-train-") as tmp:
         work = Path(tmp)
-        data = _prepare(cfg, settings, work, seed, say)
+        data = _prepare(cfg, settings, work, seed, say, client)
         mlflow = tracking.configure(settings)
         exp = tracking.experiment_id(tracking.model_name(data.dataset, cfg.task), settings)
         reg_name = cfg.registered_name or tracking.model_name(data.dataset, cfg.task)
@@ -387,10 +403,16 @@ class _Prepared:
 
 
 def _prepare(
-    cfg: TrainConfig, settings: Settings, work: Path, seed: int, say: Callable[[str], None]
+    cfg: TrainConfig,
+    settings: Settings,
+    work: Path,
+    seed: int,
+    say: Callable[[str], None],
+    client: Client | None = None,
 ) -> _Prepared:
-    """Clean the training (and test) sources into ``work``, choose the features and split the
-    rows by the protocol; test rows of classes unseen in training are left out."""
+    """Clean the training (and test) sources into ``work`` (on the ``client``'s workers when
+    they reach it), choose the features and split the rows by the protocol; test rows of
+    classes unseen in training are left out."""
     keep_dups = cfg.protocol == "seed" and (cfg.dataset or "") == sc.UNSW.name
     opts = CleaningOptions.model_validate(
         {
@@ -401,12 +423,16 @@ def _prepare(
         }
     )
     say("cleaning the training sources")
-    frame, report = _clean(cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed)
+    frame, report = _clean(
+        cfg.sources, work / "train", cfg.dataset, opts, settings, cfg.mixed, client=client
+    )
     dataset = report["dataset"]
     if cfg.protocol == "seed" and dataset == sc.UNSW.name and not keep_dups:
         # the data set was detected from the files: clean again keeping duplicates
         opts = opts.model_copy(update={"drop_duplicates": False})
-        frame, report = _clean(cfg.sources, work / "train", dataset, opts, settings, cfg.mixed)
+        frame, report = _clean(
+            cfg.sources, work / "train", dataset, opts, settings, cfg.mixed, client=client
+        )
     if cfg.protocol == "official" and dataset != sc.UNSW.name:
         raise InputError("--protocol official is the UNSW-NB15 training → testing partition")
     available = [c for c in sc.dataset(dataset).features if c in frame.columns]
@@ -422,6 +448,7 @@ def _prepare(
             settings,
             cfg.mixed,
             training=False,
+            client=client,
         )
         available = [c for c in available if c in test_frame.columns]
     features = resolve_features(cfg.features, dataset, available)
