@@ -125,6 +125,46 @@ def test_built_at_once_equals_fed_one_by_one(seed: int) -> None:
     assert _built(hits, records, min_flows) == _fed_in_time_order(hits, records, min_flows)
 
 
+def _built_in_steps(
+    hits: list[WindowHit], records: list[dict[str, Any]], min_flows: int, seed: int
+) -> list[dict[str, Any]]:
+    """As a scan does on a long capture: items handed over as time passes, each call grouping
+    the items before its bound (every later item starts after it), the rest handed back."""
+    rng = random.Random(seed)
+    times = [_micros(r["start"]) for r in records if r["start"]] + [h.first_us for h in hits]
+    span = (min(times), max(times)) if times else (T0, T0)
+    cuts = sorted(rng.randrange(span[0], span[1] + 1) for _ in range(rng.randrange(1, 8)))
+    b = IncidentBuilder(min_flows=min_flows)
+    left_hits: list[WindowHit] = []
+    left_flows = pd.DataFrame()
+    given_flows: set[int] = set()
+    given_hits: set[int] = set()
+    for cut in [*cuts, None]:
+        # every item starting before the bound, and any item that ended a little after it
+        # (a meter emits flows as they end: those that start later may come first)
+        slack = rng.choice([0, 1, 20_000_000, 100_000_000])
+        due = [k for k, r in enumerate(records) if k not in given_flows and (
+            cut is None or not r["start"] or _micros(r["start"]) < cut
+            or _micros(r["start"]) + 1e6 * (r["duration_s"] or 0) < cut + slack)]  # fmt: skip
+        due_hits = [k for k, h in enumerate(hits) if k not in given_hits and (
+            cut is None or h.first_us < cut or h.last_us < cut + slack)]  # fmt: skip
+        given_flows.update(due)
+        given_hits.update(due_hits)
+        flows = pd.concat([left_flows, pd.DataFrame.from_records([records[k] for k in due])])
+        new_hits = left_hits + [hits[k] for k in due_hits]
+        left_hits, left_flows = b.build(new_hits, flows, "BENIGN", upto_us=cut)
+    return [incident_dict(i) for i in b.incidents]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_built_in_steps_equals_fed_one_by_one(seed: int) -> None:
+    hits, records = _scenario(seed)
+    min_flows = 1 + seed % 3
+    assert _built_in_steps(hits, records, min_flows, seed) == _fed_in_time_order(
+        hits, records, min_flows
+    )
+
+
 def test_the_scenarios_reach_the_cases_that_matter() -> None:
     """The random mixes open incidents of every detection kind, split a target's incidents at a
     long gap, and leave a multicast group without a flow-only incident."""

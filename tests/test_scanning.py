@@ -255,3 +255,50 @@ def test_json_lines_encode_shared_reasons_once_and_write_the_same_lines() -> Non
                 "novelty": np.float64(0.5)} for k in range(6)]  # fmt: skip
     assert json_lines(records) == "".join(json_line(r) for r in records)
     assert records[1]["reasons"] is shared  # the records themselves are left as they were
+
+
+def _bursts_over_twenty_minutes() -> bytes:
+    """Six bursts of 30 short web connections, 200 s apart, to three targets in turn (each
+    target again after 600 s: a new incident), over twenty minutes."""
+    from tests.capture.craft import ACK, FIN, SYN, Pkt, pcap_bytes
+
+    pkts = []
+    for burst in range(6):
+        dst = f"192.0.2.{10 + burst % 3}"
+        for k in range(30):
+            t, src, sport = burst * 200_000_000 + k * 500_000, f"198.51.100.{k + 1}", 20_000 + k
+            pkts += [
+                Pkt(t, src, dst, sport, 80, flags=SYN),
+                Pkt(t + 100, dst, src, 80, sport, flags=SYN | ACK),
+                Pkt(t + 200, src, dst, sport, 80, flags=ACK, payload=120),
+                Pkt(t + 300, src, dst, sport, 80, flags=FIN | ACK),
+            ]
+    return pcap_bytes(pkts)
+
+
+def _incidents_grouped_after(capture: bytes, group_after: int) -> list[dict]:
+    """A scan's incidents, every flow to port 80 flagged (a rule in place of a model)."""
+    from flowsentinel.scanning import Aggregate, flagged_table
+
+    aggregate = Aggregate(group_after=group_after)
+    for frame in iter_flow_batches(capture, batch_packets=40, tap=aggregate.tap):
+        identity = flow_identity(frame, sc.CIC.name)
+        attack = (identity["dst_port"] == 80).to_numpy(dtype=bool, na_value=False)
+        proba = np.column_stack([~attack, attack]).astype(float)
+        verdicts = Verdicts.from_proba(proba, ["BENIGN", "DoS Hulk"])
+        aggregate.add_flow_table(flagged_table(verdicts, identity, attack))
+    waiting = sum(len(t) for t in aggregate._flows)
+    aggregate.finish()
+    return [*aggregate.incidents(), {"waiting_at_the_end": waiting}]
+
+
+def test_a_long_scan_groups_its_older_flows_as_it_goes() -> None:
+    """Grouping the flows older than the meter's lag while the capture runs (memory holds the
+    recent ones) gives the incidents of grouping everything at the end."""
+    capture = _bursts_over_twenty_minutes()
+    at_end = _incidents_grouped_after(capture, group_after=10**9)
+    as_it_goes = _incidents_grouped_after(capture, group_after=1)
+    assert at_end[:-1] == as_it_goes[:-1]
+    assert len(at_end) - 1 == 6 and {i["flows"] for i in at_end[:-1]} == {30}
+    assert at_end[-1]["waiting_at_the_end"] == 180
+    assert as_it_goes[-1]["waiting_at_the_end"] < 180  # the older ones were grouped

@@ -140,6 +140,8 @@ class IncidentBuilder:
         self.update_every_us = update_every_us
         self.min_flows = min_flows
         self._open: dict[tuple[str, str], _Open] = {}
+        #: offline (:meth:`build` with ``upto_us``): the last incident of each target so far
+        self._carry: dict[tuple[str, str], _Open] = {}
         #: the last closed incident per key, for flows that end after it closed (flow timeout)
         self._closed: dict[tuple[str, str], _Open] = {}
         self._events: list[Incident] = []
@@ -213,29 +215,57 @@ class IncidentBuilder:
         out, self._events = self._events, []
         return out
 
-    def build(self, hits: Sequence[Any], flows: pd.DataFrame, benign: str) -> None:
-        """A whole capture at once: its flagged windows and flows (a table of the columns of
-        :func:`flowsentinel.scanning.flow_records`, one row per flow, any order) become the
-        incidents that :meth:`add_windows` and :meth:`add_flows` would make fed in time order
-        (a window before a flow of the same microsecond, flows by start then flow id), every
-        one closed, computed column-wise (a flood's 60,000 flows were 60,000 Python updates).
+    def build(
+        self, hits: Sequence[Any], flows: pd.DataFrame, benign: str, *, upto_us: int | None = None
+    ) -> tuple[list[Any], pd.DataFrame]:
+        """Flagged windows and flows (a table of the columns of
+        :func:`flowsentinel.scanning.flow_records`, one row per flow, any order) grouped at once,
+        column-wise: the incidents that :meth:`add_windows` and :meth:`add_flows` would make
+        fed in time order (a window before a flow of the same microsecond, flows by start then
+        flow id). A flood's 60,000 flows were 60,000 Python updates.
 
         In time order an incident closes only when an item of its key starts more than
-        ``gap_us`` after the incident's last packet, so the grouping is a per-key split at
-        such gaps; a late flow can never join a closed incident. The one difference: beyond
-        ``_MAX_SOURCES`` sources per incident, the flows' sources are tracked before the
-        windows' top sources."""
+        ``gap_us`` after the incident's last packet, so the grouping is a per-key split at such
+        gaps; a late flow can never join a closed incident.
+
+        Without ``upto_us`` every item is grouped and every incident closed (the capture's
+        end). With it, only the items that start before ``upto_us`` are grouped (the caller
+        promises that every item it gives later starts after it), the last incident of each
+        target that may still grow is carried to the next call, and the items left are
+        returned (windows, flows): memory holds the recent items, not the whole capture.
+        The one difference with the item-by-item builder: beyond ``_MAX_SOURCES`` sources per
+        incident, the flows' sources are tracked before the windows' top sources."""
         hits = list(hits)
         flows = flows.reset_index(drop=True)
-        items = _items(hits, _flow_items(flows, benign))
-        if items.empty:
-            return
-        segments = _segments(items, self.gap_us)
-        announced = _announcements(items, segments, self.min_flows)
-        for state in _states(items, segments, announced, hits, flows):
-            state.incident.state = "closed"
+        windows, flagged = _window_items(hits), _flow_items(flows, benign)
+        windows, later_windows = _split_at(windows, upto_us)
+        flagged, later_flows = _split_at(flagged, upto_us)
+        carried, self._carry = list(self._carry.values()), {}
+        items = _items([_carried_items(carried), windows, flagged])
+        if not items.empty:
+            self._group(items, hits, flows, carried, upto_us)
+        left = flows.iloc[later_flows["ref"].to_numpy()] if len(later_flows) else flows.iloc[:0]
+        left_hits = [hits[k] for k in later_windows["ref"].tolist()] if len(later_windows) else []
+        return left_hits, left.reset_index(drop=True)
+
+    def _group(
+        self, items: pd.DataFrame, hits: list[Any], flows: pd.DataFrame, carried: list[_Open],
+        upto_us: int | None,
+    ) -> None:  # fmt: skip
+        seg = _segments(items, self.gap_us)
+        states = _states(items, seg, hits, flows, carried)
+        for s in _announcements(items, seg, self.min_flows, carried):
+            state = states[s]
+            state.announced = True
             state.incident.id = f"inc-{len(self.incidents) + 1}"
             self.incidents.append(state.incident)
+        last_of_key = pd.Series(seg).groupby(_keys(items)).max().to_numpy()
+        for s, state in states.items():
+            inc = state.incident
+            may_grow = upto_us is not None and inc.last_us + self.gap_us >= upto_us
+            if may_grow and s in last_of_key:
+                self._carry[(inc.target_ip, _group(inc.family))] = state
+            inc.state = "open" if may_grow and s in last_of_key else "closed"
 
     # ---- internals
 
@@ -402,7 +432,7 @@ def _iso(us: int) -> str:
 
 # ---- the whole of a capture at once (IncidentBuilder.build): items in time order, column-wise
 
-_WINDOW, _FLOW = 0, 1
+_WINDOW, _FLOW, _CARRIED = 0, 1, 2  # item kinds; carried: an incident of an earlier build
 _SUMS = ("fin_p", "fin_b", "fout_p", "fout_b", "win_p", "win_b", "wout_p", "wout_b")
 
 
@@ -514,30 +544,65 @@ def _window_items(hits: list[Any]) -> pd.DataFrame:
     return items
 
 
-def _items(hits: list[Any], flows: pd.DataFrame) -> pd.DataFrame:
-    """Windows and flows in the order the builder takes them: by time, a window before a flow
-    of the same microsecond; ``order`` numbers them."""
-    parts = [p for p in (_window_items(hits) if hits else None, flows) if p is not None]
+def _split_at(items: pd.DataFrame, upto_us: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(items starting before ``upto_us``, the others); all of them without a bound."""
+    if upto_us is None or items.empty:
+        return items, items.iloc[:0]
+    before = (items["first"] < upto_us).to_numpy()
+    return items[before], items[~before]
+
+
+def _carried_items(carried: list[_Open]) -> pd.DataFrame:
+    """The incidents carried from an earlier build, one item each: their span, counts and
+    port; their labels, sources and evidence stay in the state."""
+    if not carried:
+        return pd.DataFrame()
+    incs = [c.incident for c in carried]
+    return pd.DataFrame({
+        "kind": _CARRIED, "ref": np.arange(len(carried)),
+        "first": [i.first_us for i in incs], "last": [i.last_us for i in incs],
+        "ip": [i.target_ip for i in incs], "label": None, "family": [i.family for i in incs],
+        "weight": 0, "nflows": [i.flows for i in incs],
+        "port": [np.nan if i.target_port is None else float(i.target_port) for i in incs],
+        "protocol": [i.protocol for i in incs], "conf": [i.confidence for i in incs],
+        "src": None, "evidence": False,
+    })  # fmt: skip
+
+
+def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Carried incidents, windows and flows in the order the builder takes them: by time, a
+    window before a flow of the same microsecond; ``order`` numbers them."""
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame()
     items = pd.concat(parts, ignore_index=True)
     for name in _SUMS:  # the windows' and the flows' own counts (0 for the other kind)
         items[name] = items[name].fillna(0).astype("int64") if name in items else 0
+    kind = items["kind"].to_numpy()
+    carried_flows = items["nflows"].fillna(0) if "nflows" in items else 0
+    items["nflows"] = np.where(kind == _CARRIED, carried_flows, kind == _FLOW).astype("int64")
     rank = np.concatenate([np.arange(len(p)) for p in parts])
-    order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy()))
+    # a carried incident heads its target's items whatever their times
+    carried_first = np.where(items["kind"].to_numpy() == _CARRIED, 0, 1)
+    order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy(), carried_first))
     items = items.iloc[order].reset_index(drop=True)
     codes, families = pd.factorize(items["family"].to_numpy())
     items["group"] = np.array([_group(str(x)) for x in families], dtype=object)[codes]
     return items
 
 
-def _segments(items: pd.DataFrame, gap_us: int) -> np.ndarray:
-    """Each item's incident: per target and family group, split where an item starts more
-    than ``gap_us`` after the last packet of everything before it (the builder's close)."""
+def _keys(items: pd.DataFrame) -> np.ndarray:
+    """One number per (target, family group)."""
     ip = pd.factorize(items["ip"].to_numpy())[0]
     group = pd.factorize(items["group"].to_numpy())[0]
-    key = ip * (int(group.max()) + 1) + group
+    return ip * (int(group.max()) + 1) + group
+
+
+def _segments(items: pd.DataFrame, gap_us: int) -> np.ndarray:
+    """Each item's incident: per target and family group, split where an item starts more
+    than ``gap_us`` after the last packet of everything before it (the builder's close);
+    numbered in order within each target."""
+    key = _keys(items)
     by_key = np.lexsort((np.arange(len(items)), key))
     k = key[by_key]
     first = items["first"].to_numpy()[by_key]
@@ -549,31 +614,40 @@ def _segments(items: pd.DataFrame, gap_us: int) -> np.ndarray:
     return seg
 
 
-def _announcements(items: pd.DataFrame, seg: np.ndarray, min_flows: int) -> list[int]:
-    """The segments reported as incidents, in the order they are reported: at their first
-    window, or at their ``min_flows``-th flow unless the target is a group address."""
-    order = np.arange(len(items))
+def _announcements(
+    items: pd.DataFrame, seg: np.ndarray, min_flows: int, carried: list[_Open]
+) -> list[int]:
+    """The segments newly reported as incidents, in the order they are reported: at their
+    first window, or at their ``min_flows``-th flow (counting a carried incident's) unless the
+    target is a group address; a carried incident reported before stays as it is."""
     kind = items["kind"].to_numpy()
-    frame = pd.DataFrame({"seg": seg, "order": order, "kind": kind})
+    frame = pd.DataFrame({"seg": seg, "order": np.arange(len(items)), "kind": kind})
+    heads = frame.drop_duplicates("seg").set_index("seg")
     windows = frame[kind == _WINDOW].groupby("seg")["order"].min()
+    before = items["nflows"].where(kind == _CARRIED, 0).groupby(seg).sum()
     flows = frame[kind == _FLOW]
-    nth = flows[flows.groupby("seg").cumcount().to_numpy() == max(min_flows, 1) - 1]
-    nth = nth.set_index("seg")["order"]
-    first_ip = items["ip"].to_numpy()[frame.groupby("seg")["order"].min().to_numpy()]
-    group_ip = pd.Series([_group_address(str(ip)) for ip in first_ip])
-    nth = nth[~group_ip.reindex(nth.index).fillna(False).astype(bool).to_numpy()]
+    count = flows.groupby("seg").cumcount().to_numpy() + before.reindex(flows["seg"]).to_numpy()
+    nth = flows[count == max(min_flows, 1) - 1].set_index("seg")["order"]
+    first_ip = items["ip"].to_numpy()[heads["order"].to_numpy()]
+    group_ip = pd.Series([_group_address(str(ip)) for ip in first_ip], index=heads.index)
+    nth = nth[~group_ip.reindex(nth.index).to_numpy(dtype=bool)]
     when = pd.concat([windows, nth]).groupby(level=0).min().sort_values(kind="stable")
-    return [int(s) for s in when.index]
+    refs = items["ref"].to_numpy()[heads["order"].to_numpy()]
+    done = {s for s, k, r in zip(heads.index, heads["kind"], refs, strict=True)
+            if k == _CARRIED and carried[r].announced}  # fmt: skip
+    return [int(s) for s in when.index if s not in done]
 
 
 def _states(
-    items: pd.DataFrame, seg: np.ndarray, announced: list[int], hits: list[Any],
-    flows: pd.DataFrame,
-) -> list[_Open]:  # fmt: skip
-    """The announced segments as the builder's states, their derived fields computed."""
+    items: pd.DataFrame, seg: np.ndarray, hits: list[Any], flows: pd.DataFrame,
+    carried: list[_Open],
+) -> dict[int, _Open]:  # fmt: skip
+    """Every segment as the builder's state (a carried incident's own state, grown), its
+    derived fields computed."""
     items = items.assign(seg=seg, flow=items["kind"] == _FLOW)
-    items = items[items["seg"].isin(announced)]
-    groups = items.groupby("seg", sort=True)
+    heads = items.drop_duplicates("seg").set_index("seg")
+    new = items[items["kind"] != _CARRIED]
+    groups = new.groupby("seg", sort=True)
     agg = groups.agg(
         first=("first", "min"), last=("last", "max"), conf=("conf", "max"),
         flows=("flow", "sum"), windows=("flow", lambda f: int((~f).sum())),
@@ -581,45 +655,74 @@ def _states(
         protocols=("protocol", lambda c: c.nunique(dropna=False)),
         **{name: (name, "sum") for name in _SUMS},
     )  # fmt: skip
-    heads = items.drop_duplicates("seg").set_index("seg")
-    heads, agg = heads.loc[announced], agg.loc[announced]
-    states = {s: _state_of(heads.iloc[k], agg.iloc[k]) for k, s in enumerate(announced)}
-    _add_labels(items, states)
-    _add_flow_sources(items, states)
-    _add_windows(items, states, hits)
-    _add_evidence(items, states, hits, flows)
+    new_heads = new.drop_duplicates("seg").set_index("seg")
+    states: dict[int, _Open] = {}
+    rows: list[Any] = list(heads.itertuples())
+    for s, head in zip(heads.index.tolist(), rows, strict=True):
+        state = carried[int(head.ref)] if head.kind == _CARRIED else _new_state(head)
+        if s in agg.index:
+            _grow(state, agg.loc[s], new_heads.loc[s])
+        states[s] = state
+    _add_labels(new, states)
+    _add_flow_sources(new, states)
+    _add_windows(new, states, hits)
+    _add_evidence(new, states, hits, flows)
     for state in states.values():
+        del state.incident.evidence[:-_MAX_EVIDENCE]
         _finish(state)
-    return [states[s] for s in announced]
+    return states
 
 
-def _state_of(head: pd.Series, agg: pd.Series) -> _Open:
-    """One segment's state from its first item (``head``) and its sums (``agg``)."""
-    port = head["port"] if agg["ports"] == 1 and not pd.isna(head["port"]) else None
-    protocol = head["protocol"] if agg["protocols"] == 1 else None
-    flows, windows = int(agg["flows"]), int(agg["windows"])
-    first_how: Detection = "flow" if head["kind"] == _FLOW else "aggregate"
+def _new_state(head: Any) -> _Open:
+    """The state of an incident whose first item is ``head`` (a window or a flow)."""
     inc = Incident(
-        id="", family=str(head["family"]), label=str(head["label"]), target_ip=str(head["ip"]),
-        target_port=None if port is None else int(port),
-        protocol=None if protocol is None or pd.isna(protocol) else str(protocol),
-        first_us=int(agg["first"]), last_us=int(agg["last"]),
-        detection="flow+aggregate" if flows and windows else first_how,
-        flows=flows, confidence=max(0.0, float(agg["conf"])),
+        id="", family=str(head.family), label=str(head.label), target_ip=str(head.ip),
+        target_port=_port(head.port), protocol=_protocol(head.protocol),
+        first_us=int(head.first), last_us=int(head.first),
+        detection="flow" if head.kind == _FLOW else "aggregate",
     )  # fmt: skip
-    state = _Open(inc, seen=True, announced=True)
-    state.flow_in = Direction(int(agg["fin_p"]), int(agg["fin_b"]))
-    state.flow_out = Direction(int(agg["fout_p"]), int(agg["fout_b"]))
-    state.win_in = Direction(int(agg["win_p"]), int(agg["win_b"]))
-    state.win_out = Direction(int(agg["wout_p"]), int(agg["wout_b"]))
-    return state
+    return _Open(inc, seen=True)
+
+
+def _port(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _protocol(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _grow(state: _Open, agg: pd.Series, head: pd.Series) -> None:
+    """Add a segment's new items (their sums ``agg``, the first of them ``head``)."""
+    inc = state.incident
+    flows, windows = int(agg["flows"]), int(agg["windows"])
+    # port and protocol stay while every part agrees (the builder's _span)
+    if not (agg["ports"] == 1 and _port(head["port"]) == inc.target_port):
+        inc.target_port = None
+    if not (agg["protocols"] == 1 and _protocol(head["protocol"]) == inc.protocol):
+        inc.protocol = None
+    inc.first_us = min(inc.first_us, int(agg["first"]))
+    inc.last_us = max(inc.last_us, int(agg["last"]))
+    if (flows and inc.detection == "aggregate") or (windows and inc.detection == "flow"):
+        inc.detection = "flow+aggregate"
+    inc.flows += flows
+    inc.confidence = max(inc.confidence, float(agg["conf"]))
+    for way, (packets, size) in _WAYS.items():
+        direction = getattr(state, way)
+        direction.packets += int(agg[packets])
+        direction.bytes += int(agg[size])
+
+
+_WAYS = {"flow_in": ("fin_p", "fin_b"), "flow_out": ("fout_p", "fout_b"),
+         "win_in": ("win_p", "win_b"), "win_out": ("wout_p", "wout_b")}  # fmt: skip
 
 
 def _add_labels(items: pd.DataFrame, states: dict[int, _Open]) -> None:
     """Verdict labels by flows, the windows' by packets (the builder's ``labels``)."""
     weights = items.groupby(["seg", "label"], sort=False)["weight"].sum().reset_index()
     for s, label, weight in zip(weights["seg"], weights["label"], weights["weight"], strict=True):
-        states[int(s)].labels[str(label)] = int(weight)
+        labels = states[int(s)].labels
+        labels[str(label)] = labels.get(str(label), 0) + int(weight)
 
 
 def _add_flow_sources(items: pd.DataFrame, states: dict[int, _Open]) -> None:
@@ -632,7 +735,12 @@ def _add_flow_sources(items: pd.DataFrame, states: dict[int, _Open]) -> None:
     bounds = np.flatnonzero(np.r_[True, np.diff(sent["seg"].to_numpy()) != 0, True])
     segs, srcs, packets = sent["seg"].to_numpy(), sent["src"].tolist(), sent["fin_p"].tolist()
     for a, b in itertools.pairwise(bounds):
-        states[int(segs[a])].sources = dict(zip(srcs[a:b], packets[a:b], strict=True))
+        state = states[int(segs[a])]
+        if not state.sources:
+            state.sources = dict(zip(srcs[a:b], packets[a:b], strict=True))
+            continue
+        for src, n in zip(srcs[a:b], packets[a:b], strict=True):  # a carried incident's
+            state.sources[src] = state.sources.get(src, 0) + n
 
 
 def _add_windows(items: pd.DataFrame, states: dict[int, _Open], hits: list[Any]) -> None:

@@ -18,7 +18,8 @@ import pandas as pd
 from flowsentinel.bounded import UNLIMITED, Kind, Limits, capture_flows, sniff
 from flowsentinel.capture import iter_flow_batches
 from flowsentinel.capture.decode import Packets
-from flowsentinel.capture.windows import Thresholds, WindowDetector, WindowHit
+from flowsentinel.capture.meter import MeterConfig
+from flowsentinel.capture.windows import LONG_US, Thresholds, WindowDetector, WindowHit
 from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
@@ -543,19 +544,32 @@ def _cluster_frames(
             yield result.table.to_pandas()
 
 
+#: flagged flows waiting before the older ones are grouped (offline; about 210 bytes each)
+GROUP_AFTER_FLOWS = 200_000
+#: a flow is handed over at most two flow timeouts after it starts (the meter's sweep); a
+#: window, within two windows of its first packet
+GROUP_LAG_US = 2 * MeterConfig().flow_timeout_us + 3 * LONG_US
+
+
 class Aggregate:
     """The aggregate detector and the incident builder of one scan: :meth:`tap` is the packet
     tap of the capture pipeline, :meth:`add_flows` takes the flow model's flagged flows.
 
-    Offline (a capture, an upload) the flagged windows and flows are kept and fed to the
-    incident builder in time order when the capture ends, so the incidents depend on the
-    traffic only, not on how it was batched or where it was metered (in-process or on a
-    cluster, whose windows come in through :meth:`add_hits`). ``live`` (``watch``) feeds the
+    Offline (a capture, an upload) the flagged windows and flows are kept and grouped in time
+    order when the capture ends (in-process, once ``group_after`` flows wait, the older ones
+    as the capture goes: :meth:`_group_older`), so the incidents depend on the traffic only,
+    not on how it was batched or where it was metered (in-process or on a cluster, whose
+    windows come in through :meth:`add_hits`). ``live`` (``watch``) feeds the
     builder as the traffic comes, so that incidents open and close while it runs.
     """
 
     def __init__(
-        self, thresholds: Thresholds | None = None, benign: str = sc.BENIGN, *, live: bool = False
+        self,
+        thresholds: Thresholds | None = None,
+        benign: str = sc.BENIGN,
+        *,
+        live: bool = False,
+        group_after: int = GROUP_AFTER_FLOWS,
     ) -> None:
         self.windows = WindowDetector(thresholds)
         self.builder = IncidentBuilder()
@@ -563,8 +577,13 @@ class Aggregate:
         self.live = live
         self._hits: list[WindowHit] = []
         self._flows: list[pd.DataFrame] = []
+        self._seen_us: int | None = None  # the latest packet time of the batches before
+        self._group_after = self._next_group = group_after
 
     def tap(self, pk: Packets) -> None:
+        if not self.live and len(pk):
+            self._group_older()
+            self._seen_us = max(self._seen_us or 0, int(pk.ts.max()))
         self.windows.add(pk)
         self.add_hits(self.windows.take())
         if self.live and len(pk):
@@ -600,6 +619,21 @@ class Aggregate:
         if not self.live:
             self._build()
         self.builder.close_all()
+
+    def _group_older(self) -> None:
+        """With many flagged flows waiting, group those that started :data:`GROUP_LAG_US`
+        before the packets seen so far: every flow and window of that time has been handed
+        over (the meter emits a flow two flow timeouts after its start at the latest), so
+        memory holds the recent ones only, whatever the capture's length. The next grouping
+        waits for twice the flows left, so a burst is not regrouped at every batch."""
+        waiting = sum(len(t) for t in self._flows)
+        if self._seen_us is None or waiting < self._next_group:
+            return
+        flows = pd.concat(self._flows, ignore_index=True)
+        upto = self._seen_us - GROUP_LAG_US
+        self._hits, left = self.builder.build(self._hits, flows, self.benign, upto_us=upto)
+        self._flows = [left] if len(left) else []
+        self._next_group = max(self._group_after, 2 * len(left))
 
     def _build(self) -> None:
         """Windows and flows into the builder at once (:meth:`IncidentBuilder.build`)."""
