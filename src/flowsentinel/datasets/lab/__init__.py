@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
 from flowsentinel.capture.output import Labeller, write_flows
-from flowsentinel.datasets.lab import attacks, benign, chatter, floods
+from flowsentinel.datasets.lab import amplification, attacks, benign, chatter, floods
 from flowsentinel.datasets.lab.base import Lab, Session, endpoint_key
 from flowsentinel.datasets.lab.wire import to_pcap
 from flowsentinel.datasets.lab.world import World
@@ -94,7 +94,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),
-    (floods.reflection, 5000),
+    (amplification.reflection, 8000),
     (floods.synack_reflection, 400),
 )
 

@@ -34,24 +34,6 @@ ICMPFLOOD = "DoS ICMP flood"
 REFLECTION = "DoS UDP reflection"
 SYNACK_REFLECTION = "DoS SYN-ACK reflection"
 
-#: amplification services: port, median response size, share of fragmented responses
-REFLECTORS: tuple[tuple[str, int, int, float], ...] = (
-    ("dns", 53, 3000, 0.5),
-    ("ntp", 123, 468, 0.0),
-    ("snmp", 161, 1200, 0.1),
-    ("ssdp", 1900, 320, 0.0),
-    ("cldap", 389, 2800, 0.6),
-    ("memcached", 11211, 1400, 0.4),
-    ("chargen", 19, 700, 0.0),
-    ("wsd", 3702, 900, 0.1),
-    ("ike", 500, 300, 0.0),
-    ("bacnet", 47808, 250, 0.0),
-    ("portmap", 111, 400, 0.0),
-    ("ard", 3283, 1000, 0.0),
-    ("qotd", 17, 120, 0.0),
-    ("ubiquiti", 10001, 200, 0.0),
-)
-
 
 def times(
     rng: np.random.Generator, n: int, start_s: float, dur_s: float, pattern: str
@@ -429,45 +411,6 @@ def icmp_flood(lab: Lab, w: World, n: int) -> None:
             ttl=64,
             seq=seq,
             plen=size,
-        )
-
-
-def reflection(lab: Lab, w: World, n: int) -> None:
-    """UDP amplification as the victim sees it: responses from many reflectors' service ports
-    to one or a few victim ports. Most campaigns are one-way."""
-    rng = lab.rng
-    per_service = max(2, n // len(REFLECTORS))
-    for name, port, median, frag_share in REFLECTORS:
-        victim = w.servers[str(rng.choice(["web", "dns", "app"]))]
-        n_refl = int(rng.integers(3, 30))
-        refl = [lab.public_ip() for _ in range(n_refl)]
-        dur = rng.uniform(0.5, 8)  # hundreds to thousands of responses per second
-        t = times(rng, per_service, rng.uniform(0, SPAN_S - dur), dur, "steady")
-        which = rng.integers(0, n_refl, per_service)
-        src = [refl[i] for i in which.tolist()]
-        mode = str(rng.choice(["fixed", "pool", "wide", "wide"]))  # the forged request ports
-        if mode == "wide":
-            vport = rng.choice(rng.integers(1024, 65535, int(rng.integers(50, 400))), per_service)
-        else:
-            vport = _ports(rng, per_service, mode, int(rng.integers(1024, 65535)))
-        sport = np.full(per_service, port)
-        keep = _register(lab, src, sport, victim.ip, vport, UDP, t, REFLECTION, f"refl-{name}")
-        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
-        m = int(keep.sum())
-        sizes = np.maximum(8, rng.lognormal(np.log(median), 0.3, m)).astype(np.int64)
-        frag = rng.random() < frag_share
-        if not frag:
-            sizes = np.minimum(sizes, 1472)
-        _udp_packets(
-            lab,
-            _hosts(lab, src),
-            victim.hid,
-            t[keep],
-            sport[keep],
-            vport[keep],
-            sizes,
-            rng.integers(40, 120, m),
-            frag,
         )
 
 
