@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
 from flowsentinel.capture.output import Labeller, write_flows
-from flowsentinel.datasets.lab import amplification, attacks, benign, chatter, floods
+from flowsentinel.datasets.lab import amplification, attacks, benign, chatter, floods, synflood
 from flowsentinel.datasets.lab.base import Lab, Session, endpoint_key
 from flowsentinel.datasets.lab.wire import to_pcap
 from flowsentinel.datasets.lab.world import World
@@ -90,7 +90,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (attacks.slowloris, 110),
     (attacks.slowpost, 80),
     (attacks.slowread, 60),
-    (floods.syn_flood, 1200),
+    (synflood.syn_flood, 1800),
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),

@@ -14,8 +14,6 @@ from flowsentinel.datasets.lab.base import SPAN_S, T0, Lab
 from flowsentinel.datasets.lab.stacks import STACKS, syn_options
 from flowsentinel.datasets.lab.wire import (
     ACK,
-    CWR,
-    ECE,
     ICMP,
     MORE_FRAGMENTS,
     PSH,
@@ -97,113 +95,6 @@ def _ports(rng: np.random.Generator, n: int, mode: str, fixed: int) -> np.ndarra
     if mode == "pool":
         return rng.choice(rng.integers(1024, 65535, int(rng.integers(4, 24))), n)
     return rng.integers(1024, 65535, n)
-
-
-def syn_flood(lab: Lab, w: World, n: int) -> None:
-    """SYN floods: one source with random or fixed source ports, forged sources with and
-    without options, with ECN+CWR, to a fixed or random destination port; steady, pulsing
-    and low-rate. The victim answers SYN-ACK (and retransmits) or RST for closed ports."""
-    plans = (  # kind, share, spoofed, sport mode, dport mode, options, ecn, rate pattern
-        ("syn-single-randport", 0.15, False, "random", "fixed", True, False, "steady"),
-        ("syn-single-fixedport", 0.04, False, "fixed", "fixed", False, False, "steady"),
-        ("syn-spoofed", 0.2, True, "random", "fixed", False, False, "steady"),
-        ("syn-single-ipv6", 0.05, False, "random", "fixed", True, False, "steady"),
-        ("syn-spoofed-options", 0.12, True, "random", "fixed", True, False, "steady"),
-        ("syn-spoofed-ecn-cwr", 0.12, True, "random", "fixed", False, True, "steady"),
-        ("syn-spoofed-randdport", 0.1, True, "random", "random", False, False, "steady"),
-        ("syn-pulsing", 0.12, True, "random", "fixed", False, False, "pulsing"),
-        ("syn-lowrate", 0.1, False, "random", "fixed", True, False, "lowrate"),
-    )
-    for kind, share, spoofed, smode, dmode, opts, ecn, pattern in plans:
-        _syn_campaign(
-            lab, w, kind, max(2, round(n * share)), spoofed, smode, dmode, opts, ecn, pattern
-        )
-
-
-def _syn_campaign(
-    lab: Lab,
-    w: World,
-    kind: str,
-    n: int,
-    spoofed: bool,
-    smode: str,
-    dmode: str,
-    opts: bool,
-    ecn: bool,
-    pattern: str,
-) -> None:
-    """One SYN flood campaign and the victim's answers."""
-    rng = lab.rng
-    v6 = kind.endswith("ipv6")  # one IPv6 source against the web server's IPv6 address
-    victim = w.servers["web6" if v6 else "web"]
-    dur = {
-        "steady": rng.uniform(1, 10),
-        "pulsing": rng.uniform(60, 200),
-        "lowrate": rng.uniform(200, 400),
-    }[pattern]
-    t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, pattern)
-    single = lab.public_ip(v6=True) if v6 else (lab.public_ip() if rng.random() < 0.5 else ATTACKER)
-    src, ttl = _sources(lab, n, spoofed, single)
-    sport = _ports(rng, n, smode, int(rng.integers(1024, 65535)))
-    dport = _ports(rng, n, dmode, int(rng.choice([80, 80, 443])))
-    keep = _register(lab, src, sport, victim.ip, dport, TCP, t, SYNFLOOD, kind)
-    src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
-    t, ttl, sport, dport = t[keep], ttl[keep], sport[keep], dport[keep]
-    n = len(t)
-    hid = _hosts(lab, src)
-    seq = rng.integers(0, 2**32, n)
-    opt = lab.pk.option(*syn_options(STACKS["linux"], 1460)) if opts else 0
-    flags = SYN | (ECE | CWR if ecn else 0)
-    lab.pk.block(
-        n,
-        ts=t,
-        src=hid,
-        dst=victim.hid,
-        proto=TCP,
-        sport=sport,
-        dport=dport,
-        ttl=ttl,
-        seq=seq,
-        flags=flags,
-        win=rng.choice([512, 1024, 5840, 29200, 64240, 65535], n),
-        opt=opt,
-    )
-    closed = ~np.isin(dport, (80, 443))
-    reply = t + rng.integers(20, 300, n)
-    synack = lab.pk.option(*syn_options(STACKS["linux"], 1460, STACKS["iot"]))
-    sseq = rng.integers(0, 2**32, n)
-    lab.pk.block(
-        n,
-        ts=reply,
-        src=victim.hid,
-        dst=hid,
-        proto=TCP,
-        sport=dport,
-        dport=sport,
-        ttl=64,
-        seq=np.where(closed, 0, sseq),
-        ack=(seq + 1) & 0xFFFFFFFF,
-        flags=np.where(closed, RST | ACK, SYN | ACK),
-        win=np.where(closed, 0, 64240),
-        opt=np.where(closed, 0, synack),
-    )
-    for back in (1_000_000, 3_000_000):  # retransmitted SYN-ACKs of half-open connections
-        again = np.flatnonzero(~closed & (rng.random(n) < 0.5))
-        lab.pk.block(
-            len(again),
-            ts=reply[again] + back,
-            src=victim.hid,
-            dst=hid[again],
-            proto=TCP,
-            sport=dport[again],
-            dport=sport[again],
-            ttl=64,
-            seq=sseq[again],
-            ack=(seq[again] + 1) & 0xFFFFFFFF,
-            flags=SYN | ACK,
-            win=64240,
-            opt=synack,
-        )
 
 
 def udp_flood(lab: Lab, w: World, n: int) -> None:
