@@ -28,7 +28,15 @@ import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
 from flowsentinel.capture.output import Labeller, write_flows
-from flowsentinel.datasets.lab import amplification, attacks, benign, chatter, floods, synflood
+from flowsentinel.datasets.lab import (
+    amplification,
+    attacks,
+    benign,
+    chatter,
+    failures,
+    floods,
+    synflood,
+)
 from flowsentinel.datasets.lab.base import Lab, Session, endpoint_key
 from flowsentinel.datasets.lab.wire import to_pcap
 from flowsentinel.datasets.lab.world import World
@@ -82,6 +90,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (benign.database, 80),
     (benign.lan_sessions, 24),
     (benign.iot, 60),
+    (failures.tcp_failures, 300),
     (chatter.dhcp, 20),
     (chatter.ping, 60),
     (chatter.traceroute, 6),
