@@ -5,7 +5,8 @@ descendants, booter "methods", botnets using the kernel's ``connect``):
 
 - sources: one host, a botnet of real hosts (each with its own stack and path), forged
   addresses from a pool of any size (a small pool reuses tuples), or one IPv6 host;
-- source ports: random, incrementing (hping3), one fixed port, or a small pool;
+- source ports: random, one per source (chosen once per bot or thread), incrementing
+  (hping3), one fixed port, or a small pool;
 - flags: SYN alone, or with ECE+CWR, ECE, PSH or URG set;
 - options: none (raw-socket tools), MSS only, a real stack's layout, or Mirai's (MSS, SACK,
   timestamps, window scale); some floods carry a payload in the SYN;
@@ -37,7 +38,13 @@ _FLAGS = (
     (SYN | PSH | URG, 0.06),
 )
 _SOURCES = (("single", 0.25), ("botnet", 0.25), ("spoofed", 0.42), ("ipv6", 0.08))
-_SPORTS = (("random", 0.5), ("increment", 0.2), ("fixed", 0.12), ("pool", 0.18))
+_SPORTS = (
+    ("random", 0.35),
+    ("per-source", 0.3),
+    ("increment", 0.12),
+    ("fixed", 0.08),
+    ("pool", 0.15),
+)
 _OPTIONS = (("none", 0.35), ("mss", 0.15), ("stack", 0.3), ("mirai", 0.2))
 _PATTERNS = (("steady", 0.6), ("pulsing", 0.22), ("lowrate", 0.18))
 #: SYN retransmission times of ``connect`` (s after the first): Linux, Windows, macOS
@@ -103,8 +110,11 @@ def _plan(rng: np.random.Generator) -> Plan:
     )
 
 
-def _source_ips(lab: Lab, plan: Plan, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per packet: the source address, its stack's initial TTL and its hops to the victim."""
+def _source_ips(
+    lab: Lab, plan: Plan, n: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Per packet: the source address, its stack's initial TTL, its hops to the victim and
+    the index of the source."""
     rng = lab.rng
     if plan.sources == "spoofed":
         pool = [
@@ -116,6 +126,7 @@ def _source_ips(lab: Lab, plan: Plan, n: int) -> tuple[list[str], np.ndarray, np
             [pool[i] for i in pick.tolist()],
             np.full(n, 64),
             np.full(n, int(rng.integers(5, 20))),
+            pick,
         )
     if plan.sources == "botnet":
         bots = [
@@ -133,11 +144,14 @@ def _source_ips(lab: Lab, plan: Plan, n: int) -> tuple[list[str], np.ndarray, np
     ips = [bots[i][0] for i in pick.tolist()]
     init = np.array([b[1].ttl for b in bots])[pick]
     hops = np.array([b[2].hops for b in bots])[pick]
-    return ips, init, hops
+    return ips, init, hops, pick
 
 
-def _sports(rng: np.random.Generator, mode: str, n: int) -> np.ndarray:
-    """The source ports of ``n`` SYNs."""
+def _sports(rng: np.random.Generator, mode: str, source: np.ndarray) -> np.ndarray:
+    """The source ports of SYNs from the given sources (indices)."""
+    n = len(source)
+    if mode == "per-source":
+        return rng.integers(1024, 65535, int(source.max()) + 1)[source]
     if mode == "fixed":
         return np.full(n, int(rng.integers(1024, 65535)))
     if mode == "increment":
@@ -187,8 +201,8 @@ def _campaign(lab: Lab, w: World, plan: Plan, n: int) -> None:
         "pulsing": rng.uniform(60, 300),
     }.get(plan.pattern, rng.uniform(200, 600))
     t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, plan.pattern)
-    src, init, hops = _source_ips(lab, plan, n)
-    sport = _sports(rng, plan.sports, n)
+    src, init, hops, source = _source_ips(lab, plan, n)
+    sport = _sports(rng, plan.sports, source)
     port = int(rng.choice([80, 80, 443, 443, 22, 25, 3389, 8080]))
     dport = np.full(n, port) if plan.fixed_dport else rng.integers(1, 65535, n)
     keep = _register(lab, src, sport, victim.ip, dport, TCP, t, SYNFLOOD, plan.kind)
