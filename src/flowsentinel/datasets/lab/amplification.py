@@ -48,11 +48,11 @@ class Service:
 #: the reflector services: sizes and packets per request as published (see the module doc)
 SERVICES: tuple[Service, ...] = (
     Service("dns", 53, 1200, 0.5, (1, 1), 0, 0.55, 3600),  # ANY / DNSSEC RRSIG answers
-    Service("ntp", 123, 440, 0.05, (1, 100), 300, 0.0, 0),  # monlist: 6 entries of 72 bytes
+    Service("ntp", 123, 440, 0.0, (1, 100), 300, 0.0, 0),  # monlist: 6 entries of 72 bytes
     Service("snmp", 161, 900, 0.6, (1, 1), 0, 0.3, 2600),  # GetBulk
     Service("ssdp", 1900, 300, 0.2, (1, 12), 2000, 0.0, 0),  # one answer per service
     Service("cldap", 389, 1400, 0.3, (1, 1), 0, 0.8, 3000),
-    Service("memcached", 11211, 1400, 0.02, (2, 60), 50, 0.0, 0),  # 1,400-byte datagrams
+    Service("memcached", 11211, 1400, 0.0, (2, 60), 50, 0.0, 0),  # 1,400-byte datagrams
     Service("chargen", 19, 300, 0.7, (1, 1), 0, 0.0, 0),  # 0-512 characters per datagram
     Service("qotd", 17, 180, 0.6, (1, 1), 0, 0.0, 0),
     Service("netbios", 137, 250, 0.4, (1, 1), 0, 0.0, 0),  # NBSTAT

@@ -7,7 +7,7 @@ import struct
 from flowsentinel.datasets.lab.base import Endpoint, Lab, us
 from flowsentinel.datasets.lab.benign import BENIGN, lognormal
 from flowsentinel.datasets.lab.stacks import STACKS, draw_path
-from flowsentinel.datasets.lab.wire import ICMP, ICMP6, UDP
+from flowsentinel.datasets.lab.wire import ICMP, ICMP6, MORE_FRAGMENTS, UDP
 from flowsentinel.datasets.lab.world import World
 
 
@@ -39,7 +39,9 @@ def dhcp(lab: Lab, w: World, n: int) -> None:
 
 
 def ping(lab: Lab, w: World, n: int) -> None:
-    """ICMP echo: Linux-style 56-byte and Windows-style 32-byte payloads, one per second."""
+    """ICMP echo: Linux-style 56-byte and Windows-style 32-byte payloads, one per second; some
+    path-MTU tests send large echoes (``ping -s``) that go out and come back as IPv4
+    fragments."""
     rng = lab.rng
     for _ in range(n):
         c = w.lan_client(0.2)
@@ -53,11 +55,42 @@ def ping(lab: Lab, w: World, n: int) -> None:
         lab.session(c.ip, 0, s.ip, 0, proto, t, BENIGN, "ping")
         req, rep = (128, 129) if proto == ICMP6 else (8, 0)
         size = 32 if c.stack.name == "windows" else 56
+        if proto == ICMP and rng.random() < 0.15:
+            size = int(rng.choice([1472, 2000, 4000, 8000]))
         ident = int(rng.integers(1, 65535))
         for k in range(int(rng.integers(3, 12))):
-            lab.icmp(t, c, s, req, 0, ident, k, size)
-            lab.icmp(t + c.path.rtt_us + s.path.rtt_us, s, c, rep, 0, ident, k, size)
+            _echo(lab, t, c, s, req, ident, k, size)
+            _echo(lab, t + c.path.rtt_us + s.path.rtt_us, s, c, rep, ident, k, size)
             t += us(1.0) + int(rng.integers(0, 3000))
+
+
+def _echo(
+    lab: Lab, t: int, a: Endpoint, b: Endpoint, typ: int, ident: int, seq: int, size: int
+) -> None:
+    """One echo message; above the MTU, IPv4 fragments of 1,480 bytes (the first one holds
+    the ICMP header)."""
+    if size <= 1472:
+        lab.icmp(t, a, b, typ, 0, ident, seq, size)
+        return
+    ipid = int(lab.rng.integers(0, 65536))
+    total, offset = size + 8, 0
+    while offset < total:
+        part = min(1480, total - offset)
+        more = MORE_FRAGMENTS if offset + part < total else 0
+        lab.pk.block(
+            1,
+            ts=t + offset // 1480 * 12,
+            src=a.hid,
+            dst=b.hid,
+            proto=ICMP,
+            sport=(typ << 8) if offset == 0 else 0,
+            ttl=a.ttl,
+            ipid=ipid,
+            frag=(offset // 8) | more,
+            seq=((ident & 0xFFFF) << 16) | (seq & 0xFFFF),
+            plen=part - 8 if offset == 0 else part,
+        )
+        offset += part
 
 
 def traceroute(lab: Lab, w: World, n: int) -> None:
