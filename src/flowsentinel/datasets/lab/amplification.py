@@ -161,8 +161,8 @@ def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
 def reflection(lab: Lab, w: World, n: int) -> None:
     """About ``n`` response packets of UDP amplification, one or more campaigns per service."""
     rng = lab.rng
-    share = rng.dirichlet(np.full(len(SERVICES), 2.0))
+    share = rng.dirichlet(np.full(len(SERVICES), 4.0))
     for svc, part in zip(SERVICES, share, strict=True):
         budget = max(8, round(n * part))
-        for piece in rng.dirichlet(np.ones(int(rng.integers(1, 4)))):
+        for piece in rng.dirichlet(np.ones(int(rng.integers(2, 6)))):
             _campaign(lab, w, svc, max(4, round(budget * piece)))

@@ -1,7 +1,7 @@
 """SYN floods as the tools and botnets of the literature send them, seen at the victim.
 
 Each campaign draws how its packets are made, as flood tools differ (hping3, Mirai and its
-descendants, booter "methods", botnets using the kernel's ``connect``):
+descendants, booter "methods"):
 
 - sources: one host, a botnet of real hosts (each with its own stack and path), forged
   addresses from a pool of any size (a small pool reuses tuples), or one IPv6 host;
@@ -11,7 +11,6 @@ descendants, booter "methods", botnets using the kernel's ``connect``):
 - options: none (raw-socket tools), MSS only, a real stack's layout, or Mirai's (MSS, SACK,
   timestamps, window scale); some floods carry a payload in the SYN;
 - TTL and window: the tool's constants, random per packet, or the sending host's stack;
-- hosts using ``connect`` retransmit an unanswered SYN with their kernel's back-off;
 - the victim answers (SYN-ACK and its retransmissions, RST for closed ports) or the capture
   holds the inbound side only; steady, pulsing or low-rate.
 """
@@ -47,8 +46,6 @@ _SPORTS = (
 )
 _OPTIONS = (("none", 0.35), ("mss", 0.15), ("stack", 0.3), ("mirai", 0.2))
 _PATTERNS = (("steady", 0.6), ("pulsing", 0.22), ("lowrate", 0.18))
-#: SYN retransmission times of ``connect`` (s after the first): Linux, Windows, macOS
-_BACKOFF = ((1.0, 3.0, 7.0), (1.0, 3.0), (1.0, 2.0, 3.0, 4.0))
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,6 @@ class Plan:
     payload: int  # 0: none; else the largest payload of a SYN
     ttl: str  # "tool" (one initial TTL), "random" or "stack"
     window: str  # "tool" (one value), "random" or "stack"
-    connect: bool  # unanswered SYNs are retransmitted with the kernel's back-off
     answered: bool  # the victim's answers are in the capture
     pattern: str
     fixed_dport: bool
@@ -103,7 +99,6 @@ def _plan(rng: np.random.Generator) -> Plan:
         payload=int(rng.choice([0, 0, 0, 0, 0, 1, 32, 512, 1400])),
         ttl="stack" if real and rng.random() < 0.6 else str(rng.choice(["tool", "tool", "random"])),
         window=str(rng.choice(["tool", "tool", "random", "stack"])),
-        connect=real and rng.random() < 0.25,
         answered=rng.random() < 0.5,
         pattern=_draw(rng, _PATTERNS),
         fixed_dport=rng.random() < 0.85,
@@ -225,16 +220,6 @@ def _campaign(lab: Lab, w: World, plan: Plan, n: int) -> None:
         opt=_option(lab, plan),
     )
     lab.pk.block(n, ts=t, ttl=ttl, win=win, plen=size, **syn)
-    if plan.connect:  # the bots' kernels retransmit unanswered SYNs (same sequence number)
-        for back in _BACKOFF[int(rng.integers(len(_BACKOFF)))]:
-            again = np.flatnonzero(rng.random(n) < 0.7)
-            lab.pk.block(
-                len(again),
-                ts=t[again] + int(back * 1e6) + rng.integers(0, 20_000, len(again)),
-                ttl=ttl[again],
-                win=win[again],
-                **{k: (v[again] if isinstance(v, np.ndarray) else v) for k, v in syn.items()},
-            )
     if plan.answered:
         _answers(lab, victim.hid, hid, t, sport, dport, seq)
 
@@ -290,10 +275,10 @@ def _answers(
 
 
 def syn_flood(lab: Lab, w: World, n: int) -> None:
-    """About ``n`` SYNs over 10 to 16 campaigns, each made its own way (see the module doc);
+    """About ``n`` SYNs over 24 to 32 campaigns, each made its own way (see the module doc);
     the first ones cover a SYN, an ECN+CWR and a forged-source campaign whatever the seed."""
     rng = lab.rng
-    k = int(rng.integers(10, 17))
+    k = int(rng.integers(24, 33))
     share = rng.dirichlet(np.full(k, 1.5))
     for j, part in enumerate(share):
         plan = _plan(rng)
