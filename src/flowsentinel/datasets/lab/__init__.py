@@ -101,7 +101,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (attacks.slowloris, 110),
     (attacks.slowpost, 80),
     (attacks.slowread, 60),
-    (synflood.syn_flood, 1800),
+    (synflood.syn_flood, 2500),
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),

@@ -4,7 +4,8 @@ Each campaign draws how its packets are made, as flood tools differ (hping3, Mir
 descendants, booter "methods"):
 
 - sources: one host, a botnet of real hosts (each with its own stack and path), forged
-  addresses from a pool of any size (a small pool reuses tuples), or one IPv6 host;
+  addresses (every SYN its own, or a subnet that egress filtering lets through, whose
+  addresses repeat), or one IPv6 host;
 - source ports: random, one per source (chosen once per bot or thread), incrementing
   (hping3), one fixed port, or a small pool;
 - flags: SYN alone, or with ECE+CWR, ECE, PSH or URG set;
@@ -96,10 +97,10 @@ def _plan(rng: np.random.Generator) -> Plan:
         sports=_draw(rng, _SPORTS),
         flags=_draw(rng, _FLAGS),
         options=_draw(rng, _OPTIONS),
-        payload=int(rng.choice([0, 0, 0, 0, 0, 1, 32, 512, 1400])),
+        payload=int(rng.choice([1, 32, 512, 1400])) if rng.random() < 0.2 else 0,
         ttl="stack" if real and rng.random() < 0.6 else str(rng.choice(["tool", "tool", "random"])),
         window=str(rng.choice(["tool", "tool", "random", "stack"])),
-        answered=rng.random() < 0.5,
+        answered=rng.random() < 0.35,
         pattern=_draw(rng, _PATTERNS),
         fixed_dport=rng.random() < 0.85,
     )
@@ -112,10 +113,10 @@ def _source_ips(
     the index of the source."""
     rng = lab.rng
     if plan.sources == "spoofed":
-        pool = [
-            lab.spoofed_ip()
-            for _ in range(max(2, round(np.exp(rng.uniform(np.log(50), np.log(50_000))))))
-        ]
+        # the whole address space (every SYN its own address), or the few addresses egress
+        # filtering lets through (a subnet of the bot's), each then sending several SYNs
+        per = 1.0 if rng.random() < 0.3 else float(np.exp(rng.uniform(0, np.log(30))))
+        pool = [lab.spoofed_ip() for _ in range(max(2, round(n / per)))]
         pick = rng.integers(0, len(pool), n)
         return (
             [pool[i] for i in pick.tolist()],
