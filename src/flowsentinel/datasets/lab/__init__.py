@@ -92,7 +92,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (benign.lan_sessions, 24),
     (benign.iot, 60),
     (failures.tcp_failures, 300),
-    (oneway.oneway_udp, 120),
+    (oneway.oneway_udp, 60),
     (chatter.dhcp, 20),
     (chatter.ping, 60),
     (chatter.traceroute, 6),

@@ -15,7 +15,7 @@ from flowsentinel.datasets.lab.world import World
 _KINDS = (
     ("syslog", 0.3),
     ("flow-export", 0.15),
-    ("snmp-trap", 0.15),
+    ("snmp-trap", 0.08),
     ("dns-unanswered", 0.25),
     ("ntp-unanswered", 0.05),
     ("snmp-unanswered", 0.1),
