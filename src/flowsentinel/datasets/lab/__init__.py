@@ -35,7 +35,6 @@ from flowsentinel.datasets.lab import (
     chatter,
     failures,
     floods,
-    oneway,
     synflood,
 )
 from flowsentinel.datasets.lab.base import Lab, Session, endpoint_key
@@ -92,7 +91,6 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (benign.lan_sessions, 24),
     (benign.iot, 60),
     (failures.tcp_failures, 300),
-    (oneway.oneway_udp, 60),
     (chatter.dhcp, 20),
     (chatter.ping, 60),
     (chatter.traceroute, 6),

@@ -114,6 +114,20 @@ def _answers(
     return which, req_t[which] + offset
 
 
+def _sizes(
+    rng: np.random.Generator, svc: Service, n_refl: int, reflector: np.ndarray
+) -> np.ndarray:
+    """The response sizes of a campaign's packets, from the index of each packet's reflector:
+    each reflector answers around its own median (resolvers differ in EDNS buffer size and in
+    minimal or truncated answers, agents in their data); in a campaign of oversized answers
+    most reflectors give one (fragmented on the wire), the others a smaller one."""
+    big = rng.random() < svc.fragmented
+    own = np.where(big & (rng.random(n_refl) < 0.75), svc.big, svc.size)
+    median = own * rng.lognormal(0.0, svc.sigma, n_refl)
+    spread = rng.lognormal(0.0, svc.sigma / 3, len(reflector))
+    return np.clip(median[reflector] * spread, 8, 65_000 if big else 1472).astype(np.int64)
+
+
 def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
     """One amplification campaign of about ``budget`` response packets over ``svc``."""
     rng = lab.rng
@@ -136,15 +150,10 @@ def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
     keep = _register(
         lab, src, sport, victim.ip, vport[which], UDP, t, REFLECTION, f"refl-{svc.name}"
     )
-    m = int(keep.sum())
-    frag = rng.random() < svc.fragmented
-    median = svc.big if frag else svc.size
-    sizes = np.maximum(8, rng.lognormal(np.log(median), svc.sigma, m)).astype(np.int64)
-    if not frag:
-        sizes = np.minimum(sizes, 1472)
+    kept = refl[which][keep]
+    sizes = _sizes(rng, svc, n_refl, kept)
     hops = rng.integers(4, 26, n_refl)
     ttl = rng.choice([64, 128, 255], n_refl, p=[0.6, 0.15, 0.25]) - hops
-    kept = refl[which][keep]
     _udp_packets(
         lab,
         _hosts(lab, [s for s, k in zip(src, keep.tolist(), strict=True) if k]),
@@ -154,7 +163,7 @@ def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
         vport[which][keep],
         sizes,
         ttl[kept],
-        frag,
+        True,
     )
 
 

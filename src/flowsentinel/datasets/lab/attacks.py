@@ -56,9 +56,10 @@ def _slow_conn(lab: Lab, w: World, label: str, kind: str, t: int) -> tuple[Conn,
 
 
 def slowloris(lab: Lab, w: World, n: int) -> None:
-    """Partial request headers kept open with one more header line every 5 to 60 s, most
-    connections opened in bursts (the tool opens its sockets at once), then torn down as
-    :func:`_slow_end` draws."""
+    """Partial request headers kept open with one more header line every 5 to 60 s (15 s most
+    often, the common tool's default), the request line and first headers sent together or
+    one send each; most connections opened in bursts (the tool opens its sockets at once),
+    then torn down as :func:`_slow_end` draws."""
     rng = lab.rng
     burst = lab.start(150, 400)
     for _ in range(n):
@@ -66,10 +67,20 @@ def slowloris(lab: Lab, w: World, n: int) -> None:
         t0 = burst + int(rng.integers(0, 3_000_000)) if rng.random() < 0.6 else lab.start(150, 600)
         conn, t = _slow_conn(lab, w, SLOWLORIS, f"slowloris-{interval:g}s", t0)
         end = t + us(rng.uniform(20, 300))
-        head = lab.pk.head(
-            f"GET /?{rng.integers(2000)} HTTP/1.1\r\nUser-Agent: Mozilla/5.0\r\n".encode()
-        )
-        t = conn.send(t + 50, True, int(rng.integers(150, 260)), head, push=True)
+        get = f"GET /?{rng.integers(2000)} HTTP/1.1\r\n"
+        if rng.random() < 0.5:  # the request line and each header as its own send
+            lang = "Accept-language: en-US,en,q=0.5\r\n"
+            sends = [
+                (get, len(get)),
+                ("User-Agent: ", int(rng.integers(80, 160))),
+                (lang, len(lang)),
+            ]
+        else:
+            sends = [(get + "User-Agent: ", int(rng.integers(150, 260)))]
+        t += 50
+        for text, size in sends:
+            t = conn.send(t, True, size, lab.pk.head(text.encode()), push=True)
+            t += int(rng.integers(20, 400))
         while t < end:
             t += us(interval * rng.uniform(0.9, 1.1))
             t = conn.send(t, True, int(rng.integers(8, 16)))
