@@ -69,8 +69,8 @@ SERVICES: tuple[Service, ...] = (
     Service("rdp", 3389, 1260, 0.05, (1, 1), 0, 0.0, 0),  # RDP over UDP (DTLS)
     Service("slp", 427, 600, 0.6, (1, 3), 1000, 0.0, 0),
 )
-#: forged victim ports of the requests, and their share of campaigns
-_VPORT_MODES = (("fixed", 0.35), ("pool", 0.3), ("random", 0.35))
+#: how the requests forge the victim's port: one port, a small pool, one per request
+_VPORT_MODES = (("fixed", 1.0), ("pool", 1.0), ("random", 1.0))
 _PATTERNS = (("steady", 0.55), ("pulsing", 0.25), ("lowrate", 0.2))
 
 
@@ -128,8 +128,9 @@ def _sizes(
     return np.clip(median[reflector] * spread, 8, 65_000 if big else 1472).astype(np.int64)
 
 
-def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
-    """One amplification campaign of about ``budget`` response packets over ``svc``."""
+def _campaign(lab: Lab, w: World, svc: Service, budget: int, ports: str) -> None:
+    """One amplification campaign of about ``budget`` response packets over ``svc``, the
+    forged victim ports made as ``ports`` says (see :func:`_victim_ports`)."""
     rng = lab.rng
     victim = w.servers[str(rng.choice(["web", "dns", "app", "gw", "mail"]))]
     mean_k = (svc.packets[0] + svc.packets[1]) / 2
@@ -142,7 +143,7 @@ def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
     req_t = times(rng, n_req, rng.uniform(0, SPAN_S - dur), dur, pattern)
     weight = rng.pareto(rng.uniform(0.8, 3.0), n_refl) + 1  # some reflectors used far more
     refl = rng.choice(n_refl, n_req, p=weight / weight.sum())
-    vport = _victim_ports(rng, n_req, _draw(rng, _VPORT_MODES))
+    vport = _victim_ports(rng, n_req, ports)
     which, t = _answers(rng, svc, req_t)
     ips = [lab.public_ip() for _ in range(n_refl)]
     src = [ips[i] for i in refl[which].tolist()]
@@ -168,10 +169,11 @@ def _campaign(lab: Lab, w: World, svc: Service, budget: int) -> None:
 
 
 def reflection(lab: Lab, w: World, n: int) -> None:
-    """About ``n`` response packets of UDP amplification, one or more campaigns per service."""
+    """About ``n`` response packets of UDP amplification: for every service, a campaign of
+    each way of forging the victim's port (so every seed covers them all)."""
     rng = lab.rng
     share = rng.dirichlet(np.full(len(SERVICES), 4.0))
     for svc, part in zip(SERVICES, share, strict=True):
-        budget = max(8, round(n * part))
-        for piece in rng.dirichlet(np.ones(int(rng.integers(2, 6)))):
-            _campaign(lab, w, svc, max(4, round(budget * piece)))
+        modes = [m for m, _ in _VPORT_MODES]
+        for mode, piece in zip(modes, rng.dirichlet(np.full(len(modes), 3.0)), strict=True):
+            _campaign(lab, w, svc, max(4, round(n * part * piece)), mode)

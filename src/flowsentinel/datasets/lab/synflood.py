@@ -276,15 +276,13 @@ def _answers(
 
 
 def syn_flood(lab: Lab, w: World, n: int) -> None:
-    """About ``n`` SYNs over 24 to 32 campaigns, each made its own way (see the module doc);
-    the first ones cover a SYN, an ECN+CWR and a forged-source campaign whatever the seed."""
+    """About ``n`` SYNs: one campaign for every pair of flags and sources (so every seed
+    covers them all), each with the rest of its way of making SYNs drawn (see the module
+    doc); a quarter more campaigns entirely drawn."""
     rng = lab.rng
-    k = int(rng.integers(24, 33))
-    share = rng.dirichlet(np.full(k, 1.5))
-    for j, part in enumerate(share):
-        plan = _plan(rng)
-        if j == 0:
-            plan = replace(plan, sources="spoofed", flags=SYN | ECE | CWR)
-        elif j == 1:
-            plan = replace(plan, sources="ipv6", flags=SYN)
+    pairs = [(f, s) for f, _ in _FLAGS for s, _ in _SOURCES if s != "ipv6" or f == SYN]
+    plans = [replace(_plan(rng), flags=f, sources=s) for f, s in pairs]
+    plans += [_plan(rng) for _ in range(len(plans) // 4)]
+    share = rng.dirichlet(np.full(len(plans), 3.0))
+    for plan, part in zip(plans, share, strict=True):
         _campaign(lab, w, plan, max(4, round(n * part)))
