@@ -99,7 +99,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (attacks.slowloris, 110),
     (attacks.slowpost, 80),
     (attacks.slowread, 60),
-    (synflood.syn_flood, 2500),
+    (synflood.syn_flood, 3500),
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),

@@ -112,11 +112,12 @@ def _source_ips(
     """Per packet: the source address, its stack's initial TTL, its hops to the victim and
     the index of the source."""
     rng = lab.rng
+    # forged: the whole address space (every SYN its own address), or the few addresses
+    # egress filtering lets through (a subnet of the bot's); bots: each sends several SYNs
+    per = 1.0 if rng.random() < 0.3 else float(np.exp(rng.uniform(0, np.log(30))))
+    many = max(2, round(n / per))
     if plan.sources == "spoofed":
-        # the whole address space (every SYN its own address), or the few addresses egress
-        # filtering lets through (a subnet of the bot's), each then sending several SYNs
-        per = 1.0 if rng.random() < 0.3 else float(np.exp(rng.uniform(0, np.log(30))))
-        pool = [lab.spoofed_ip() for _ in range(max(2, round(n / per)))]
+        pool = [lab.spoofed_ip() for _ in range(many)]
         pick = rng.integers(0, len(pool), n)
         return (
             [pool[i] for i in pick.tolist()],
@@ -127,7 +128,7 @@ def _source_ips(
     if plan.sources == "botnet":
         bots = [
             (lab.public_ip(), draw_stack(rng), draw_path(rng))
-            for _ in range(int(rng.integers(10, 300)))
+            for _ in range(min(many, 300))
         ]
     elif plan.sources == "ipv6":
         bots = [(lab.public_ip(v6=True), STACKS["linux"], draw_path(rng))]
@@ -276,12 +277,21 @@ def _answers(
 
 
 def syn_flood(lab: Lab, w: World, n: int) -> None:
-    """About ``n`` SYNs: one campaign for every pair of flags and sources (so every seed
-    covers them all), each with the rest of its way of making SYNs drawn (see the module
-    doc); a quarter more campaigns entirely drawn."""
+    """About ``n`` SYNs: one campaign for every flags × sources × answered-or-one-way (so
+    every seed covers them all), each with the rest of its way of making SYNs drawn (see the
+    module doc); a one-way campaign mostly repeats its source ports (its random-port SYNs
+    would all be one-packet flows); a quarter more campaigns entirely drawn."""
     rng = lab.rng
-    pairs = [(f, s) for f, _ in _FLAGS for s, _ in _SOURCES if s != "ipv6" or f == SYN]
-    plans = [replace(_plan(rng), flags=f, sources=s) for f, s in pairs]
+    plans = []
+    for flags, _ in _FLAGS:
+        for sources, _ in _SOURCES:
+            for answered in (True, False):
+                if sources == "ipv6" and flags != SYN:
+                    continue
+                plan = replace(_plan(rng), flags=flags, sources=sources, answered=answered)
+                if not answered and plan.sports in ("random", "increment") and rng.random() < 0.8:
+                    plan = replace(plan, sports=str(rng.choice(["per-source", "pool", "fixed"])))
+                plans.append(plan)
     plans += [_plan(rng) for _ in range(len(plans) // 4)]
     share = rng.dirichlet(np.full(len(plans), 3.0))
     for plan, part in zip(plans, share, strict=True):
