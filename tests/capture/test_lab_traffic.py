@@ -322,8 +322,11 @@ def test_amplification_answers_look_like_the_published_ones(
     ntp = refl[(refl["sport"] == 123) & (refl["plen"] == 440)]
     burst = ntp.groupby(["src", "dport"])["ts"].agg(["count", lambda t: t.max() - t.min()])
     assert ((burst["count"] >= 10) & (burst.iloc[:, 1] < 1.0)).any()
-    # answers above the MTU arrive as fragments (the first one holds the UDP header)
-    assert (refl["frag"].fillna(False).astype(bool) & refl["sport"].isin([53, 161, 389])).any()
+    # answers above the MTU arrive as fragments, from reflectors of the oversized services
+    _, pk = lab
+    big = set(refl.loc[refl["sport"].isin([53, 161, 389, 3702]), "src"])
+    frags = pk[pk["frag"].fillna(False).astype(bool) & (pk["proto"] == 17)]
+    assert frags["src"].isin(big).sum() >= 10
     # IKE responders retransmit with a doubling back-off
     ike = (
         refl[refl["sport"] == 500]
@@ -344,9 +347,15 @@ def test_benign_connections_that_fail_follow_the_stacks(lab: tuple[Path, pd.Data
     # unanswered SYNs: retransmitted 1 s after the first, then with a back-off of the stack
     unans = _of_kind(lab, "tcp-unanswered")
     assert (unans["fwd"] & (unans["flags"].astype(int) == 0x02)).all()
-    offsets = unans.groupby("session")["ts"].apply(lambda t: np.round(t.to_numpy() - t.min()))
+    offsets = unans.groupby("session")["ts"].apply(lambda t: np.sort(t.to_numpy() - t.min()))
     allowed = ([0, 1, 3, 7, 15, 31], [0, 1, 2, 3, 4, 5, 7, 11, 19], [0, 3, 9, 21], [0, 2, 6, 14])
-    assert all(any(list(o) == a[: len(o)] for a in allowed) for o in offsets)
+
+    def follows(o: np.ndarray) -> bool:
+        return any(
+            len(o) <= len(a) and np.allclose(o, a[: len(o)], rtol=0.06, atol=0.05) for a in allowed
+        )
+
+    assert all(follows(o) for o in offsets)
     assert (offsets.map(len) >= 3).any()
     # connections caught mid-stream: their first packet is no SYN
     mid = _of_kind(lab, "tcp-midstream").groupby("session").head(1)

@@ -60,9 +60,10 @@ def refused(lab: Lab, conn: Conn, t: int) -> None:
     tries = 3 if conn.c.stack.name == "windows" else 1
     for _ in range(tries):
         _syn(conn, t)
+        conn.cseq += 1  # the RST acknowledges the SYN
         conn.pkt(t + conn.s_delay(), False, RST | ACK, seq=0, win=0, opt=0)
+        conn.cseq -= 1  # a retry sends the same SYN again
         t += us(lab.rng.uniform(0.45, 0.6))
-    conn.cseq += 1
 
 
 def unanswered(lab: Lab, conn: Conn, t: int) -> None:
