@@ -102,7 +102,7 @@ def _plan(rng: np.random.Generator) -> Plan:
         window=str(rng.choice(["tool", "tool", "random", "stack"])),
         answered=rng.random() < 0.35,
         pattern=_draw(rng, _PATTERNS),
-        fixed_dport=rng.random() < 0.85,
+        fixed_dport=sources in ("single", "ipv6") or rng.random() < 0.85,
     )
 
 
@@ -126,10 +126,7 @@ def _source_ips(
             pick,
         )
     if plan.sources == "botnet":
-        bots = [
-            (lab.public_ip(), draw_stack(rng), draw_path(rng))
-            for _ in range(min(many, 300))
-        ]
+        bots = [(lab.public_ip(), draw_stack(rng), draw_path(rng)) for _ in range(min(many, 300))]
     elif plan.sources == "ipv6":
         bots = [(lab.public_ip(v6=True), STACKS["linux"], draw_path(rng))]
     else:
@@ -197,6 +194,7 @@ def _campaign(lab: Lab, w: World, plan: Plan, n: int) -> None:
         "steady": float(np.exp(rng.uniform(0, np.log(120)))),
         "pulsing": rng.uniform(60, 300),
     }.get(plan.pattern, rng.uniform(200, 600))
+    dur = min(dur, n / rng.uniform(2, 10))  # low-rate still means a few SYNs a second at least
     t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, plan.pattern)
     src, init, hops, source = _source_ips(lab, plan, n)
     sport = _sports(rng, plan.sports, source)
@@ -286,9 +284,9 @@ def syn_flood(lab: Lab, w: World, n: int) -> None:
     for flags, _ in _FLAGS:
         for sources, _ in _SOURCES:
             for answered in (True, False):
-                if sources == "ipv6" and flags != SYN:
-                    continue
                 plan = replace(_plan(rng), flags=flags, sources=sources, answered=answered)
+                if sources in ("single", "ipv6"):  # one source to random ports: a scan
+                    plan = replace(plan, fixed_dport=True)
                 if not answered and plan.sports in ("random", "increment") and rng.random() < 0.8:
                     plan = replace(plan, sports=str(rng.choice(["per-source", "pool", "fixed"])))
                 plans.append(plan)
