@@ -9,10 +9,13 @@ The capture (15 minutes, in the style of the CIC-IDS2017 Wednesday: web server 1
 attacker 172.16.0.1) mixes many TCP/IP stacks (Linux, Windows, macOS/iOS, Android, embedded),
 paths from the LAN to satellite links (jitter, loss, retransmissions, MSS clamping), IPv4 and
 IPv6 hosts, clients behind NAT, and benign applications (web, TLS, QUIC, DNS, NTP, SSH, bulk
-transfers, video, mail, databases, SMB/RDP, IoT, DHCP, ICMP, multicast) with DoS attacks at
-several rates (HTTP floods, slow attacks, SYN/UDP/ACK/RST/ICMP floods, reflection). Modules:
-``stacks`` (stacks and paths), ``tcp`` (a connection), ``benign``/``chatter`` (applications),
-``attacks``/``floods`` (attacks), ``wire`` (the vectorised pcap writer). No root, no network.
+transfers, video, mail, databases, SMB/RDP, IoT, DHCP/DHCPv6, ICMP, multicast) and TCP that
+fails (refused, unanswered, stalled, caught mid-stream) with DoS attacks at several rates
+(HTTP floods, slow attacks, SYN/UDP/ACK/RST/ICMP floods, amplification over 21 reflector
+services, SYN-ACK reflection). Modules: ``stacks`` (stacks and paths), ``tcp`` (a
+connection), ``benign``/``chatter``/``failures`` (benign traffic), ``attacks``/``floods``/
+``synflood``/``amplification`` (attacks), ``wire`` (the vectorised pcap writer). No root, no
+network.
 """
 
 from __future__ import annotations

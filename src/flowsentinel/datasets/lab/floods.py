@@ -1,7 +1,8 @@
-"""Volumetric DoS as seen at the victim: SYN, UDP, ACK, RST and ICMP floods at several rates
-(steady, pulsing on/off, low-rate) from one source or forged ones, and reflection floods
-(UDP amplification from many reflectors' service ports, TCP SYN-ACK reflection), some one-way
-(only the victim's inbound side). Packets are built as arrays."""
+"""Volumetric DoS as seen at the victim: UDP, ACK, RST and ICMP floods at several rates
+(steady, pulsing on/off, low-rate) from one source or forged ones, and TCP SYN-ACK
+reflection, some one-way (only the victim's inbound side); the labels, rate patterns and
+packet helpers that ``synflood`` (SYN floods) and ``amplification`` (UDP reflection) share.
+Packets are built as arrays."""
 
 from __future__ import annotations
 
