@@ -9,10 +9,13 @@ The capture (15 minutes, in the style of the CIC-IDS2017 Wednesday: web server 1
 attacker 172.16.0.1) mixes many TCP/IP stacks (Linux, Windows, macOS/iOS, Android, embedded),
 paths from the LAN to satellite links (jitter, loss, retransmissions, MSS clamping), IPv4 and
 IPv6 hosts, clients behind NAT, and benign applications (web, TLS, QUIC, DNS, NTP, SSH, bulk
-transfers, video, mail, databases, SMB/RDP, IoT, DHCP, ICMP, multicast) with DoS attacks at
-several rates (HTTP floods, slow attacks, SYN/UDP/ACK/RST/ICMP floods, reflection). Modules:
-``stacks`` (stacks and paths), ``tcp`` (a connection), ``benign``/``chatter`` (applications),
-``attacks``/``floods`` (attacks), ``wire`` (the vectorised pcap writer). No root, no network.
+transfers, video, mail, databases, SMB/RDP, IoT, DHCP/DHCPv6, ICMP, multicast) and TCP that
+fails (refused, unanswered, stalled, caught mid-stream) with DoS attacks at several rates
+(HTTP floods, slow attacks, SYN/UDP/ACK/RST/ICMP floods, amplification over 21 reflector
+services, SYN-ACK reflection). Modules: ``stacks`` (stacks and paths), ``tcp`` (a
+connection), ``benign``/``chatter``/``failures`` (benign traffic), ``attacks``/``floods``/
+``synflood``/``amplification`` (attacks), ``wire`` (the vectorised pcap writer). No root, no
+network.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ import pyarrow as pa
 
 from flowsentinel.capture.meter import OI_DPORT, OI_PROTO, OI_SPORT, FlowArrays
 from flowsentinel.capture.output import Labeller, write_flows
-from flowsentinel.datasets.lab import attacks, benign, chatter, floods
+from flowsentinel.datasets.lab import (
+    amplification,
+    attacks,
+    benign,
+    chatter,
+    failures,
+    floods,
+    synflood,
+)
 from flowsentinel.datasets.lab.base import Lab, Session, endpoint_key
 from flowsentinel.datasets.lab.wire import to_pcap
 from flowsentinel.datasets.lab.world import World
@@ -82,6 +93,7 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (benign.database, 80),
     (benign.lan_sessions, 24),
     (benign.iot, 60),
+    (failures.tcp_failures, 300),
     (chatter.dhcp, 20),
     (chatter.ping, 60),
     (chatter.traceroute, 6),
@@ -90,11 +102,11 @@ MIX: tuple[tuple[Generator, int], ...] = (
     (attacks.slowloris, 110),
     (attacks.slowpost, 80),
     (attacks.slowread, 60),
-    (floods.syn_flood, 1200),
+    (synflood.syn_flood, 3500),
     (floods.udp_flood, 1500),
     (floods.ack_rst_flood, 500),
     (floods.icmp_flood, 300),
-    (floods.reflection, 5000),
+    (amplification.reflection, 8000),
     (floods.synack_reflection, 400),
 )
 

@@ -8,7 +8,7 @@ from flowsentinel.datasets.lab.base import Endpoint, Lab, us
 from flowsentinel.datasets.lab.benign import open_tcp
 from flowsentinel.datasets.lab.stacks import STACKS, draw_path
 from flowsentinel.datasets.lab.tcp import Conn
-from flowsentinel.datasets.lab.wire import ACK, PSH
+from flowsentinel.datasets.lab.wire import ACK, FIN, PSH, RST
 from flowsentinel.datasets.lab.world import ATTACKER, World
 
 HULK = "DoS Hulk"
@@ -56,20 +56,61 @@ def _slow_conn(lab: Lab, w: World, label: str, kind: str, t: int) -> tuple[Conn,
 
 
 def slowloris(lab: Lab, w: World, n: int) -> None:
-    """Partial request headers kept open with one more header line every 5 to 60 s."""
+    """Partial request headers kept open with one more header line every 5 to 60 s (15 s most
+    often, the common tool's default), the request line and first headers sent together or
+    one send each; most connections opened in bursts (the tool opens its sockets at once),
+    then torn down as :func:`_slow_end` draws."""
     rng = lab.rng
+    burst = lab.start(150, 400)
     for _ in range(n):
-        interval = float(rng.choice([5.0, 10.0, 15.0, 30.0, 60.0]))
-        conn, t = _slow_conn(lab, w, SLOWLORIS, f"slowloris-{interval:g}s", lab.start(150, 600))
-        end = t + us(rng.uniform(100, 300))
-        head = lab.pk.head(
-            f"GET /?{rng.integers(2000)} HTTP/1.1\r\nUser-Agent: Mozilla/5.0\r\n".encode()
-        )
-        t = conn.send(t + 50, True, int(rng.integers(150, 260)), head, push=True)
+        interval = float(rng.choice([5.0, 10.0, 15.0, 15.0, 30.0, 60.0]))
+        t0 = burst + int(rng.integers(0, 3_000_000)) if rng.random() < 0.6 else lab.start(150, 600)
+        conn, t = _slow_conn(lab, w, SLOWLORIS, f"slowloris-{interval:g}s", t0)
+        end = t + us(rng.uniform(20, 300))
+        get = f"GET /?{rng.integers(2000)} HTTP/1.1\r\n"
+        if rng.random() < 0.5:  # the request line and each header as its own send
+            lang = "Accept-language: en-US,en,q=0.5\r\n"
+            sends = [
+                (get, len(get)),
+                ("User-Agent: ", int(rng.integers(80, 160))),
+                (lang, len(lang)),
+            ]
+        else:
+            sends = [(get + "User-Agent: ", int(rng.integers(150, 260)))]
+        t += 50
+        for text, size in sends:
+            t = conn.send(t, True, size, lab.pk.head(text.encode()), push=True)
+            t += int(rng.integers(20, 400))
         while t < end:
             t += us(interval * rng.uniform(0.9, 1.1))
             t = conn.send(t, True, int(rng.integers(8, 16)))
-        conn.close(t, "fin_server" if rng.random() < 0.5 else "rst_server")
+        _slow_end(lab, conn, t, interval)
+
+
+def _slow_end(lab: Lab, conn: Conn, t: int, interval: float) -> None:
+    """How a slow connection ends: the server resets it or times it out (a 408 answer, or a
+    bare FIN) and resets the client's next header line, the tool stops (its kernel closes),
+    or the capture ends first. The meter closes a flow at its first FIN, so the rest of the
+    teardown is a short flow of its own."""
+    rng = lab.rng
+    how = str(rng.choice(["rst_server", "timeout_408", "timeout_fin", "tool_stops", "open"]))
+    if how == "rst_server" or how == "open":
+        conn.close(t, how)
+        return
+    if how == "tool_stops":
+        conn.close(t + us(rng.uniform(0.1, interval)), "fin_client")
+        return
+    t += us(rng.uniform(0.5, 1.0) * interval)
+    if how == "timeout_408":
+        size = int(rng.integers(180, 520))  # "HTTP/1.1 408 Request Timeout" and a page
+        conn.pkt(t, False, ACK | PSH, plen=size)
+        conn.sseq += size
+    conn.pkt(t + 50, False, FIN | ACK)
+    conn.sseq += 1
+    conn.pkt(t + 50 + conn.c_delay(), True, ACK)
+    t += us(rng.uniform(0.05, 1.0) * interval)
+    conn.pkt(t, True, ACK | PSH, plen=int(rng.integers(8, 16)))
+    conn.pkt(t + conn.s_delay(), False, RST, win=0)
 
 
 def slowpost(lab: Lab, w: World, n: int) -> None:

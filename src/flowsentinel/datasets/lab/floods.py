@@ -1,7 +1,8 @@
-"""Volumetric DoS as seen at the victim: SYN, UDP, ACK, RST and ICMP floods at several rates
-(steady, pulsing on/off, low-rate) from one source or forged ones, and reflection floods
-(UDP amplification from many reflectors' service ports, TCP SYN-ACK reflection), some one-way
-(only the victim's inbound side). Packets are built as arrays."""
+"""Volumetric DoS as seen at the victim: UDP, ACK, RST and ICMP floods at several rates
+(steady, pulsing on/off, low-rate) from one source or forged ones, and TCP SYN-ACK
+reflection, some one-way (only the victim's inbound side); the labels, rate patterns and
+packet helpers that ``synflood`` (SYN floods) and ``amplification`` (UDP reflection) share.
+Packets are built as arrays."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from flowsentinel.datasets.lab.base import SPAN_S, T0, Lab
 from flowsentinel.datasets.lab.stacks import STACKS, syn_options
 from flowsentinel.datasets.lab.wire import (
     ACK,
-    CWR,
-    ECE,
     ICMP,
     MORE_FRAGMENTS,
     PSH,
@@ -33,24 +32,6 @@ RSTFLOOD = "DoS RST flood"
 ICMPFLOOD = "DoS ICMP flood"
 REFLECTION = "DoS UDP reflection"
 SYNACK_REFLECTION = "DoS SYN-ACK reflection"
-
-#: amplification services: port, median response size, share of fragmented responses
-REFLECTORS: tuple[tuple[str, int, int, float], ...] = (
-    ("dns", 53, 3000, 0.5),
-    ("ntp", 123, 468, 0.0),
-    ("snmp", 161, 1200, 0.1),
-    ("ssdp", 1900, 320, 0.0),
-    ("cldap", 389, 2800, 0.6),
-    ("memcached", 11211, 1400, 0.4),
-    ("chargen", 19, 700, 0.0),
-    ("wsd", 3702, 900, 0.1),
-    ("ike", 500, 300, 0.0),
-    ("bacnet", 47808, 250, 0.0),
-    ("portmap", 111, 400, 0.0),
-    ("ard", 3283, 1000, 0.0),
-    ("qotd", 17, 120, 0.0),
-    ("ubiquiti", 10001, 200, 0.0),
-)
 
 
 def times(
@@ -115,113 +96,6 @@ def _ports(rng: np.random.Generator, n: int, mode: str, fixed: int) -> np.ndarra
     if mode == "pool":
         return rng.choice(rng.integers(1024, 65535, int(rng.integers(4, 24))), n)
     return rng.integers(1024, 65535, n)
-
-
-def syn_flood(lab: Lab, w: World, n: int) -> None:
-    """SYN floods: one source with random or fixed source ports, forged sources with and
-    without options, with ECN+CWR, to a fixed or random destination port; steady, pulsing
-    and low-rate. The victim answers SYN-ACK (and retransmits) or RST for closed ports."""
-    plans = (  # kind, share, spoofed, sport mode, dport mode, options, ecn, rate pattern
-        ("syn-single-randport", 0.15, False, "random", "fixed", True, False, "steady"),
-        ("syn-single-fixedport", 0.04, False, "fixed", "fixed", False, False, "steady"),
-        ("syn-spoofed", 0.2, True, "random", "fixed", False, False, "steady"),
-        ("syn-single-ipv6", 0.05, False, "random", "fixed", True, False, "steady"),
-        ("syn-spoofed-options", 0.12, True, "random", "fixed", True, False, "steady"),
-        ("syn-spoofed-ecn-cwr", 0.12, True, "random", "fixed", False, True, "steady"),
-        ("syn-spoofed-randdport", 0.1, True, "random", "random", False, False, "steady"),
-        ("syn-pulsing", 0.12, True, "random", "fixed", False, False, "pulsing"),
-        ("syn-lowrate", 0.1, False, "random", "fixed", True, False, "lowrate"),
-    )
-    for kind, share, spoofed, smode, dmode, opts, ecn, pattern in plans:
-        _syn_campaign(
-            lab, w, kind, max(2, round(n * share)), spoofed, smode, dmode, opts, ecn, pattern
-        )
-
-
-def _syn_campaign(
-    lab: Lab,
-    w: World,
-    kind: str,
-    n: int,
-    spoofed: bool,
-    smode: str,
-    dmode: str,
-    opts: bool,
-    ecn: bool,
-    pattern: str,
-) -> None:
-    """One SYN flood campaign and the victim's answers."""
-    rng = lab.rng
-    v6 = kind.endswith("ipv6")  # one IPv6 source against the web server's IPv6 address
-    victim = w.servers["web6" if v6 else "web"]
-    dur = {
-        "steady": rng.uniform(1, 10),
-        "pulsing": rng.uniform(60, 200),
-        "lowrate": rng.uniform(200, 400),
-    }[pattern]
-    t = times(rng, n, rng.uniform(0, SPAN_S - dur), dur, pattern)
-    single = lab.public_ip(v6=True) if v6 else (lab.public_ip() if rng.random() < 0.5 else ATTACKER)
-    src, ttl = _sources(lab, n, spoofed, single)
-    sport = _ports(rng, n, smode, int(rng.integers(1024, 65535)))
-    dport = _ports(rng, n, dmode, int(rng.choice([80, 80, 443])))
-    keep = _register(lab, src, sport, victim.ip, dport, TCP, t, SYNFLOOD, kind)
-    src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
-    t, ttl, sport, dport = t[keep], ttl[keep], sport[keep], dport[keep]
-    n = len(t)
-    hid = _hosts(lab, src)
-    seq = rng.integers(0, 2**32, n)
-    opt = lab.pk.option(*syn_options(STACKS["linux"], 1460)) if opts else 0
-    flags = SYN | (ECE | CWR if ecn else 0)
-    lab.pk.block(
-        n,
-        ts=t,
-        src=hid,
-        dst=victim.hid,
-        proto=TCP,
-        sport=sport,
-        dport=dport,
-        ttl=ttl,
-        seq=seq,
-        flags=flags,
-        win=rng.choice([512, 1024, 5840, 29200, 64240, 65535], n),
-        opt=opt,
-    )
-    closed = ~np.isin(dport, (80, 443))
-    reply = t + rng.integers(20, 300, n)
-    synack = lab.pk.option(*syn_options(STACKS["linux"], 1460, STACKS["iot"]))
-    sseq = rng.integers(0, 2**32, n)
-    lab.pk.block(
-        n,
-        ts=reply,
-        src=victim.hid,
-        dst=hid,
-        proto=TCP,
-        sport=dport,
-        dport=sport,
-        ttl=64,
-        seq=np.where(closed, 0, sseq),
-        ack=(seq + 1) & 0xFFFFFFFF,
-        flags=np.where(closed, RST | ACK, SYN | ACK),
-        win=np.where(closed, 0, 64240),
-        opt=np.where(closed, 0, synack),
-    )
-    for back in (1_000_000, 3_000_000):  # retransmitted SYN-ACKs of half-open connections
-        again = np.flatnonzero(~closed & (rng.random(n) < 0.5))
-        lab.pk.block(
-            len(again),
-            ts=reply[again] + back,
-            src=victim.hid,
-            dst=hid[again],
-            proto=TCP,
-            sport=dport[again],
-            dport=sport[again],
-            ttl=64,
-            seq=sseq[again],
-            ack=(seq[again] + 1) & 0xFFFFFFFF,
-            flags=SYN | ACK,
-            win=64240,
-            opt=synack,
-        )
 
 
 def udp_flood(lab: Lab, w: World, n: int) -> None:
@@ -429,45 +303,6 @@ def icmp_flood(lab: Lab, w: World, n: int) -> None:
             ttl=64,
             seq=seq,
             plen=size,
-        )
-
-
-def reflection(lab: Lab, w: World, n: int) -> None:
-    """UDP amplification as the victim sees it: responses from many reflectors' service ports
-    to one or a few victim ports. Most campaigns are one-way."""
-    rng = lab.rng
-    per_service = max(2, n // len(REFLECTORS))
-    for name, port, median, frag_share in REFLECTORS:
-        victim = w.servers[str(rng.choice(["web", "dns", "app"]))]
-        n_refl = int(rng.integers(3, 30))
-        refl = [lab.public_ip() for _ in range(n_refl)]
-        dur = rng.uniform(0.5, 8)  # hundreds to thousands of responses per second
-        t = times(rng, per_service, rng.uniform(0, SPAN_S - dur), dur, "steady")
-        which = rng.integers(0, n_refl, per_service)
-        src = [refl[i] for i in which.tolist()]
-        mode = str(rng.choice(["fixed", "pool", "wide", "wide"]))  # the forged request ports
-        if mode == "wide":
-            vport = rng.choice(rng.integers(1024, 65535, int(rng.integers(50, 400))), per_service)
-        else:
-            vport = _ports(rng, per_service, mode, int(rng.integers(1024, 65535)))
-        sport = np.full(per_service, port)
-        keep = _register(lab, src, sport, victim.ip, vport, UDP, t, REFLECTION, f"refl-{name}")
-        src = [s for s, k in zip(src, keep.tolist(), strict=True) if k]
-        m = int(keep.sum())
-        sizes = np.maximum(8, rng.lognormal(np.log(median), 0.3, m)).astype(np.int64)
-        frag = rng.random() < frag_share
-        if not frag:
-            sizes = np.minimum(sizes, 1472)
-        _udp_packets(
-            lab,
-            _hosts(lab, src),
-            victim.hid,
-            t[keep],
-            sport[keep],
-            vport[keep],
-            sizes,
-            rng.integers(40, 120, m),
-            frag,
         )
 
 
