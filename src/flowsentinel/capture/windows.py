@@ -152,7 +152,8 @@ def _dominant(df: pl.DataFrame, column: str) -> pl.DataFrame:
     """Per (window, destination host): the most frequent value of ``column`` and its share."""
     c = pl.col
     counts = df.group_by("w", "dhi", "dlo", column).agg(pl.len().alias("n"))
-    top = counts.sort("n", descending=True).group_by("w", "dhi", "dlo").agg(
+    # ties by value: the figures do not depend on the order packets came in
+    top = counts.sort(["n", column], descending=[True, False]).group_by("w", "dhi", "dlo").agg(
         c(column).first().alias(f"top_{column}"), c("n").first().alias("top_n"),
         c("n").sum().alias("all_n"),
     )  # fmt: skip
@@ -336,6 +337,7 @@ class WindowDetector:
         self._hits: list[WindowHit] = []
         self._hot: dict[tuple[int, int], _Hot] = {}
         self._last: pl.DataFrame | None = None  # host windows of the last window evaluated
+        self._last_packets: pl.DataFrame | None = None  # and its packets
         self.packets = 0  # packets with an IP header seen
         self.windows = 0  # host windows evaluated
 
@@ -390,8 +392,9 @@ class WindowDetector:
         th = self.thresholds
         flagged = _candidates(hosts, th, self._hot)
         tops = top_sources(df, flagged)
-        before = self._before(hosts, flagged)
-        out = []
+        before = self._before(hosts, flagged, tops)
+        out: list[WindowHit] = []
+        emitted: list[tuple[int, tuple[int, int]]] = []
         for row in flagged.sort("w").iter_rows(named=True):
             key = (row["dhi"], row["dlo"])
             family, label, score, figures = classify(row, th)
@@ -409,23 +412,36 @@ class WindowDetector:
                         out.append(_hit(lead, family, label, 0.0, {}, tops, True))
                 self._hot[key] = _Hot(family, label, row["w"] + LONG_US + HOLD_US)
             out.append(_hit(row, family, label, score, figures, tops, held))
+            emitted.append((row["w"], key))
         last_w = int(hosts["w"].to_numpy().max())
         self._hot = {k: v for k, v in self._hot.items() if v.until_us >= last_w}
-        self._last = hosts.filter(pl.col("w") == last_w)
+        # the last window stays at hand for the next evaluation's lead-ins (with its packets,
+        # for their sources), except the windows reported already
+        reported = pl.DataFrame(
+            [k for w, k in emitted if w == last_w],
+            schema={"dhi": pl.UInt64, "dlo": pl.UInt64},
+            orient="row",
+        )
+        last = hosts.filter(pl.col("w") == last_w)
+        self._last = last.join(reported, on=["dhi", "dlo"], how="anti")
+        self._last_packets = df.filter(pl.col("w") == last_w)
         return out
 
     def _before(
-        self, hosts: pl.DataFrame, targets: pl.DataFrame
+        self, hosts: pl.DataFrame, targets: pl.DataFrame, tops: dict[tuple, list]
     ) -> dict[tuple[int, int, int], dict[str, Any]]:
-        """The previous evaluation's last windows of ``targets``, by (window, host): a flood
-        that starts just before a window ends is reported from its start once the next window
-        flags it."""
+        """The previous evaluation's last windows of ``targets`` not reported then, by
+        (window, host), their top sources added to ``tops``: a flood that starts just before a
+        window ends is reported from its start once the next window flags it, whatever the
+        batches."""
         if self._last is None or self._last.is_empty():
             return {}
         first_w = int(hosts["w"].to_numpy().min())
         last = self._last.filter(pl.col("w") == first_w - LONG_US).join(
             targets.select("dhi", "dlo").unique(), on=["dhi", "dlo"], how="semi"
         )
+        if self._last_packets is not None:
+            tops.update(top_sources(self._last_packets, last))
         return {(r["w"], r["dhi"], r["dlo"]): r for r in last.iter_rows(named=True)}
 
     def _scan_hits(self, scans: pl.DataFrame) -> list[WindowHit]:
