@@ -3,15 +3,17 @@
 Every kernel of the reader, the decoder and the meter is written once, in Python, under
 :func:`kernel`. The first call of any of them loads a compiled extension module that holds
 them all (numba's ahead-of-time compiler, ``numba.pycc``, for this machine's CPU); when there
-is none yet, a child process builds it (about a minute, once), under a file lock so that
+is none yet, a child process builds it (20-40 s, once), under a file lock so that
 concurrent processes build it once. Loading it needs no numba: a process that meters one small
 capture starts in a fraction of the time numba's own start takes (its import, then its typing
 and target contexts, which import SciPy's BLAS bindings), about 0.75 s on a 2-core machine.
 
-The module sits where numba puts its cache (``NUMBA_CACHE_DIR``, else this package's
-``__pycache__``), named by a hash of the kernels' sources and of the numba, numpy and Python
-versions: a changed kernel is built again. ``FLOWSENTINEL_KERNELS=jit`` (or a failed build,
-reported once on stderr) uses numba's just-in-time compiler on the same functions instead.
+The module sits where numba puts its cache: ``NUMBA_CACHE_DIR``, else this package's
+``__pycache__``, else (not writable) the user's cache folder; it is named by a hash of the
+kernels' sources and of the numba, numpy and Python versions, so a changed kernel is built
+again (and the builds of earlier sources are removed). ``FLOWSENTINEL_KERNELS=jit``, or a
+failed build (reported once on stderr), uses numba's just-in-time compiler on the same
+functions instead.
 
 Entry points (the kernels Python calls) carry their numba signature; the others are compiled
 into them. Arrays are 1-D of any stride (``[:]``) or C-ordered tables (``[:, ::1]``).
@@ -107,9 +109,9 @@ def _import_all() -> None:
 
 
 def fingerprint() -> str:
-    """A hash of the kernels' sources and of the numba, numpy and Python versions (read from
-    the installed packages' metadata: numba itself is not imported)."""
-    from importlib.metadata import version
+    """A hash of the kernels' sources, of the installed numba (its version file, found without
+    importing it) and of the numpy and Python versions."""
+    import numpy
 
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
@@ -118,15 +120,23 @@ def fingerprint() -> str:
                       .read_bytes())  # fmt: skip
     for rel in _CONSTANT_SOURCES:
         digest.update((root / rel).read_bytes())
-    digest.update(f"{version('numba')} {version('numpy')} {sys.version}".encode())
+    numba = importlib.util.find_spec("numba")
+    if numba is None or numba.origin is None:
+        raise ImportError("numba is not installed")
+    digest.update((Path(numba.origin).parent / "_version.py").read_bytes())
+    digest.update(f"{numba.origin} {numpy.__version__} {sys.version}".encode())
     digest.update(os.uname().machine.encode())
     return digest.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    """numba's cache folder (``NUMBA_CACHE_DIR``), else this package's ``__pycache__``."""
+def cache_dirs() -> list[Path]:
+    """Where the module may be: numba's cache folder (``NUMBA_CACHE_DIR``), else this package's
+    ``__pycache__`` and then, when that cannot be written, the user's cache folder."""
     configured = os.environ.get("NUMBA_CACHE_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parent / "__pycache__"
+    if configured:
+        return [Path(configured)]
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flowsentinel"
+    return [Path(__file__).resolve().parent / "__pycache__", user]
 
 
 def module_name() -> str:
@@ -154,21 +164,27 @@ def compiled_module() -> ModuleType:
     """The compiled kernels (built first, in a child process, if they are not there yet)."""
     if "module" in _state:
         return _state["module"]
-    folder, name = cache_dir(), module_name()
-    path = _find(folder, name)
-    if path is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / f"{name}.lock").open("w") as lock:
+    name = module_name()
+    folders = cache_dirs()
+    path = next((p for p in (_find(f, name) for f in folders) if p is not None), None)
+    for folder in folders if path is None else []:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = (folder / f"{name}.lock").open("w")
+        except OSError:
+            continue  # not writable: the next folder
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
-            path = _find(folder, name)
-            if path is None:
-                path = _build(folder, name)
+            path = _find(folder, name) or _build(folder, name)
+        break
+    if path is None:
+        raise OSError(f"no writable folder for the compiled kernels: {folders[-1]}")
     _state["module"] = module = _load(path, name)
     return module
 
 
 def _build(folder: Path, name: str) -> Path:
-    print("compiling the capture kernels for this machine (once, about a minute)...",
+    print("compiling the capture kernels for this machine (once, 20-40 s)...",
           file=sys.stderr, flush=True)  # fmt: skip
     command = [sys.executable, "-m", "flowsentinel.capture.kernels", str(folder), name]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
