@@ -49,7 +49,7 @@ from flowsentinel.core.cluster import ClusterError
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-TASK_BYTES = 32 << 20  # a read task takes consecutive parts up to about this many bytes
+TASK_BYTES = 128 << 20  # a read task takes consecutive parts up to about this many bytes
 READS_PER_THREAD = 1  # read tasks per thread when the set is smaller than TASK_BYTES per task
 PARTITIONS_PER_THREAD = 2  # key partitions (metering tasks) per thread
 _PACKET_FIELDS = tuple(f.name for f in fields(Packets))
