@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -46,7 +47,11 @@ import pyarrow.parquet as pq
 from _common import run_measured
 from bench_flows import shifted_copies
 from flowsentinel.capture import CaptureStats, write_flows
-from flowsentinel.capture.partitioned import write_flows_on_cluster
+from flowsentinel.capture.partitioned import (
+    PARTITIONS_PER_THREAD,
+    TASK_BYTES,
+    write_flows_on_cluster,
+)
 from flowsentinel.capture.pcap import split_ranges
 from flowsentinel.core.cluster import Cluster
 
@@ -231,22 +236,29 @@ def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[s
 
 
 def projection(capture: Path, work: Path, seconds_per_core: float) -> dict[str, object]:
-    """Workers for 500 GB in 30 minutes, from the per-core rate and the per-task cost."""
+    """Workers for 500 GB in 30 minutes, from the per-core rate and the per-task cost; the
+    tasks of one job: a read task per TASK_BYTES, a pick per read task and key partition (its
+    share of the packets), a metering task per key partition."""
     rate = capture.stat().st_size / seconds_per_core  # bytes per second per core
     with Cluster(workers=2).client() as client:
         n = 2000
         start = time.perf_counter()
         client.gather(client.map(abs, range(n), pure=False))
         per_task = (time.perf_counter() - start) / n
-    total, budget, task_bytes = 500e9, 1800.0, 32 << 20
-    tasks = total / task_bytes  # read tasks; about as many metering tasks again
+    total, budget = 500e9, 1800.0
     workers = total / rate / budget
+    threads = max(2, math.ceil(workers))
+    partitions = PARTITIONS_PER_THREAD * threads
+    reads = math.ceil(total / TASK_BYTES)
+    tasks = reads + reads * partitions + partitions
     return {
         "bytes_per_second_per_core": round(rate),
         "workers_for_500_GB_in_30_min": round(workers, 1),
         "scheduler_seconds_per_task": round(per_task, 5),
-        "tasks_at_32_MB": round(2 * tasks),
-        "scheduler_seconds_for_all_tasks": round(2 * tasks * per_task, 1),
+        "threads": threads,
+        "read_task_bytes": TASK_BYTES,
+        "tasks": tasks,
+        "scheduler_seconds_for_all_tasks": round(tasks * per_task, 1),
     }
 
 
