@@ -26,10 +26,12 @@ def test_cli_start_up_leaves_heavy_libraries_for_the_commands() -> None:
     assert json.loads(out.stdout) == []
 
 
-#: what ``flows`` on one capture must not load: the JIT (its import and its typing context,
-#: which pulls SciPy's BLAS bindings, were 0.75 s of a 1.2 s run: the kernels are compiled ahead
-#: of time, ``capture.kernels``), the data frame libraries, the cluster and the ML stack
-FLOWS_HEAVY = (*HEAVY, "llvmlite", "scipy", "pandas", "polars", "dask", "distributed")
+#: what ``flows`` on one capture to CSV must not load: the JIT (its import and its typing
+#: context, which pulls SciPy's BLAS bindings, were 0.75 s of a 1.2 s run: the kernels are
+#: compiled ahead of time, ``capture.kernels``), the data frame libraries, the cluster, the ML
+#: stack, and Arrow's parquet module (its filesystem layer loads ssl: 25-40 ms)
+FLOWS_HEAVY = (*HEAVY, "llvmlite", "scipy", "pandas", "polars", "dask", "distributed",
+               "pyarrow.parquet", "ssl")  # fmt: skip
 
 _RUN_FLOWS = """
 import json, sys
