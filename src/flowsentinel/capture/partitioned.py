@@ -80,18 +80,21 @@ class Part:
 def plan_parts(
     sources: Sequence[str], threads: int, stats: CaptureStats, *, min_range_bytes: int = 16 << 20
 ) -> list[Part]:
-    """The parts of a capture set in metering order: files by first packet, and each large
-    local pcap cut into about ``READS_PER_THREAD × threads`` ranges (of at least
-    ``min_range_bytes``) when the set has fewer files than that."""
+    """The parts of a capture set in metering order: files by first packet, and each local
+    pcap cut into ranges (of at least ``min_range_bytes``): about ``READS_PER_THREAD ×
+    threads`` over the set when it has fewer files than that, and none above
+    :data:`TASK_BYTES` (a read task holds its part's decoded packets)."""
     ordered = [str(s) for s in order_captures(list(sources), stats)]
     want = max(1, READS_PER_THREAD * threads)
+    share = -(-want // len(ordered)) if len(ordered) < want else 1
     parts: list[Part] = []
     for src in ordered:
-        if "://" in src or len(ordered) >= want:
+        if "://" in src:
             parts.append(Part(src))
             continue
-        ranges = split_ranges(src, -(-want // len(ordered)), min_bytes=min_range_bytes)
-        if len(ranges) == 1:
+        cuts = max(share, -(-Path(src).stat().st_size // TASK_BYTES))
+        ranges = split_ranges(src, cuts, min_bytes=min_range_bytes) if cuts > 1 else []
+        if len(ranges) < 2:
             parts.append(Part(src))
         else:
             parts += [Part(src, a, b) for a, b in ranges]
