@@ -71,3 +71,12 @@ def test_compiled_kernels_equal_the_jit_bit_for_bit(tmp_path: Path) -> None:
     assert min(flows) > 0  # every capture had packets
     damaged = [compiled[p] for p in paths[len(present) :]]
     assert all(entry[4] for entry in damaged)  # each damaged copy: a skipped range
+
+
+def test_a_failed_build_is_reported_and_not_tried_again(tmp_path: Path) -> None:
+    from flowsentinel.capture import kernels
+
+    (tmp_path / "mod.failed").write_text("compiling the capture kernels failed: no compiler\n")
+    with pytest.raises(RuntimeError, match=r"no compiler \(remove .*mod\.failed to try again\)"):
+        kernels._build(tmp_path, "mod")
+    assert not list(tmp_path.glob("mod.*.so"))  # nothing was compiled

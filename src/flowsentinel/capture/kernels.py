@@ -12,8 +12,8 @@ The module sits where numba puts its cache: ``NUMBA_CACHE_DIR``, else this packa
 ``__pycache__``, else (not writable) the user's cache folder; it is named by a hash of the
 kernels' sources and of the numba, numpy and Python versions, so a changed kernel is built
 again (and the builds of earlier sources are removed). ``FLOWSENTINEL_KERNELS=jit``, or a
-failed build (reported once on stderr), uses numba's just-in-time compiler on the same
-functions instead.
+failed build (reported on stderr, and remembered beside it so that it is not tried again by
+every process), uses numba's just-in-time compiler on the same functions instead.
 
 Entry points (the kernels Python calls) carry their numba signature; the others are compiled
 into them. Arrays are 1-D of any stride (``[:]``) or C-ordered tables (``[:, ::1]``).
@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -80,6 +81,7 @@ class Kernel:
 
 _KERNELS: list[Kernel] = []
 _state: dict[str, Any] = {}
+_LOCK = threading.RLock()
 
 
 def kernel(signature: str | None = None, *, inline: bool = False) -> Callable[[F], F]:
@@ -162,8 +164,13 @@ def _load(path: Path, name: str) -> ModuleType:
 
 def compiled_module() -> ModuleType:
     """The compiled kernels (built first, in a child process, if they are not there yet)."""
-    if "module" in _state:
+    with _LOCK:  # threads of one process (a Dask worker, the service) load it once
+        if "module" not in _state:
+            _state["module"] = _find_or_build()
         return _state["module"]
+
+
+def _find_or_build() -> ModuleType:
     name = module_name()
     folders = cache_dirs()
     path = next((p for p in (_find(f, name) for f in folders) if p is not None), None)
@@ -179,11 +186,13 @@ def compiled_module() -> ModuleType:
         break
     if path is None:
         raise OSError(f"no writable folder for the compiled kernels: {folders[-1]}")
-    _state["module"] = module = _load(path, name)
-    return module
+    return _load(path, name)
 
 
 def _build(folder: Path, name: str) -> Path:
+    failed = folder / f"{name}.failed"  # a build that failed is not tried by every process
+    if failed.exists():
+        raise RuntimeError(f"{failed.read_text().strip()} (remove {failed} to try again)")
     print("compiling the capture kernels for this machine (once, 20-40 s)...",
           file=sys.stderr, flush=True)  # fmt: skip
     command = [sys.executable, "-m", "flowsentinel.capture.kernels", str(folder), name]
@@ -191,8 +200,9 @@ def _build(folder: Path, name: str) -> Path:
     path = _find(folder, name)
     if done.returncode != 0 or path is None:
         errors = [x for x in done.stderr.splitlines() if "Error" in x] or ["no error output"]
-        last = errors[-1].strip()
-        raise RuntimeError(f"compiling the capture kernels failed: {last}")
+        message = f"compiling the capture kernels failed: {errors[-1].strip()}"
+        failed.write_text(message + "\n")
+        raise RuntimeError(message)
     for old in folder.glob(MODULE_PREFIX + "*"):  # builds of earlier sources
         if not old.name.startswith(name):
             old.unlink(missing_ok=True)
@@ -217,17 +227,23 @@ def jit(k: Kernel) -> Callable[..., Any]:
     """numba's dispatcher for ``k``: every kernel is handed to numba first, and each module's
     names of kernels are bound to the dispatchers (numba resolves calls between kernels
     through the calling function's module)."""
-    if "dispatchers" not in _state:
-        import numba
-
-        _import_all()
-        _state["dispatchers"] = {id(x): numba.njit(**x.options)(x.py_func) for x in _KERNELS}
-        for name in KERNEL_MODULES:
-            module = sys.modules[name]
-            for attr, value in list(vars(module).items()):
-                if isinstance(value, Kernel):
-                    setattr(module, attr, _state["dispatchers"][id(value)])
+    with _LOCK:
+        if "dispatchers" not in _state:
+            _bind_dispatchers()
     return _state["dispatchers"][id(k)]
+
+
+def _bind_dispatchers() -> None:
+    import numba
+
+    _import_all()
+    dispatchers = {id(x): numba.njit(**x.options)(x.py_func) for x in _KERNELS}
+    for name in KERNEL_MODULES:
+        module = sys.modules[name]
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, Kernel):
+                setattr(module, attr, dispatchers[id(value)])
+    _state["dispatchers"] = dispatchers
 
 
 def build(folder: Path, name: str) -> Path:
