@@ -43,11 +43,12 @@ from flowsentinel.capture.stream import (
     decoded_batches,
     order_captures,
 )
-from flowsentinel.capture.windows import Thresholds, WindowDetector, WindowHit
 from flowsentinel.core.cluster import ClusterError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the aggregate detector (polars, 0.12 s per worker) only for its own task
     from distributed import Client, Future
+
+    from flowsentinel.capture.windows import Thresholds, WindowHit
 
 TASK_BYTES = 128 << 20  # a read task takes consecutive parts up to about this many bytes
 READS_PER_THREAD = 1  # read tasks per thread when the set is smaller than TASK_BYTES per task
@@ -196,6 +197,8 @@ def pick(result: ReadResult, p: int) -> ReadResult:
 def windows_task(sources: list[str], thresholds: Thresholds | None = None) -> list[WindowHit]:
     """The aggregate detector over a whole set of captures, in order (one task: its windows
     need every packet to a destination host, which the key partitions spread out)."""
+    from flowsentinel.capture.windows import WindowDetector
+
     detector = WindowDetector(thresholds)
     hits: list[WindowHit] = []
     for source in sources:
