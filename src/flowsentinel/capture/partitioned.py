@@ -282,15 +282,23 @@ def meter_on_cluster(
 
     config = config or MeterConfig()
     stats = stats if stats is not None else CaptureStats()
-    threads = max(1, sum(client.nthreads().values()))
+    nthreads = client.nthreads()
+    threads = max(1, sum(nthreads.values()))
     partitions = PARTITIONS_PER_THREAD * threads
     parts = plan_parts(sources, threads, stats, min_range_bytes=min_range_bytes)
     groups = group_parts(parts, threads)
-    reads = [client.submit(read_task, g, partitions, pure=False) for g in groups]
+    slots = [w for w, n in nthreads.items() for _ in range(n)] or [None]
+    reads, picks = [], []
+    for k, g in enumerate(groups):
+        # a read task and its picks on one worker (a preference, not a rule: another worker
+        # takes them if it is lost): a pick run elsewhere would move the whole read result
+        where = slots[k % len(slots)]
+        near = {"workers": [where], "allow_other_workers": True} if where else {}
+        read = client.submit(read_task, g, partitions, pure=False, **near)
+        reads.append(read)
+        picks.append([client.submit(pick, read, p, **near) for p in range(partitions)])
     meters = [
-        client.submit(
-            meter_task, config, out_dir, p, *[client.submit(pick, r, p) for r in reads], pure=False
-        )
+        client.submit(meter_task, config, out_dir, p, *[row[p] for row in picks], pure=False)
         for p in range(partitions)
     ]
     ordered = list(dict.fromkeys(p.source for p in parts))
