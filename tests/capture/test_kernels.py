@@ -80,3 +80,14 @@ def test_a_failed_build_is_reported_and_not_tried_again(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"no compiler \(remove .*mod\.failed to try again\)"):
         kernels._build(tmp_path, "mod")
     assert not list(tmp_path.glob("mod.*.so"))  # nothing was compiled
+
+
+def test_no_c_compiler_is_reported_before_any_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowsentinel.capture import kernels
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on it (as in a slim image)
+    with pytest.raises(RuntimeError, match=r"no C compiler \(.+\) to compile the capture kernels"):
+        kernels._build(tmp_path, "mod")
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing remembered

@@ -26,8 +26,10 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable
@@ -193,6 +195,9 @@ def _build(folder: Path, name: str) -> Path:
     failed = folder / f"{name}.failed"  # a build that failed is not tried by every process
     if failed.exists():
         raise RuntimeError(f"{failed.read_text().strip()} (remove {failed} to try again)")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:  # numba.pycc links the module with Python's compiler
+        raise RuntimeError(f"no C compiler ({compiler}) to compile the capture kernels")
     print("compiling the capture kernels for this machine (once, 20-40 s)...",
           file=sys.stderr, flush=True)  # fmt: skip
     command = [sys.executable, "-m", "flowsentinel.capture.kernels", str(folder), name]
