@@ -9,10 +9,12 @@ Every figure is measured in this run, against a baseline measured in the same ru
 2. **workers** — 8 slices on a local cluster of 1 worker against 2 workers (the job's time on a
    started, warmed cluster, median of ``--rounds``; the cluster's start-up is reported apart),
    and the single capture with 2 workers against the in-process meter (both write a parquet
-   dataset folder).
+   dataset folder); for one job of each, its tasks and the CPU seconds of this process (the
+   client and the local scheduler) and of the workers, against the in-process run's CPU.
 3. **small captures** — ``--small`` captures of about 500 packets each (slices of the bench
    capture) in one ``flows`` call against one ``flows`` process per capture (a sample of
-   ``--sample`` processes, extrapolated); and one small capture alone, start to exit.
+   ``--sample`` processes, extrapolated); and one small capture alone, start to exit (its
+   comparison with numba's JIT and the bare interpreter: ``bench_startup.py``).
 4. **machine** — the same single-threaded metering alone and as two processes at once: what two
    cores of this machine give at best. **copies** — the speed-ups again on ``--copies``
    time-shifted copies of the capture back to back (fixed per-job costs weigh less).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -35,14 +38,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from _common import run_measured
 from bench_flows import shifted_copies
 from flowsentinel.capture import CaptureStats, write_flows
-from flowsentinel.capture.partitioned import write_flows_on_cluster
+from flowsentinel.capture.partitioned import (
+    PARTITIONS_PER_THREAD,
+    TASK_BYTES,
+    write_flows_on_cluster,
+)
 from flowsentinel.capture.pcap import split_ranges
 from flowsentinel.core.cluster import Cluster
 
@@ -108,6 +117,30 @@ def exactness(capture: Path, slices: list[str], work: Path) -> dict[str, object]
     }
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def job_cost(client: Any, sources: list[str], out: Path) -> dict[str, object]:
+    """One job's tasks and CPU seconds: this process (the client and the local scheduler)
+    and the workers (a job on a warmed cluster)."""
+    from distributed import get_task_stream
+
+    workers = list(client.run(os.getpid).values())
+    here, there = _cpu_seconds([os.getpid()]), _cpu_seconds(workers)
+    with get_task_stream(client) as stream:
+        on_cluster(client, sources, out)
+    return {
+        "tasks": len(stream.data),
+        "client_and_scheduler_cpu_s": round(_cpu_seconds([os.getpid()]) - here, 3),
+        "workers_cpu_s": round(_cpu_seconds(workers) - there, 3),
+    }
+
+
 def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[str, object]:
     """Every run writes a parquet dataset (a folder): on a cluster each worker writes its own
     parts, so that the comparison is of the metering, not of one process writing a file."""
@@ -116,6 +149,9 @@ def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[
     seconds: dict[str, float] = {}
     seconds["in_process_whole"] = timed(lambda: in_process(str(capture), out), rounds)
     seconds["in_process_slices"] = timed(lambda: in_process(slices, out), rounds)
+    here = _cpu_seconds([os.getpid()])
+    in_process(str(capture), out)
+    result["in_process_whole_cpu_s"] = round(_cpu_seconds([os.getpid()]) - here, 3)
     for workers in (1, 2):
         start = time.perf_counter()
         with Cluster(workers=workers).client() as client:
@@ -126,6 +162,8 @@ def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[
             seconds[f"whole_{workers}_workers"] = timed(
                 lambda c=client: on_cluster(c, [str(capture)], out), rounds
             )
+            result[f"slices_{workers}_workers_job"] = job_cost(client, slices, out)
+            result[f"whole_{workers}_workers_job"] = job_cost(client, [str(capture)], out)
     result["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     result["ratio_slices_2_over_1_workers"] = round(
         seconds["slices_1_workers"] / seconds["slices_2_workers"], 2
@@ -198,22 +236,29 @@ def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[s
 
 
 def projection(capture: Path, work: Path, seconds_per_core: float) -> dict[str, object]:
-    """Workers for 500 GB in 30 minutes, from the per-core rate and the per-task cost."""
+    """Workers for 500 GB in 30 minutes, from the per-core rate and the per-task cost; the
+    tasks of one job: a read task per TASK_BYTES, a pick per read task and key partition (its
+    share of the packets), a metering task per key partition."""
     rate = capture.stat().st_size / seconds_per_core  # bytes per second per core
     with Cluster(workers=2).client() as client:
         n = 2000
         start = time.perf_counter()
         client.gather(client.map(abs, range(n), pure=False))
         per_task = (time.perf_counter() - start) / n
-    total, budget, task_bytes = 500e9, 1800.0, 32 << 20
-    tasks = total / task_bytes  # read tasks; about as many metering tasks again
+    total, budget = 500e9, 1800.0
     workers = total / rate / budget
+    threads = max(2, math.ceil(workers))
+    partitions = PARTITIONS_PER_THREAD * threads
+    reads = math.ceil(total / TASK_BYTES)
+    tasks = reads + reads * partitions + partitions
     return {
         "bytes_per_second_per_core": round(rate),
         "workers_for_500_GB_in_30_min": round(workers, 1),
         "scheduler_seconds_per_task": round(per_task, 5),
-        "tasks_at_32_MB": round(2 * tasks),
-        "scheduler_seconds_for_all_tasks": round(2 * tasks * per_task, 1),
+        "threads": threads,
+        "read_task_bytes": TASK_BYTES,
+        "tasks": tasks,
+        "scheduler_seconds_for_all_tasks": round(tasks * per_task, 1),
     }
 
 
@@ -228,6 +273,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="a larger input: time-shifted copies")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the children keep Python's bytecode cache
     if not args.capture.exists():
         raise SystemExit(f"{args.capture}: make it with ../shared/tools/make-bench-capture.sh")
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-import numba as nb
 import numpy as np
 
+from flowsentinel.capture.kernels import kernel
 from flowsentinel.capture.pcap import RecordBatch
 
 # reasons a packet is not metered (index into the counters array)
@@ -85,12 +85,12 @@ class Packets:
         return int(self.ts.shape[0])
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _be16(b, p):  # pragma: no cover - numba
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _be64(b, p):  # pragma: no cover - numba
     v = np.uint64(0)
     for k in range(8):
@@ -98,7 +98,7 @@ def _be64(b, p):  # pragma: no cover - numba
     return v
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _link_layer(buf, p, cap, end, lt):  # pragma: no cover - numba
     """The link header at ``p`` (VLAN tags included): (reason, ethertype, start of the network
     header); the reason is NON_IP when the ethertype is neither IPv4 nor IPv6."""
@@ -138,7 +138,7 @@ def _link_layer(buf, p, cap, end, lt):  # pragma: no cover - numba
     return reason, etype, p
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _loopback_ethertype(buf, p, lt):  # pragma: no cover - numba
     """The ethertype of a BSD loopback header's address family (host byte order for DLT_NULL,
     network order for DLT_LOOP); 0 when neither IPv4 nor IPv6."""
@@ -162,7 +162,7 @@ def _loopback_ethertype(buf, p, lt):  # pragma: no cover - numba
     )
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _ipv4(buf, p, end, wire_end):  # pragma: no cover - numba
     """The IPv4 header at ``p``: (reason, protocol, end of the IP packet, start of the transport
     header, whether the addresses were read, then the addresses as source high and low halves,
@@ -210,7 +210,7 @@ def _ipv4(buf, p, end, wire_end):  # pragma: no cover - numba
     return reason, proto, ip_end, p, got, shi_, slo_, dhi_, dlo_
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _ipv6(buf, p, end, wire_end):  # pragma: no cover - numba
     """The IPv6 header at ``p`` and its extension headers (hop-by-hop, routing, destination
     options, fragment); returns what :func:`_ipv4` returns."""
@@ -251,7 +251,7 @@ def _ipv6(buf, p, end, wire_end):  # pragma: no cover - numba
     return reason, proto, ip_end, p, got, shi_, slo_, dhi_, dlo_
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _transport(buf, p, end, proto):  # pragma: no cover - numba
     """The TCP, UDP, ICMP or ICMPv6 header at ``p``: (reason, source port, destination port,
     header bytes, TCP flags, TCP window or -1)."""
@@ -292,7 +292,11 @@ def _transport(buf, p, end, proto):  # pragma: no cover - numba
     return reason, sport, dport, th, fl, w
 
 
-@nb.njit(cache=True)
+@kernel(
+    "void(uint8[:], int64[:], int32[:], int32[:], int32[:], int8[:], int8[:], uint64[:], "
+    "uint64[:], uint64[:], uint64[:], int32[:], int32[:], int32[:], int32[:], int32[:], "
+    "int32[:], int32[:], int32[:], int64[:])"
+)
 def _decode(buf, offs, caps, wires, links, out_reason, v6, shi, slo, dhi, dlo, sp, dp, pr,
             pay, payf, hdr, flg, win, counters):  # fmt: skip  # pragma: no cover - numba
     n = offs.shape[0]

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-import numba as nb
 import numpy as np
 
 from flowsentinel.capture.decode import Packets
+from flowsentinel.capture.kernels import kernel
 from flowsentinel.capture.quirks import (
     Q_ACT_SKIP_FIRST,
     Q_BULK_ZERO,
@@ -115,7 +115,7 @@ F_IDLE = _fi("Idle Mean")
 # running statistics
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _st_add(TF, s, b, x):  # pragma: no cover - numba
     n = TF[s, b] + 1.0
     TF[s, b] = n
@@ -133,7 +133,7 @@ def _st_add(TF, s, b, x):  # pragma: no cover - numba
     TF[s, b + 5] += x
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _st_std(TF, s, b):  # pragma: no cover - numba
     n = TF[s, b]
     if n > 1.0:
@@ -142,7 +142,7 @@ def _st_std(TF, s, b):  # pragma: no cover - numba
     return 0.0
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _st_var(TF, s, b):  # pragma: no cover - numba
     n = TF[s, b]
     if n > 1.0:
@@ -155,7 +155,7 @@ def _st_var(TF, s, b):  # pragma: no cover - numba
 # flow updates
 
 
-@nb.njit(cache=True)
+@kernel()
 def _bulk(TI, s, base, other_last, t, size):  # pragma: no cover - numba
     # CICFlowMeter's bulk state machine (with the direction of each packet fixed)
     if other_last > TI[s, base + 5]:
@@ -187,7 +187,7 @@ def _bulk(TI, s, base, other_last, t, size):  # pragma: no cover - numba
         TI[s, base + 7] = t
 
 
-@nb.njit(cache=True)
+@kernel()
 def _init(
     TI, TK, TF, s, t, shi, slo, dhi, dlo, sport, dport, v6, plen, hdr, fl, win, q
 ):  # pragma: no cover - numba
@@ -230,7 +230,7 @@ def _init(
         _bulk(TI, s, BULKF, 0, t, plen)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _add(TI, TF, s, fwd, t, plen, hdr, fl, win, q):  # pragma: no cover - numba
     x = float(plen)
     _st_add(TF, s, ST_LEN, x)
@@ -277,7 +277,7 @@ def _add(TI, TF, s, fwd, t, plen, hdr, fl, win, q):  # pragma: no cover - numba
     TI[s, SFLAST] = t
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _active_idle(TI, TF, s, t, act_to):  # pragma: no cover - numba
     if t - TI[s, AEND] > act_to:
         if TI[s, AEND] - TI[s, ASTART] > 0:
@@ -289,7 +289,7 @@ def _active_idle(TI, TF, s, t, act_to):  # pragma: no cover - numba
         TI[s, AEND] = t
 
 
-@nb.njit(cache=True)
+@kernel()
 def _put_stats4(row, at, TF, s, b):  # mean std max min, 0 when empty  # pragma: no cover
     if TF[s, b] > 0:
         row[at] = TF[s, b + 1]
@@ -303,7 +303,7 @@ def _put_stats4(row, at, TF, s, b):  # mean std max min, 0 when empty  # pragma:
         row[at + 3] = 0.0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _rate(num, dur, q):  # pragma: no cover - numba
     if dur != 0:
         return num / (dur / 1e6)
@@ -312,7 +312,7 @@ def _rate(num, dur, q):  # pragma: no cover - numba
     return 0.0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _emit(TI, TK, TF, s, q, OF, OI, OK, o):  # noqa: PLR0915  # pragma: no cover - numba
     if q[Q_NO_FINAL_ACTIVE] == 0 and TI[s, AEND] - TI[s, ASTART] > 0:
         _st_add(TF, s, ST_ACT, float(TI[s, AEND] - TI[s, ASTART]))
@@ -419,7 +419,7 @@ def _emit(TI, TK, TF, s, q, OF, OI, OK, o):  # noqa: PLR0915  # pragma: no cover
 # hash table
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _hash(ahi, alo, bhi, blo, ports, proto):  # pragma: no cover - numba
     h = alo * np.uint64(0x9E3779B97F4A7C15)
     h ^= blo * np.uint64(0xC2B2AE3D27D4EB4F)
@@ -430,7 +430,7 @@ def _hash(ahi, alo, bhi, blo, ports, proto):  # pragma: no cover - numba
     return h
 
 
-@nb.njit(cache=True)
+@kernel()
 def _delete(TI, TK, TF, s, mask):  # backward-shift deletion (linear probing)  # pragma: no cover
     i = s
     while True:
@@ -453,7 +453,10 @@ def _delete(TI, TK, TF, s, mask):  # backward-shift deletion (linear probing)  #
         i = j
 
 
-@nb.njit(cache=True)
+@kernel(
+    "void(int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:, ::1], uint64[:, ::1], "
+    "float64[:, ::1])"
+)
 def _rehash(TI, TK, TF, TI2, TK2, TF2):  # pragma: no cover - numba
     mask = TI2.shape[0] - 1
     for s in range(TI.shape[0]):
@@ -469,7 +472,12 @@ def _rehash(TI, TK, TF, TI2, TK2, TF2):  # pragma: no cover - numba
         TF2[j, :] = TF[s, :]
 
 
-@nb.njit(cache=True)
+@kernel(
+    "UniTuple(int64, 3)(int64[:], int8[:], int8[:], uint64[:], uint64[:], uint64[:], "
+    "uint64[:], int32[:], int32[:], int32[:], int32[:], int32[:], int32[:], int32[:], "
+    "int32[:], int64, int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], int64[:], "
+    "int64, int64, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, int64[:], int64[:])"
+)
 def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg, win, start,  # noqa: PLR0915
              TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc, tick):  # fmt: skip
     """Meter packets [start:]; returns (next packet, rows emitted, status).
@@ -562,7 +570,10 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
     return i, o, 0
 
 
-@nb.njit(cache=True)
+@kernel(
+    "UniTuple(int64, 2)(int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], int64[:], "
+    "int64, int64, boolean, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, int64[:])"
+)
 def _sweep(TI, TK, TF, used, q, now, flow_to, everything, OF, OI, OK, o, mc):  # pragma: no cover
     """Emit (and remove) flows started more than flow_to before now, or all if everything."""
     cap = TI.shape[0]

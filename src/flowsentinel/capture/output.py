@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from flowsentinel.capture.frame import empty_table, flows_to_arrow
 from flowsentinel.capture.meter import FlowArrays, MeterConfig
 from flowsentinel.capture.stream import CaptureSource, CaptureStats, iter_flow_arrays
 from flowsentinel.core.errors import InputError
+
+if TYPE_CHECKING:  # pyarrow.parquet loads Arrow's filesystems and ssl: 25-40 ms of a CSV run
+    import pyarrow.parquet as pq
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 Labeller = Callable[[FlowArrays, pa.Table], pa.Table]
@@ -72,6 +75,8 @@ class DatasetWriter:
     def _spill(self) -> None:
         if not self._pending:
             return
+        import pyarrow.parquet as pq
+
         with self.fs.open(self.part_path(self.parts), "wb") as fh:
             pq.write_table(pa.concat_tables(self._pending), fh, compression="zstd")
         self.parts += 1
@@ -117,6 +122,8 @@ class FlowWriter:
                     write_options=pacsv.WriteOptions(quoting_style="needed"),
                 )
             else:
+                import pyarrow.parquet as pq
+
                 self._writer = pq.ParquetWriter(str(self.tmp), table.schema, compression="zstd")
         self._writer.write_table(table)
         self.rows += table.num_rows

@@ -17,7 +17,7 @@ including flows that cross file boundaries, timeouts and FIN cuts. Only their or
 (each partition emits its own flows in the order they end).
 
 Both phases use all workers: one large capture is read by several tasks, and metering is
-spread over ``2 ×`` the cluster's threads partitions.
+spread over ``PARTITIONS_PER_THREAD ×`` the cluster's threads partitions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
@@ -43,13 +43,16 @@ from flowsentinel.capture.stream import (
     decoded_batches,
     order_captures,
 )
-from flowsentinel.capture.windows import Thresholds, WindowDetector, WindowHit
 from flowsentinel.core.cluster import ClusterError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the aggregate detector (polars, 0.12 s per worker) only for its own task
     from distributed import Client, Future
 
-TASK_BYTES = 32 << 20  # a read task takes consecutive parts up to about this many bytes
+    from flowsentinel.capture.windows import Thresholds, WindowHit
+
+TASK_BYTES = 128 << 20  # a read task takes consecutive parts up to about this many bytes
+READS_PER_THREAD = 1  # read tasks per thread when the set is smaller than TASK_BYTES per task
+PARTITIONS_PER_THREAD = 2  # key partitions (metering tasks) per thread
 _PACKET_FIELDS = tuple(f.name for f in fields(Packets))
 
 
@@ -78,18 +81,21 @@ class Part:
 def plan_parts(
     sources: Sequence[str], threads: int, stats: CaptureStats, *, min_range_bytes: int = 16 << 20
 ) -> list[Part]:
-    """The parts of a capture set in metering order: files by first packet, and each large
-    local pcap cut into about ``2 × threads`` ranges (of at least ``min_range_bytes``) when the
-    set has fewer files than that."""
+    """The parts of a capture set in metering order: files by first packet, and each local
+    pcap cut into ranges (of at least ``min_range_bytes``): about ``READS_PER_THREAD ×
+    threads`` over the set when it has fewer files than that, and none above
+    :data:`TASK_BYTES` (a read task holds its part's decoded packets)."""
     ordered = [str(s) for s in order_captures(list(sources), stats)]
-    want = max(1, 2 * threads)
+    want = max(1, READS_PER_THREAD * threads)
+    share = -(-want // len(ordered)) if len(ordered) < want else 1
     parts: list[Part] = []
     for src in ordered:
-        if "://" in src or len(ordered) >= want:
+        if "://" in src:
             parts.append(Part(src))
             continue
-        ranges = split_ranges(src, -(-want // len(ordered)), min_bytes=min_range_bytes)
-        if len(ranges) == 1:
+        cuts = max(share, -(-Path(src).stat().st_size // TASK_BYTES))
+        ranges = split_ranges(src, cuts, min_bytes=min_range_bytes) if cuts > 1 else []
+        if len(ranges) < 2:
             parts.append(Part(src))
         else:
             parts += [Part(src, a, b) for a, b in ranges]
@@ -97,14 +103,15 @@ def plan_parts(
 
 
 def group_parts(parts: list[Part], threads: int) -> list[list[Part]]:
-    """Consecutive parts grouped into read tasks of about :data:`TASK_BYTES` (at least
-    ``2 × threads`` tasks when there are that many parts)."""
+    """Consecutive parts grouped into read tasks of about :data:`TASK_BYTES`, or of an equal
+    share per thread when the set is smaller than that (as few tasks as keep every thread
+    busy: each task costs the scheduler and its partitions' transfers)."""
     total = sum(p.size for p in parts)
-    target = max(1, min(TASK_BYTES, total // max(1, 2 * threads)))
+    target = max(1, min(TASK_BYTES, -(-total // max(1, READS_PER_THREAD * threads))))
     groups: list[list[Part]] = [[]]
     size = 0
     for part in parts:
-        if groups[-1] and size + part.size > target:
+        if groups[-1] and size + part.size > target + target // 8:  # ranges: about equal
             groups.append([])
             size = 0
         groups[-1].append(part)
@@ -114,6 +121,9 @@ def group_parts(parts: list[Part], threads: int) -> list[list[Part]]:
 
 # ---------------------------------------------------------------------------------------------
 # the tasks (run on the workers)
+
+
+MAX_PARTITIONS = 1 << 14  # key partitions fit an int16 (split_packets sorts them as such)
 
 
 def key_partition(pk: Packets, partitions: int) -> np.ndarray:
@@ -144,7 +154,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def split_packets(pk: Packets, partitions: int) -> list[Packets]:
     """The metered packets of ``pk`` by key partition, each in capture order."""
     part = key_partition(pk, partitions)
-    order = np.argsort(part, kind="stable")
+    order = np.argsort(part.astype(np.int16), kind="stable")  # a radix sort: O(n)
     counts = np.bincount(part + 1, minlength=partitions + 1)
     bounds = np.cumsum(counts)  # [skipped | p0 | p1 | ...]
     cols = {name: getattr(pk, name)[order] for name in _PACKET_FIELDS}
@@ -154,16 +164,12 @@ def split_packets(pk: Packets, partitions: int) -> list[Packets]:
     ]
 
 
-def concat_packets(chunks: Sequence[Packets]) -> Packets:
-    """One batch of packets from several, in the given order."""
-    return Packets(
-        **{name: np.concatenate([getattr(c, name) for c in chunks]) for name in _PACKET_FIELDS}
-    )
+ReadResult = tuple[list[list[Packets]], list[CaptureStats]]
 
 
-def read_task(parts: list[Part], partitions: int) -> tuple[list[Packets], list[CaptureStats]]:
-    """Read and decode consecutive parts; their packets by key partition, and each part's
-    counts."""
+def read_task(parts: list[Part], partitions: int) -> ReadResult:
+    """Read and decode consecutive parts; their packets by key partition (batches in capture
+    order, not concatenated: the meter takes them one by one), and each part's counts."""
     chunks: list[list[Packets]] = [[] for _ in range(partitions)]
     stats = []
     for part in parts:
@@ -179,33 +185,20 @@ def read_task(parts: list[Part], partitions: int) -> tuple[list[Packets], list[C
                 source.close()
         st.source = part.source
         stats.append(st)
-    return [concat_packets(c) if c else _no_packets() for c in chunks], stats
+    return chunks, stats
 
 
-def _no_packets() -> Packets:
-    return Packets(**{f.name: np.empty(0, _DTYPES[f.name]) for f in fields(Packets)})
-
-
-_DTYPES = {
-    "reason": np.int8, "ts": np.int64, "v6": np.int8, "src_hi": np.uint64, "src_lo": np.uint64,
-    "dst_hi": np.uint64, "dst_lo": np.uint64, "sport": np.int32, "dport": np.int32,
-    "proto": np.int32, "payload": np.int32, "payload_frame": np.int32, "hdr": np.int32,
-    "flags": np.int32, "win": np.int32,
-}  # fmt: skip
-
-
-def pick(result: tuple[list[Packets], list[CaptureStats]], p: int) -> Packets:
-    """Partition ``p`` of a read task's result."""
-    return result[0][p]
-
-
-def part_stats(result: tuple[list[Packets], list[CaptureStats]]) -> list[CaptureStats]:
-    return result[1]
+def pick(result: ReadResult, p: int) -> ReadResult:
+    """Partition ``p`` of a read task's result, with the read counts for partition 0 (they go
+    back with its flows: no task of their own)."""
+    return [result[0][p]], result[1] if p == 0 else []
 
 
 def windows_task(sources: list[str], thresholds: Thresholds | None = None) -> list[WindowHit]:
     """The aggregate detector over a whole set of captures, in order (one task: its windows
     need every packet to a destination host, which the key partitions spread out)."""
+    from flowsentinel.capture.windows import WindowDetector
+
     detector = WindowDetector(thresholds)
     hits: list[WindowHit] = []
     for source in sources:
@@ -223,13 +216,21 @@ class MeterResult:
     table: pa.Table | None  # the flows (None when written to ``path``)
     path: str | None
     stats: CaptureStats  # flows, flow packets and flow ends of the partition
+    read: list[CaptureStats] = field(default_factory=list)  # every part's read counts (p 0)
 
 
-def meter_task(config: MeterConfig, out: str | None, index: int, *chunks: Packets) -> MeterResult:
-    """Meter one key partition's packets (in capture order); the flows as one Arrow table, or
-    written as parquet to ``out/part-INDEX.parquet`` when ``out`` is given."""
+def meter_task(
+    config: MeterConfig, out: str | None, index: int, *picked: ReadResult
+) -> MeterResult:
+    """Meter one key partition's packets (every read task's batches, in capture order); the
+    flows as one Arrow table, or written as parquet to ``out/part-INDEX.parquet`` when ``out``
+    is given."""
     meter = FlowMeter(config)
-    meter.add(concat_packets(chunks) if chunks else _no_packets())
+    read: list[CaptureStats] = []
+    for batches, counts in picked:
+        for chunk in itertools.chain.from_iterable(batches):
+            meter.add(chunk)
+        read += counts
     meter.flush()
     stats = CaptureStats()
     tables = []
@@ -239,8 +240,8 @@ def meter_task(config: MeterConfig, out: str | None, index: int, *chunks: Packet
     stats.meter = meter.counter_dict()
     table = pa.concat_tables(tables) if tables else flows_to_arrow(meter.take())
     if out is None:
-        return MeterResult(table, None, stats)
-    return MeterResult(None, write_part(table, out, index), stats)
+        return MeterResult(table, None, stats, read)
+    return MeterResult(None, write_part(table, out, index), stats, read)
 
 
 def write_part(table: pa.Table, out: str, index: int) -> str:
@@ -281,46 +282,48 @@ def meter_on_cluster(
 
     config = config or MeterConfig()
     stats = stats if stats is not None else CaptureStats()
-    threads = max(1, sum(client.nthreads().values()))
-    partitions = 2 * threads
+    nthreads = client.nthreads()
+    threads = max(1, sum(nthreads.values()))
+    partitions = PARTITIONS_PER_THREAD * threads
     parts = plan_parts(sources, threads, stats, min_range_bytes=min_range_bytes)
     groups = group_parts(parts, threads)
-    reads = [client.submit(read_task, g, partitions, pure=False) for g in groups]
+    slots = [w for w, n in nthreads.items() for _ in range(n)] or [None]
+    reads, picks = [], []
+    for k, g in enumerate(groups):
+        # a read task and its picks on one worker (a preference, not a rule: another worker
+        # takes them if it is lost): a pick run elsewhere would move the whole read result
+        where = slots[k % len(slots)]
+        near = {"workers": [where], "allow_other_workers": True} if where else {}
+        read = client.submit(read_task, g, partitions, pure=False, **near)
+        reads.append(read)
+        picks.append([client.submit(pick, read, p, **near) for p in range(partitions)])
     meters = [
-        client.submit(
-            meter_task, config, out_dir, p, *[client.submit(pick, r, p) for r in reads], pure=False
-        )
+        client.submit(meter_task, config, out_dir, p, *[row[p] for row in picks], pure=False)
         for p in range(partitions)
     ]
-    counts = client.submit(_all_stats, *[client.submit(part_stats, r) for r in reads])
     ordered = list(dict.fromkeys(p.source for p in parts))
     extra = (
         [] if windows is None else [client.submit(windows_task, ordered, thresholds, pure=False)]
     )
-    total = len(meters) + 1 + len(extra)
+    total = len(meters) + len(extra)
     done = 0
     try:
-        for future in as_completed([*meters, counts, *extra]):
+        for future in as_completed([*meters, *extra]):
             done += 1
             if on_done is not None:
                 on_done(done, total)
-            if future is counts:
-                _file_totals(stats, future.result())
-                continue
             if extra and future is extra[0]:
                 assert windows is not None
                 windows(future.result())
                 continue
             result = future.result()
+            if result.read:
+                _file_totals(stats, result.read)
             _meter_totals(stats, result.stats)
             yield result
     except Exception as exc:
-        _cancel([*reads, *meters, counts, *extra], client)
+        _cancel([*reads, *meters, *extra], client)
         raise _cluster_error(exc) from None
-
-
-def _all_stats(*parts: list[CaptureStats]) -> list[CaptureStats]:
-    return list(itertools.chain.from_iterable(parts))
 
 
 def _file_totals(stats: CaptureStats, parts: list[CaptureStats]) -> None:

@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numba as nb
 import numpy as np
 
+from flowsentinel.capture.kernels import kernel
 from flowsentinel.capture.pcapng import iter_pcapng
 from flowsentinel.capture.records import (
     CHUNK_BYTES,
@@ -80,14 +80,14 @@ def is_capture_magic(head: bytes) -> bool:
 # numba record walker
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _head_ok(buf, p, big, lim):  # pragma: no cover - numba
     """A record header whose lengths a capture tool could have written."""
     incl = u32(buf, p + 8, big)
     return incl >= 1 and incl <= lim and u32(buf, p + 12, big) >= incl
 
 
-@nb.njit(cache=True)
+@kernel()
 def _strict_ok(buf, p, big, nano, lim):  # pragma: no cover - numba
     """_head_ok, and a sub-second field and wire length in range (for resynchronising)."""
     if not _head_ok(buf, p, big, lim) or u32(buf, p + 12, big) > MAX_WIRE:
@@ -95,7 +95,7 @@ def _strict_ok(buf, p, big, nano, lim):  # pragma: no cover - numba
     return u32(buf, p + 4, big) < (1_000_000_000 if nano else 1_000_000)
 
 
-@nb.njit(cache=True)
+@kernel()
 def _pair(buf, p, end, at_eof, big, nano, lim):  # pragma: no cover - numba
     """1 if a plausible record starts at p and is followed by another one (or by the end of
     the file), 0 if not, -1 if that cannot be told without the bytes after end."""
@@ -111,7 +111,7 @@ def _pair(buf, p, end, at_eof, big, nano, lim):  # pragma: no cover - numba
     return 1 if _strict_ok(buf, q, big, nano, lim) else 0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _scan(buf, p, stop, end, at_eof, big, nano, lim):  # pragma: no cover - numba
     """The first offset in [p, stop) where _pair is not 0, with that answer; (stop, 0) if none."""
     while p < stop:
@@ -122,7 +122,7 @@ def _scan(buf, p, stop, end, at_eof, big, nano, lim):  # pragma: no cover - numb
     return stop, 0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _resync(buf, pos, end, base, at_eof, big, nano, lim, st, ranges):  # pragma: no cover
     """Scan for the next plausible record; returns (pos, found). Not found: pos is where the
     scan must go on with more bytes (or end, the range counted, at the end of the file)."""
@@ -136,7 +136,10 @@ def _resync(buf, pos, end, base, at_eof, big, nano, lim, st, ranges):  # pragma:
     return end, False
 
 
-@nb.njit(cache=True)
+@kernel(
+    "Tuple((int64, int64, boolean))(uint8[:], int64, int64, int64, boolean, boolean, int64, "
+    "boolean, int64[:], int64[:, ::1], int64[:], int32[:], int32[:], int64[:])"
+)
 def walk_pcap(buf, pos, end, base, big, nano, lim, at_eof, st, ranges, off, cap, wire, ts):
     """Walk classic pcap records in buf[pos:end] (buf[0] is byte `base` of the file).
 
@@ -326,14 +329,14 @@ def _iter_pcap(
 # splitting one classic pcap into record-aligned byte ranges (metered in parallel)
 
 
-@nb.njit(cache=True)
+@kernel("int64[::1](uint8[:], boolean, int64, int64[:])")
 def _cut_points(buf, big, lim, targets):  # pragma: no cover - numba
     """The first record start at or after each target offset, hopping record headers from
     the file header; -1 for all when a header is not one a capture tool could have written
     (a damaged file is read whole, by one reader, never cut at a guessed record)."""
     out = np.full(targets.shape[0], -1, np.int64)
     end = buf.shape[0]
-    pos = PCAP_HEADER
+    pos = np.int64(PCAP_HEADER)
     k = 0
     while pos + 16 <= end and k < targets.shape[0]:
         if not _head_ok(buf, pos, big, lim):

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import numba as nb
 import numpy as np
 
+from flowsentinel.capture.kernels import kernel
 from flowsentinel.capture.records import (
     MAX_RECORD,
     ST_LOST_IDB,
@@ -54,7 +54,7 @@ NON_PACKET_TYPES = frozenset({4, 5, 7, 8, 9, 10, 0xBAD, 0x40000BAD})
 # numba block walker
 
 
-@nb.njit(cache=True)
+@kernel()
 def _min_len(btype):  # pragma: no cover - numba
     if btype in (EPB, OPB):
         return 32
@@ -67,7 +67,7 @@ def _min_len(btype):  # pragma: no cover - numba
     return 12
 
 
-@nb.njit(cache=True)
+@kernel("int64(uint8[:], int64)")
 def _shb_order(buf, p):  # pragma: no cover - numba
     """1 big-endian, 0 little-endian, -1 no byte-order magic at p + 8."""
     a, b, c, d = buf[p + 8], buf[p + 9], buf[p + 10], buf[p + 11]
@@ -78,13 +78,13 @@ def _shb_order(buf, p):  # pragma: no cover - numba
     return -1
 
 
-@nb.njit(cache=True)
+@kernel()
 def _defined(btype):  # pragma: no cover - numba
     """A block type the format defines (what resynchronisation accepts)."""
     return (btype >= 1 and btype <= 10) or btype == SHB or btype == 0xBAD or btype == 0x40000BAD
 
 
-@nb.njit(cache=True)
+@kernel()
 def _block(buf, p, end, at_eof, big, strict):  # pragma: no cover - numba
     """1 if a whole block starts at p, 0 if not, -1 if that needs the bytes after end.
 
@@ -107,7 +107,7 @@ def _block(buf, p, end, at_eof, big, strict):  # pragma: no cover - numba
     return 1 if u32(buf, p + blen - 4, big) == blen else 0
 
 
-@nb.njit(cache=True)
+@kernel("UniTuple(int64, 2)(uint8[:], int64, int64, int64, boolean, boolean)")
 def _scan(buf, p, stop, end, at_eof, big):  # pragma: no cover - numba
     """The first offset in [p, stop) where a plausible block starts (or where more bytes are
     needed to tell), with _block's answer; (stop, 0) if none."""
@@ -119,7 +119,7 @@ def _scan(buf, p, stop, end, at_eof, big):  # pragma: no cover - numba
     return stop, 0
 
 
-@nb.njit(cache=True)
+@kernel()
 def _resync(buf, pos, end, base, at_eof, big, st, ranges):  # pragma: no cover - numba
     q, r = _scan(buf, pos, end, end, at_eof, big)
     if r == 1:
@@ -131,14 +131,17 @@ def _resync(buf, pos, end, base, at_eof, big, st, ranges):  # pragma: no cover -
     return end, False
 
 
-@nb.njit(cache=True)
+@kernel("boolean(uint8[:], int64, int64, boolean)")
 def _damaged_at_end(buf, pos, end, big):  # pragma: no cover - numba
     """At the end of the file, a block running past it: damaged (blocks follow) or cut."""
     _, r = _scan(buf, pos + 1, end, end, True, big)
     return r == 1
 
 
-@nb.njit(cache=True)
+@kernel(
+    "UniTuple(int64, 3)(uint8[:], int64, int64, int64, boolean, boolean, int64[:], int64[:, "
+    "::1], int64[:], int32[:], int32[:], int64[:], int64[:])"
+)
 def walk_pcapng(buf, pos, end, base, big, at_eof, st, ranges, off, cap, wire, tsraw, iface):
     """Walk pcapng blocks in buf[pos:end] (buf[0] is byte `base` of the file).
 
@@ -294,7 +297,10 @@ class _Interfaces:
         return self._arrays
 
 
-@nb.njit(cache=True)
+@kernel(
+    "void(int64[:], int64[:], int64[:], int64[:], int64[:], int64[:], int64[:], int64, "
+    "int32[:], int64[:])"
+)
 def _resolve(ids, raw, linktype, mul, div, shift, offset, last_ts, links, ts):  # pragma: no cover
     """Link type (-1: unreadable interface) and µs time of each packet of a batch; a simple
     packet block (raw -1) has no time of its own and takes the previous packet's."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import numba as nb
 import numpy as np
+
+from flowsentinel.capture.kernels import kernel
 
 CHUNK_BYTES = 8 << 20
 MAX_RECORD = 262_144  # the largest snap length libpcap writes
@@ -105,8 +106,8 @@ class RecordBatch:
 # numba helpers
 
 
-@nb.njit(cache=True, inline="always")
-def u32(buf: np.ndarray, p: int, big: bool) -> np.int64:
+@kernel(inline=True)
+def u32(buf: np.ndarray, p: int | np.int64, big: bool) -> np.int64:
     if big:
         return (
             (np.int64(buf[p]) << 24)
@@ -122,14 +123,14 @@ def u32(buf: np.ndarray, p: int, big: bool) -> np.int64:
     )
 
 
-@nb.njit(cache=True, inline="always")
-def u16(buf: np.ndarray, p: int, big: bool) -> np.int64:
+@kernel(inline=True)
+def u16(buf: np.ndarray, p: int | np.int64, big: bool) -> np.int64:
     if big:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return (np.int64(buf[p + 1]) << 8) | np.int64(buf[p])
 
 
-@nb.njit(cache=True)
+@kernel("void(int64[:], int64[:, ::1], int64, int64)")
 def add_range(st: np.ndarray, ranges: np.ndarray, start: int, length: int) -> None:
     """Count a skipped byte range (file offsets); one that continues the last one extends it."""
     if length <= 0:
@@ -147,7 +148,7 @@ def add_range(st: np.ndarray, ranges: np.ndarray, start: int, length: int) -> No
     st[ST_LAST_END] = start + length
 
 
-@nb.njit(cache=True)
+@kernel("void(int64[:], int64, int64)")
 def start_resync(st: np.ndarray, file_pos: int, claimed_end: int) -> None:
     """A damaged record starts at file_pos: count it and scan for the next plausible one."""
     st[ST_CORRUPT] += 1
@@ -156,7 +157,7 @@ def start_resync(st: np.ndarray, file_pos: int, claimed_end: int) -> None:
     st[ST_CLAIMED_END] = claimed_end
 
 
-@nb.njit(cache=True)
+@kernel("void(int64[:], int64[:, ::1], int64, boolean)")
 def end_resync(st: np.ndarray, ranges: np.ndarray, file_pos: int, file_end: bool) -> None:
     """The scan found a plausible record at file_pos, or reached the end of the file. There,
     a damaged record that claimed to run past the end is counted as cut, not as corrupt."""
