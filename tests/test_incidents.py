@@ -182,3 +182,19 @@ def test_nothing_flagged_builds_nothing() -> None:
     benign = [{"label": "BENIGN", "dst_ip": TARGETS[0], "start": _iso(T0)}] * 5
     b.build([], pd.DataFrame.from_records(benign), "BENIGN")
     assert b.incidents == []
+
+
+@pytest.mark.parametrize("probability, opened", [(0.55, 0), (0.79, 0), (0.8, 1), (0.97, 1)])
+def test_the_flow_model_alone_opens_an_incident_only_when_sure(
+    probability: float, opened: int
+) -> None:
+    """Three flagged flows to one target open an incident only when the model is sure of
+    them (SURE); less sure ones stay verdict lines. Both builders agree."""
+    records = [
+        {"flow_id": f"f-{k}", "src_ip": "203.0.113.9", "dst_ip": TARGETS[0], "dst_port": 80,
+         "protocol": "tcp", "start": _iso(T0 + k * 1_000_000), "duration_s": 0.1,
+         "fwd_packets": 1, "bwd_packets": 1, "fwd_bytes": 0, "bwd_bytes": 0,
+         "label": "DoS Hulk", "probability": probability, "reasons": None}
+        for k in range(3)
+    ]  # fmt: skip
+    assert len(_built([], records, 3)) == len(_fed_in_time_order([], records, 3)) == opened

@@ -82,6 +82,9 @@ UPDATE_EVERY_US = 10_000_000
 _TOP = 5
 #: flagged flows to one target before the flow model alone makes an incident
 MIN_FLOWS = 3
+#: the probability a flagged flow's verdict needs to count towards them (a verdict the model
+#: is unsure of stays a verdict line; the aggregate detector still opens incidents alone)
+SURE = 0.8
 _MAX_SOURCES = 100_000  # sources tracked one by one per incident (beyond: counted per window)
 _MAX_EVIDENCE = 20
 _LATE_FLOWS_US = 300_000_000  # the meter's flow timeout (120 s) and then some
@@ -108,6 +111,7 @@ class _Open:
     window_sources: int = 0  # distinct sources summed over windows
     most_sources: int = 0  # the most distinct sources of one window
     one_packet: int = 0  # sources that sent one packet in their window, summed
+    sure_flows: int = 0  # flagged flows at least SURE of their verdict
     source_windows: int = 0
     win_in: Direction = field(default_factory=Direction)  # the windows' packets (all of them)
     win_out: Direction = field(default_factory=Direction)
@@ -188,7 +192,9 @@ class IncidentBuilder:
             if r.get("src_ip"):
                 src = str(r["src_ip"])
                 state.sources[src] = state.sources.get(src, 0) + (r.get("fwd_packets") or 0)
-            inc.confidence = max(inc.confidence, float(r.get("probability") or 0.0))
+            probability = float(r.get("probability") or 0.0)
+            inc.confidence = max(inc.confidence, probability)
+            state.sure_flows += probability >= SURE
             if r.get("reasons"):
                 _keep(inc.evidence, {"flow_id": r.get("flow_id"), "label": label,
                                      "reasons": r["reasons"]})  # fmt: skip
@@ -305,7 +311,7 @@ class IncidentBuilder:
             state.changed = True
             if self._open.get((inc.target_ip, _group(inc.family))) is not state:
                 _finish(state)  # a late flow joined a closed incident: no emit will follow
-        elif self._corroborated(state.incident):
+        elif self._corroborated(state):
             state.announced = True
             state.incident.id = f"inc-{len(self.incidents) + 1}"
             self.incidents.append(state.incident)
@@ -313,14 +319,16 @@ class IncidentBuilder:
             if all(other is not state for other in self._open.values()):
                 self._emit(state, "closed")  # reported by late flows, after it went quiet
 
-    def _corroborated(self, inc: Incident) -> bool:
+    def _corroborated(self, state: _Open) -> bool:
         """An incident is reported once the aggregate detector flagged its target, or the flow
-        model flagged at least :attr:`min_flows` of its flows (one or two flagged flows stay
-        alerts of their own, in the verdict lines); a multicast or broadcast destination is
-        never the target of the flow model's incidents (discovery protocols talk to groups)."""
+        model flagged at least :attr:`min_flows` of its flows with a probability of at least
+        :data:`SURE` (fewer, or less sure, flagged flows stay alerts of their own, in the
+        verdict lines); a multicast or broadcast destination is never the target of the flow
+        model's incidents (discovery protocols talk to groups)."""
+        inc = state.incident
         if inc.detection != "flow":
             return True
-        return inc.flows >= self.min_flows and not _group_address(inc.target_ip)
+        return state.sure_flows >= self.min_flows and not _group_address(inc.target_ip)
 
     def _advance(self, now_us: int) -> None:
         self.now_us = max(self.now_us, now_us)
@@ -562,7 +570,7 @@ def _carried_items(carried: list[_Open]) -> pd.DataFrame:
         "kind": _CARRIED, "ref": np.arange(len(carried)),
         "first": [i.first_us for i in incs], "last": [i.last_us for i in incs],
         "ip": [i.target_ip for i in incs], "label": None, "family": [i.family for i in incs],
-        "weight": 0, "nflows": [i.flows for i in incs],
+        "weight": 0, "nflows": [c.sure_flows for c in carried],
         "port": [np.nan if i.target_port is None else float(i.target_port) for i in incs],
         "protocol": [i.protocol for i in incs], "conf": [i.confidence for i in incs],
         "src": None, "evidence": False,
@@ -580,7 +588,9 @@ def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
         items[name] = items[name].fillna(0).astype("int64") if name in items else 0
     kind = items["kind"].to_numpy()
     carried_flows = items["nflows"].fillna(0) if "nflows" in items else 0
-    items["nflows"] = np.where(kind == _CARRIED, carried_flows, kind == _FLOW).astype("int64")
+    sure = (kind == _FLOW) & (items["conf"].to_numpy(dtype=float) >= SURE)
+    # the flows that count towards a flow-only incident (a carried incident's count)
+    items["nflows"] = np.where(kind == _CARRIED, carried_flows, sure).astype("int64")
     rank = np.concatenate([np.arange(len(p)) for p in parts])
     # a carried incident heads its target's items whatever their times
     carried_first = np.where(items["kind"].to_numpy() == _CARRIED, 0, 1)
@@ -625,7 +635,7 @@ def _announcements(
     heads = frame.drop_duplicates("seg").set_index("seg")
     windows = frame[kind == _WINDOW].groupby("seg")["order"].min()
     before = items["nflows"].where(kind == _CARRIED, 0).groupby(seg).sum()
-    flows = frame[kind == _FLOW]
+    flows = frame[(kind == _FLOW) & (items["nflows"].to_numpy() > 0)]
     count = flows.groupby("seg").cumcount().to_numpy() + before.reindex(flows["seg"]).to_numpy()
     nth = flows[count == max(min_flows, 1) - 1].set_index("seg")["order"]
     first_ip = items["ip"].to_numpy()[heads["order"].to_numpy()]
@@ -650,7 +660,7 @@ def _states(
     groups = new.groupby("seg", sort=True)
     agg = groups.agg(
         first=("first", "min"), last=("last", "max"), conf=("conf", "max"),
-        flows=("flow", "sum"), windows=("flow", lambda f: int((~f).sum())),
+        flows=("flow", "sum"), windows=("flow", lambda f: int((~f).sum())), sure=("nflows", "sum"),
         ports=("port", lambda c: c.nunique(dropna=False)),
         protocols=("protocol", lambda c: c.nunique(dropna=False)),
         **{name: (name, "sum") for name in _SUMS},
@@ -706,6 +716,7 @@ def _grow(state: _Open, agg: pd.Series, head: pd.Series) -> None:
     if (flows and inc.detection == "aggregate") or (windows and inc.detection == "flow"):
         inc.detection = "flow+aggregate"
     inc.flows += flows
+    state.sure_flows += int(agg["sure"])
     inc.confidence = max(inc.confidence, float(agg["conf"]))
     for way, (packets, size) in _WAYS.items():
         direction = getattr(state, way)
