@@ -205,7 +205,8 @@ def test_a_flow_finished_after_its_incident_closed_joins_it() -> None:
     records = [
         {"label": "DoS Hulk", "dst_ip": VICTIM, "dst_port": 80, "protocol": "tcp",
          "start": "2017-07-14T02:40:00+00:00", "duration_s": 1.0, "fwd_packets": 3,
-         "bwd_packets": 2, "fwd_bytes": 10, "bwd_bytes": 20, "src_ip": "192.0.2.1"},
+         "bwd_packets": 2, "fwd_bytes": 10, "bwd_bytes": 20, "src_ip": "192.0.2.1",
+         "probability": 0.9},
     ]  # fmt: skip
     b.add_flows(records, "BENIGN")
     b.add_flows(records, "BENIGN")  # the same attack, its second flow, as late
