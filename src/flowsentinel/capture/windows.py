@@ -145,10 +145,11 @@ def packet_frame(pk: Packets) -> pl.DataFrame:
         "icmp": icmp,
         "frag": frag,
     }
+    # a copy: the batch's arrays may be reused by the reader, the window keeps its packets
     return pl.DataFrame({k: v[has_ip] for k, v in cols.items()})
 
 
-def _dominant(df: pl.DataFrame, column: str) -> pl.DataFrame:
+def _dominant(df: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """Per (window, destination host): the most frequent value of ``column`` and its share."""
     c = pl.col
     counts = df.group_by("w", "dhi", "dlo", column).agg(pl.len().alias("n"))
@@ -161,7 +162,7 @@ def _dominant(df: pl.DataFrame, column: str) -> pl.DataFrame:
     return top.with_columns(share).drop("top_n", "all_n")
 
 
-def _inbound(df: pl.DataFrame) -> pl.DataFrame:
+def _inbound(df: pl.LazyFrame) -> pl.LazyFrame:
     """Per (window, destination host): the counts received, and their 1 s peaks."""
     c = pl.col
     per_s = df.group_by("w", "dhi", "dlo", (c("ts") // SHORT_US).alias("s")).agg(
@@ -193,7 +194,7 @@ def _inbound(df: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-def _outbound(df: pl.DataFrame) -> pl.DataFrame:
+def _outbound(df: pl.LazyFrame) -> pl.LazyFrame:
     """Per (window, host as a source): what it sent (SYNs, SYN-ACKs, packets, bytes)."""
     c = pl.col
     return df.group_by("w", c("shi").alias("dhi"), c("slo").alias("dlo")).agg(
@@ -205,7 +206,10 @@ def _outbound(df: pl.DataFrame) -> pl.DataFrame:
 def host_windows(df: pl.DataFrame) -> pl.DataFrame:
     """The per-destination figures of every closed 10 s window in ``df`` (column ``w``: the
     window's start in µs): one row per (window, destination host)."""
-    out = _inbound(df).join(_outbound(df), on=["w", "dhi", "dlo"], how="left").fill_null(0)
+    # one lazy query: polars runs its independent group-bys side by side
+    lazy = df.lazy()
+    joined = _inbound(lazy).join(_outbound(lazy), on=["w", "dhi", "dlo"], how="left")
+    out = joined.fill_null(0).collect()
     counts = [name for name, dtype in out.schema.items() if dtype.is_integer()]
     out = out.with_columns(pl.col(n).cast(pl.Int64) for n in counts if n not in ("dhi", "dlo"))
     return out.with_columns(
@@ -253,7 +257,8 @@ def top_sources(
     first: an incident spanning windows counts its distinct sources from these."""
     if targets.is_empty():
         return {}
-    sel = df.join(targets.select("w", "dhi", "dlo"), on=["w", "dhi", "dlo"], how="semi")
+    keys = targets.lazy().select("w", "dhi", "dlo")
+    sel = df.lazy().join(keys, on=["w", "dhi", "dlo"], how="semi")
     counts = (
         sel.group_by("w", "dhi", "dlo", "shi", "slo")
         .agg(pl.len().alias("n"))
@@ -261,6 +266,7 @@ def top_sources(
         .sort(["n", "shi", "slo"], descending=[True, False, False])
         .group_by("w", "dhi", "dlo", maintain_order=True)
         .head(k)
+        .collect()
     )
     out: dict[tuple, list] = {}
     for w, dhi, dlo, shi, slo, n in counts.iter_rows():
