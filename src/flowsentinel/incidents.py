@@ -446,41 +446,44 @@ _SUMS = ("fin_p", "fin_b", "fout_p", "fout_b", "win_p", "win_b", "wout_p", "wout
 
 def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
     """The flagged flows with a destination and a start, one item each, in time order (start,
-    then flow id)."""
+    then flow id). Text columns stay in their (Arrow) form: no Python object per value."""
     if flows is None or flows.empty:
         return pd.DataFrame()
     f = flows.reset_index(drop=True)
-    label, dst, start = _texts(f, "label"), _texts(f, "dst_ip"), _texts(f, "start")
-    keep = np.flatnonzero(_set(label) & (label != benign) & _set(dst) & _set(start))
+    label, dst, start = _col(f, "label"), _col(f, "dst_ip"), _col(f, "start")
+    mask = _present(label) & (label.astype(str) != benign) & _present(dst) & _present(start)
+    keep = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
     if not len(keep):
         return pd.DataFrame()
-    first = _micros_of(start[keep])
-    seconds = _numbers(f, "duration_s")[keep]
+    f = f.take(keep).reset_index(drop=True)
+    first = _micros_of(f["start"])
+    seconds = _numbers(f, "duration_s")
     span = np.trunc(np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0))
-    src = _texts(f, "src_ip")[keep]
-    reasons = _texts(f, "reasons")[keep]
+    labels = f["label"].astype(str)
+    src = _col(f, "src_ip")
+    reasons = _col(f, "reasons").to_numpy(dtype=object)
     items = pd.DataFrame({
         "kind": _FLOW, "ref": keep, "first": first,
-        "last": first + np.maximum(span, 0).astype("int64"), "ip": dst[keep],
-        "label": label[keep], "family": _families(label[keep]), "weight": 1,
-        "port": _numbers(f, "dst_port")[keep], "protocol": _texts(f, "protocol")[keep],
-        "conf": np.nan_to_num(_numbers(f, "probability")[keep], nan=0.0),
-        "src": _none_unless_set(src),
+        "last": first + np.maximum(span, 0).astype("int64"), "ip": f["dst_ip"].astype(str),
+        "label": labels, "family": _families(labels), "weight": 1,
+        "port": _numbers(f, "dst_port"), "protocol": _col(f, "protocol"),
+        "conf": np.nan_to_num(_numbers(f, "probability"), nan=0.0),
+        "src": src.where(_present(src)),
         "evidence": np.fromiter((isinstance(x, list) and bool(x) for x in reasons), bool,
                                 len(reasons)),
     })  # fmt: skip
     for name, column in zip(_SUMS[:4], _COUNTS, strict=True):
-        items[name] = np.nan_to_num(_numbers(f, column)[keep], nan=0.0).astype("int64")
-    return items.iloc[_time_order(first, _texts(f, "flow_id")[keep])].reset_index(drop=True)
+        items[name] = np.nan_to_num(_numbers(f, column), nan=0.0).astype("int64")
+    return items.iloc[_time_order(first, _col(f, "flow_id"))].reset_index(drop=True)
 
 
-def _micros_of(start: np.ndarray) -> np.ndarray:
+def _micros_of(start: pd.Series) -> np.ndarray:
     """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`)."""
-    when = pd.to_datetime(pd.Series(start, dtype=object), format="ISO8601", utc=True)
+    when = pd.to_datetime(start.astype(str), format="ISO8601", utc=True)
     return ((when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
 
 
-def _time_order(first: np.ndarray, flow_id: np.ndarray) -> np.ndarray:
+def _time_order(first: np.ndarray, flow_id: pd.Series) -> np.ndarray:
     """Positions by start, then flow id (as text), then position; ids are compared only
     between flows that start in the same microsecond."""
     by_time = np.argsort(first, kind="stable")
@@ -490,7 +493,7 @@ def _time_order(first: np.ndarray, flow_id: np.ndarray) -> np.ndarray:
     tied[:-1] |= t[1:] == t[:-1]
     rank = np.zeros(len(t), dtype="int64")
     if tied.any():
-        ids = np.array([str(x) for x in flow_id[by_time][tied]], dtype=object)
+        ids = np.array([str(x) for x in _plain(flow_id.to_numpy()[by_time][tied])], dtype=object)
         rank[tied] = pd.factorize(ids, sort=True)[0]
     return by_time[np.lexsort((np.arange(len(t)), rank, t))]
 
@@ -510,26 +513,21 @@ def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
     return col.to_numpy("float64", na_value=np.nan)
 
 
-def _texts(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A column as plain values, ``None`` for missing."""
-    col = _col(frame, name)
-    return col.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs lack None
-
-
-def _none_unless_set(values: np.ndarray) -> np.ndarray:
-    out = values.copy()
-    out[~_set(values)] = None
-    return out
-
-
-def _set(values: np.ndarray) -> np.ndarray:
+def _present(col: pd.Series) -> pd.Series:
     """Set and not empty (a record's ``r.get(name)`` is truthy)."""
-    return pd.notna(values) & (values != "")
+    return col.notna() & (col.astype(str) != "")
 
 
-def _families(labels: np.ndarray) -> np.ndarray:
+def _plain(values: np.ndarray) -> list[Any]:
+    """Python values, ``None`` for missing."""
+    return [None if x is None or x is pd.NA or (isinstance(x, float) and x != x) else x
+            for x in values.tolist()]  # fmt: skip
+
+
+def _families(labels: pd.Series) -> pd.Series:
     codes, names = pd.factorize(labels)
-    return np.array([family_of(str(x)) for x in names], dtype=object)[codes]
+    families = pd.Series([family_of(str(x)) for x in names], dtype=str)
+    return families.take(codes).reset_index(drop=True)
 
 
 def _window_items(hits: list[Any]) -> pd.DataFrame:
