@@ -258,20 +258,22 @@ class IncidentBuilder:
         self, items: pd.DataFrame, hits: list[Any], flows: pd.DataFrame, carried: list[_Open],
         upto_us: int | None,
     ) -> None:  # fmt: skip
-        seg = _segments(items, self.gap_us)
+        key = _keys(items)
+        seg = _segments(items, key, self.gap_us)
         states = _states(items, seg, hits, flows, carried)
         for s in _announcements(items, seg, self.min_flows, carried):
             state = states[s]
             state.announced = True
             state.incident.id = f"inc-{len(self.incidents) + 1}"
             self.incidents.append(state.incident)
-        last_of_key = pd.Series(seg).groupby(_keys(items)).max().to_numpy()
+        last_of_key = set(pd.Series(seg).groupby(key).max().tolist())
         for s, state in states.items():
             inc = state.incident
             may_grow = upto_us is not None and inc.last_us + self.gap_us >= upto_us
-            if may_grow and s in last_of_key:
+            carried_on = may_grow and s in last_of_key
+            if carried_on:
                 self._carry[(inc.target_ip, _group(inc.family))] = state
-            inc.state = "open" if may_grow and s in last_of_key else "closed"
+            inc.state = "open" if carried_on else "closed"
 
     # ---- internals
 
@@ -606,11 +608,10 @@ def _keys(items: pd.DataFrame) -> np.ndarray:
     return ip * (int(group.max()) + 1) + group
 
 
-def _segments(items: pd.DataFrame, gap_us: int) -> np.ndarray:
-    """Each item's incident: per target and family group, split where an item starts more
-    than ``gap_us`` after the last packet of everything before it (the builder's close);
-    numbered in order within each target."""
-    key = _keys(items)
+def _segments(items: pd.DataFrame, key: np.ndarray, gap_us: int) -> np.ndarray:
+    """Each item's incident: per target and family group (``key``, :func:`_keys`), split
+    where an item starts more than ``gap_us`` after the last packet of everything before it
+    (the builder's close); numbered in order within each target."""
     by_key = np.lexsort((np.arange(len(items)), key))
     k = key[by_key]
     first = items["first"].to_numpy()[by_key]
