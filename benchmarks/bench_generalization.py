@@ -57,7 +57,14 @@ from flowsentinel.datasets.lab import write_lab
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.demo import DEMO_MODELS
 from flowsentinel.models.training import TrainConfig, train
-from flowsentinel.scanning import check_capture_model, iter_capture_frames, read_flows
+from flowsentinel.scanning import (
+    Aggregate,
+    check_capture_model,
+    flagged_table,
+    flow_identity,
+    iter_capture_frames,
+    read_flows,
+)
 from flowsentinel.scoring import Detector, Verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,18 +266,39 @@ class Scored:
 
 
 def score_frames(
-    det: Detector, frames: Iterable[pd.DataFrame], novelty: Novelty
-) -> tuple[Scored, pd.DataFrame]:
+    det: Detector, frames: Iterable[pd.DataFrame], novelty: Novelty,
+    aggregate: Aggregate | None = None,
+) -> tuple[Scored, pd.DataFrame]:  # fmt: skip
     """Score every frame (one ``predict`` call each); returns the verdicts and the flows'
-    identifiers, in the same order."""
+    identifiers, in the same order. With ``aggregate`` (the frames of a capture), every flow
+    and the flagged ones go to it as ``scan`` hands them over (``scanning.scan_frames``)."""
     scored = Scored()
     ids: list[pd.DataFrame] = []
     for frame in frames:
         if len(frame) == 0:
             continue
-        scored.add(det.predict(frame), novelty)
+        verdicts = det.predict(frame)
+        scored.add(verdicts, novelty)
         ids.append(frame[[c for c in sc.CIC_IDENTIFIERS if c in frame.columns]])
+        if aggregate is not None:
+            identity = flow_identity(frame, det.dataset)
+            aggregate.add_ledger(identity, verdicts.labels)
+            flagged = np.asarray(verdicts.codes) != 0
+            aggregate.add_flow_table(flagged_table(verdicts, identity, flagged))
     return scored, (pd.concat(ids, ignore_index=True) if ids else pd.DataFrame())
+
+
+def scan_counts(scored: Scored, truth: np.ndarray, aggregate: Aggregate) -> Counts:
+    """The counts of ``scan``'s verdicts in context: a flow is flagged when it belongs to an
+    incident (``Aggregate.members``), with the flow model's novelty marks."""
+    in_incident = aggregate.members().notna().to_numpy(dtype=bool)
+    if all(m is None for m in scored.marks):
+        return count_flows(truth, in_incident)
+    marks = [
+        np.ones(len(f), bool) if m is None else m
+        for f, m in zip(scored.flagged, scored.marks, strict=True)
+    ]
+    return count_flows(truth, in_incident, np.concatenate(marks) if marks else None)
 
 
 # --- lab → captures ------------------------------------------------------------------------------
@@ -322,15 +350,38 @@ def captures() -> list[Path]:
 
 
 def score_capture(det: Detector, path: Path, novelty: Novelty) -> dict[str, Any]:
+    """The flow model's verdicts on a capture's flows, and ``scan``'s (flows in incidents)."""
     stats = CaptureStats()
-    scored, ids = score_frames(det, iter_capture_frames(path, stats=stats), novelty)
-    counts = scored.counts(capture_truth(path, ids))
+    aggregate = Aggregate(benign=det.classes[0])
+    frames = iter_capture_frames(path, stats, aggregate)
+    scored, ids = score_frames(det, frames, novelty, aggregate)
+    truth = capture_truth(path, ids)
     return {
         "capture": f"{path.parent.name}/{path.name}",
         "group": capture_group(path),
         "packets": stats.packets,
         "single_packet_flows_dropped": stats.meter.get("single_dropped", 0),
-        **figures(counts),
+        "incidents": len(aggregate.builder.incidents),
+        **figures(scored.counts(truth)),
+        "scan": figures(scan_counts(scored, truth, aggregate)),
+    }
+
+
+def score_lab_capture(det: Detector, lab: Any, novelty: Novelty) -> dict[str, Any]:
+    """A lab capture scanned as ``scan`` does (flows in incidents flagged), truth from the
+    lab's labelled flows (the same meter, the same flows in the same order)."""
+    aggregate = Aggregate(benign=det.classes[0])
+    frames = iter_capture_frames(lab.pcap, CaptureStats(), aggregate)
+    scored, ids = score_frames(det, frames, novelty, aggregate)
+    labelled = pd.read_csv(lab.flows, usecols=["Flow ID", sc.LABEL])
+    if not labelled["Flow ID"].astype(str).equals(ids["Flow ID"].astype(str)):
+        raise SystemExit(f"{lab.flows} and {lab.pcap} give different flows")
+    labels = labelled[sc.LABEL].astype(str).str.strip()
+    truth = np.where(labels == sc.BENIGN, BENIGN, ATTACK).astype(np.int8)
+    return {
+        "incidents": len(aggregate.builder.incidents),
+        "flow model": figures(scored.counts(truth)),
+        "scan": figures(scan_counts(scored, truth, aggregate)),
     }
 
 
@@ -338,10 +389,12 @@ def score_captures(det: Detector, novelty: Novelty) -> dict[str, Any]:
     """A model on every capture: per capture and totals per group."""
     rows = [score_capture(det, p, novelty) for p in captures()]
     totals: dict[str, Counts] = {}
+    scan: dict[str, Counts] = {}
     for row in rows:
-        c = Counts(**row["counts"])
-        totals[row["group"]] = totals.get(row["group"], Counts()) + c
-    totals["dos+benign"] = totals.get("dos", Counts()) + totals.get("benign", Counts())
+        totals[row["group"]] = totals.get(row["group"], Counts()) + Counts(**row["counts"])
+        scan[row["group"]] = scan.get(row["group"], Counts()) + Counts(**row["scan"]["counts"])
+    for t in (totals, scan):
+        t["dos+benign"] = t.get("dos", Counts()) + t.get("benign", Counts())
     dos_rows = [r for r in rows if r["group"] == "dos"]
     dos_rates = [r["rates"]["detection_rate"] for r in dos_rows if r["counts"]["attack"]]
     dropped = sum(r["single_packet_flows_dropped"] for r in dos_rows)
@@ -356,6 +409,7 @@ def score_captures(det: Detector, novelty: Novelty) -> dict[str, Any]:
         },
         "captures": rows,
         "totals": {k: figures(v) for k, v in totals.items()},
+        "scan_totals": {k: figures(v) for k, v in scan.items()},
         "dos_capture_mean_detection": float(np.mean(dos_rates)) if dos_rates else None,
         # the meter never writes a flow of one packet (as CICFlowMeter): such attack flows are
         # never scored, so never flagged
@@ -535,13 +589,28 @@ def summary_table(report: dict[str, Any]) -> str:
     caps = pairs["lab→captures"]["totals"]
     sources = [
         ("lab → lab (unseen seed), baseline", pairs["lab→lab (unseen seed)"], None),
+        (
+            "lab → lab capture, scan (flows in incidents)",
+            pairs["lab→lab capture, scan"]["scan"],
+            lab_base,
+        ),
         ("lab → DoS + benign captures", caps["dos+benign"], lab_base),
+        (
+            "lab → DoS + benign captures, scan (flows in incidents)",
+            pairs["lab→captures"]["scan_totals"]["dos+benign"],
+            lab_base,
+        ),
         ("lab → CIC-IDS2017 rows", pairs["lab→cicids2017"]["totals"], lab_base),
         ("CIC-IDS2017 holdout, baseline", pairs["cicids2017 holdout"], None),
         ("CIC-IDS2017 → lab (unseen seed)", pairs["cicids2017→lab"], cic_base),
         (
             "CIC-IDS2017 → DoS + benign captures",
             pairs["cicids2017→captures"]["totals"]["dos+benign"],
+            cic_base,
+        ),
+        (
+            "CIC-IDS2017 → DoS + benign captures, scan (flows in incidents)",
+            pairs["cicids2017→captures"]["scan_totals"]["dos+benign"],
             cic_base,
         ),
     ]
@@ -564,11 +633,14 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def capture_tables(caps: dict[str, Any], model: str, per_capture: bool) -> list[str]:
     rows = [
-        [r["capture"], f"{r['packets']:,}", f"{r['single_packet_flows_dropped']:,}", *cells(r)]
+        [r["capture"], f"{r['packets']:,}", f"{r['single_packet_flows_dropped']:,}",
+         str(r["incidents"]), *cells(r), *cells(r["scan"])[3:5]]
         for r in caps["captures"]
-    ]
-    header = ["capture", "packets", "1-packet flows dropped", *COLUMNS]
+    ]  # fmt: skip
+    header = ["capture", "packets", "1-packet flows dropped", "incidents", *COLUMNS,
+              "scan: detection", "scan: flagged benign"]  # fmt: skip
     totals = [[group, *cells(fig)] for group, fig in caps["totals"].items()]
+    totals += [[f"{group}, scan", *cells(fig)] for group, fig in caps["scan_totals"].items()]
     return [
         *([markdown(f"{model} → captures, per capture", header, rows)] if per_capture else []),
         markdown(f"{model} → captures, totals", ["group", *COLUMNS], totals),
@@ -652,6 +724,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pairs: dict[str, Any] = {}
     t = time.perf_counter()
     pairs["lab→lab (unseen seed)"] = score_flow_file(lab_det, unseen.flows, novelty)
+    pairs["lab→lab capture, scan"] = score_lab_capture(lab_det, unseen, novelty)
     pairs["lab→captures"] = score_captures(lab_det, novelty)
     pairs["cicids2017→captures"] = score_captures(cic_det, novelty)
     seconds["score captures"] = time.perf_counter() - t

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "batch": 6,
     "bounded": 6,
     "incidents": 6,
+    "membership": 6,
     "alerts": 7,
     "service": 7,
     "cli": 7,

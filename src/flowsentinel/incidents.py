@@ -80,8 +80,10 @@ CLOSE_GAP_US = 60_000_000
 #: at most one update per incident this often (data time)
 UPDATE_EVERY_US = 10_000_000
 _TOP = 5
-#: flagged flows to one target before the flow model alone makes an incident
-MIN_FLOWS = 3
+#: flagged flows to one target before the flow model alone makes an incident: an attack that
+#: no window sees shows in many flows (a denial of service in hundreds, a slow one in dozens of
+#: connections); a handful of lone flows, however sure the model, stay verdict lines
+MIN_FLOWS = 10
 #: the probability a flagged flow's verdict needs to count towards them (a verdict the model
 #: is unsure of stays a verdict line; the aggregate detector still opens incidents alone)
 SURE = 0.8
@@ -102,6 +104,9 @@ def family_of(label: str) -> str:
 def _group(family: str) -> str:
     """DoS and DDoS on one target are one attack (the number of sources can vary by window)."""
     return "DoS" if family in ("DoS", "DDoS") else family
+
+
+group_of = _group
 
 
 @dataclass
@@ -483,6 +488,9 @@ def _micros_of(start: pd.Series) -> np.ndarray:
     """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`)."""
     when = pd.to_datetime(start.astype(str), format="ISO8601", utc=True)
     return ((when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
+
+
+micros_of = _micros_of
 
 
 def _time_order(first: np.ndarray, flow_id: pd.Series) -> np.ndarray:

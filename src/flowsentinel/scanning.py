@@ -24,7 +24,8 @@ from flowsentinel.core import schema as sc
 from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
-from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict
+from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict, micros_of
+from flowsentinel.membership import incident_members
 from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
@@ -356,6 +357,9 @@ class ScanSummary:
     out_of_range: dict[str, int] = field(default_factory=dict)
     #: packets inside the flows of each verdict (forward + backward)
     packets_by_label: dict[str, int] = field(default_factory=dict)
+    #: how the flows sit with the incidents (:meth:`Aggregate.member_counts`; None: no
+    #: incidents were built, as for a flow file)
+    incident_flows: dict[str, int] | None = None
 
     def coverage(self, stats: Any = None) -> dict[str, Any]:
         """Per verdict its flows and packets; with the capture's stats, the packets no
@@ -577,6 +581,7 @@ class Aggregate:
         self.live = live
         self._hits: list[WindowHit] = []
         self._flows: list[pd.DataFrame] = []
+        self._ledger: list[pd.DataFrame] = []  # every flow's target, source, span and verdict
         self._seen_us: int | None = None  # the latest packet time of the batches before
         self._group_after = self._next_group = group_after
 
@@ -610,6 +615,35 @@ class Aggregate:
             self.builder.add_flows(records, self.benign)
         elif len(table):
             self._flows.append(table)
+
+    def add_ledger(self, identity: pd.DataFrame, labels: np.ndarray) -> None:
+        """Every flow of a batch, in output order, for :meth:`members` (offline only; about 60
+        bytes a flow)."""
+        if not self.live and len(identity):
+            self._ledger.append(member_columns(identity, labels))
+
+    def members(self) -> pd.Series:
+        """Once finished: the id of the incident each flow handed to :meth:`add_ledger`
+        belongs to (``None``: none), in that order (:func:`incident_members`)."""
+        if not self._ledger:
+            return pd.Series([], dtype=object)
+        ledger = pd.concat(self._ledger, ignore_index=True)
+        return incident_members(ledger, self.builder.incidents, self.benign)
+
+    def member_counts(self, members: pd.Series) -> dict[str, int]:
+        """How the flows sit with the incidents (``members``: :meth:`members`): ``flows``
+        inside one, of which ``flagged`` by the flow model and ``joined`` (judged benign alone,
+        part of an attacker's traffic to the target), and ``flagged_alone`` (flagged, in no
+        incident: a verdict of the flow model alone, no alert)."""
+        labels = [t["label"].to_numpy(dtype=str) for t in self._ledger]
+        flagged = np.concatenate(labels) != self.benign if labels else np.zeros(0, bool)
+        inside = members.notna().to_numpy(dtype=bool)
+        return {
+            "flows": int(inside.sum()),
+            "flagged": int((inside & flagged).sum()),
+            "joined": int((inside & ~flagged).sum()),
+            "flagged_alone": int((~inside & flagged).sum()),
+        }
 
     def finish(self) -> None:
         """The capture ended: evaluate the open windows, build (offline) and close every
@@ -650,6 +684,40 @@ class Aggregate:
         return [incident_dict(i) for i in ranked]
 
 
+def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+    """What :func:`incident_members` reads of each flow: addresses, destination port, start
+    and end (µs; a flow without a start never belongs to an incident) and verdict."""
+    start = identity["start"]
+    known = start.notna().to_numpy(dtype=bool)
+    first = np.full(len(identity), np.iinfo(np.int64).min // 2, dtype=np.int64)
+    if known.any():
+        first[known] = micros_of(start[known])
+    seconds = pd.to_numeric(identity["duration_s"], errors="coerce").to_numpy("float64")
+    span = np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
+    return pd.DataFrame({
+        "src_ip": identity["src_ip"].to_numpy(), "dst_ip": identity["dst_ip"].to_numpy(),
+        "dst_port": identity["dst_port"].to_numpy(), "start_us": first,
+        "end_us": first + span.astype(np.int64), "label": np.asarray(labels).astype(str),
+    })  # fmt: skip
+
+
+def add_incident_ids(path: Path, members: pd.Series) -> None:
+    """Give every JSON line of a scan's verdict file its ``incident`` (the id, or null), in
+    place: the lines are the flows in :meth:`Aggregate.members` order."""
+    ids = members.tolist()
+    tmp = path.with_name(path.name + ".part")
+    with path.open("rb") as src, tmp.open("wb") as dst:
+        n = 0
+        for n, line in enumerate(src, 1):
+            if n > len(ids):
+                break
+            dst.write(line.rstrip()[:-1] + b',"incident":' + orjson.dumps(ids[n - 1]) + b"}\n")
+    if n != len(ids):
+        tmp.unlink()
+        raise InputError(f"{n:,} verdict lines for {len(ids):,} flows", path=path)
+    tmp.replace(path)
+
+
 def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:
     return read_flows(path, "csv", det).frame
 
@@ -679,6 +747,7 @@ def scan_frames(
         summary.add(verdicts.labels, identity)
         summary.add_novelty(verdicts)
         if aggregate is not None:
+            aggregate.add_ledger(identity, verdicts.labels)
             _flagged_to_incidents(aggregate, verdicts, frame, det.dataset, identity, summary)
         if out is None:
             continue

@@ -62,6 +62,21 @@ def test_scan_uses_the_demo_model_by_default(demo: tuple[Path, Path], tmp_path: 
     lines = target.read_text().splitlines()
     assert len(lines) == summary["flows"] == sum(summary["by_label"].values())
     assert summary["capture"]["packets"] > 0
+    # every line names the incident it belongs to; the summary counts them
+    records = [json.loads(x) for x in lines]
+    ids = {i["id"] for i in summary["incidents"]}
+    member = [r["incident"] is not None for r in records]
+    assert {r["incident"] for r in records} - {None} <= ids
+    placed = summary["incident_flows"]
+    assert placed["flows"] == sum(member)
+    assert placed["flagged"] + placed["joined"] == placed["flows"]
+    flagged = [r["label"] != "BENIGN" for r in records]
+    assert placed["flagged_alone"] == sum(f and not m for f, m in zip(flagged, member, strict=True))
+    truth = pd.read_csv(out / "lab" / "lab_flows.csv", usecols=["Label"])["Label"] != "BENIGN"
+    attack = truth.to_numpy()
+    in_incident = pd.Series(member).to_numpy()
+    assert in_incident[attack].mean() > 0.95  # the attacks' flows sit in their incidents
+    assert in_incident[~attack].mean() < 0.02  # benign flows seldom do
     # the same flows as a CSV file give the same verdicts
     res_csv = _cli("scan", str(out / "lab" / "lab_flows.csv"), "--json", home=home)
     assert res_csv.returncode == 0, res_csv.stderr

@@ -45,6 +45,15 @@ def test_v1_scan_answers_the_capture_incidents(client) -> None:
     assert inc["to_target"]["packets"] == sent and inc["target_port"] == 80
     assert inc["label"] == "SYN flood" and inc["spoofing_suspected"] and inc["state"] == "closed"
     assert inc["first"].endswith("+00:00") and inc["sources"] >= 0.95 * sent
+    # each flow says which incident it is part of; the benign session's flow is in none (its
+    # client sent nothing flagged), and the answer counts them
+    placed = [p["incident"] for p in body["predictions"]]
+    flagged = [p["label"] != "BENIGN" for p in body["predictions"]]
+    counts = body["incident_flows"]
+    assert counts["flows"] == sum(x is not None for x in placed)
+    assert counts["flagged_alone"] == sum(f and x is None for f, x in zip(flagged, placed))
+    assert set(placed) - {None} <= {i["id"] for i in body["incidents"]}
+    assert all(x is None for x, f in zip(placed, flagged) if not f)
 
 
 def test_v1_scan_of_a_flow_file_has_no_incidents(client) -> None:

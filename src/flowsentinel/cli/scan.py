@@ -88,6 +88,7 @@ def scan_cmd(
             summary, stats, aggregate = _scan(
                 flow_file, sources, det, fh, fmt, explain, client, _thresholds(thresholds)
             )
+        _place_flows(aggregate, summary, out if fmt == "jsonl" else None)
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -177,6 +178,19 @@ def _scan(
     return summary, stats, aggregate
 
 
+def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None) -> None:
+    """Which incident each flow belongs to: counted in the summary, and written on every line
+    of a JSON-lines verdict file (``incident``)."""
+    if aggregate is None:
+        return
+    from flowsentinel.scanning import add_incident_ids
+
+    members = aggregate.members()
+    summary.incident_flows = aggregate.member_counts(members)
+    if verdicts is not None:
+        add_incident_ids(verdicts, members)
+
+
 def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
     """The capture layer's damage check (None for flow files, which have no capture stats)."""
     if stats is None:
@@ -194,6 +208,7 @@ def _print_result(
     result = {
         "incidents": incidents,
         "coverage": summary.coverage(stats),
+        "incident_flows": summary.incident_flows,
         "source": str(capture),
         "model": det.describe() | {"features": len(det.features)},
         "flows": summary.flows,
@@ -211,6 +226,7 @@ def _print_result(
     version = f" v{det.version}" if det.version else ""
     shown = capture if " captures (" in capture else Path(capture).name
     print_incidents(incidents, shown)
+    print_incident_flows(summary.incident_flows)
     print_scan_summary(summary, f"{shown}: {summary.flows:,} flows, {det.name}{version}")
     if stats is not None and stats.problems:
         console.print(f"packets skipped: {stats.problems}")
@@ -239,6 +255,20 @@ def print_incidents(incidents: list[dict[str, Any]], where: str) -> None:
     headers = ["id", "family", "label", "target", "first (UTC)", "seconds", "packets",
                "flows", "sources", "spoofed", "confidence"]  # fmt: skip
     console.print(table(f"{where}: {len(incidents)} incidents", headers, rows))
+
+
+def print_incident_flows(counts: dict[str, int] | None) -> None:
+    """One line: the flows inside the incidents, and the flagged flows outside any."""
+    if counts is None:
+        return
+    console.print(
+        f"flows in incidents: {counts['flows']:,} ({counts['flagged']:,} flagged by the flow "
+        f"model, {counts['joined']:,} more from the same attackers to the same targets); "
+        f"flagged flows in no incident: {counts['flagged_alone']:,} (verdicts of the flow "
+        "model alone, no alert)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _target(incident: dict[str, Any]) -> str:

@@ -92,6 +92,16 @@ class PredictResponse(BaseModel):
     predictions: list[FlowVerdict]
 
 
+class IncidentFlows(BaseModel):
+    flows: int = Field(description="Flows inside an incident.")
+    flagged: int = Field(description="Of those, flagged by the flow model.")
+    joined: int = Field(
+        description="Of those, judged benign alone but sent by an incident's attacker to its "
+        "target within its span."
+    )
+    flagged_alone: int = Field(description="Flagged flows in no incident (no alert).")
+
+
 class ScanVerdict(FlowVerdict):
     """A verdict with its flow's identity (``null`` where the file does not say: a CSV without
     identifier columns, or CICFlowMeter's zone-less local timestamps for ``start``)."""
@@ -108,6 +118,11 @@ class ScanVerdict(FlowVerdict):
         examples=["2017-07-05T09:00:01.123456+00:00"],
     )
     duration_s: float | None = Field(description="First to last packet, in seconds.")
+    incident: str | None = Field(
+        default=None,
+        description="The incident this flow is part of (null: none; always null for a file "
+        "of flows). A flagged flow in no incident is a verdict of the flow model alone.",
+    )
     fwd_packets: int | None = Field(description="Packets source → destination.")
     bwd_packets: int | None = Field(description="Packets destination → source.")
     fwd_bytes: int | None = Field(
@@ -200,6 +215,9 @@ class ScanResponse(BaseModel):
         default_factory=list,
         description="Incidents of a capture (flagged windows and flows per target and "
         "family), largest first; empty for a file of flows.",
+    )
+    incident_flows: IncidentFlows | None = Field(
+        default=None, description="How the flows sit with the incidents (null: a file of flows)."
     )
     predictions: list[ScanVerdict]
 

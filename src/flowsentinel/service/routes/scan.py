@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -141,14 +142,22 @@ async def _save_form(
     return saved, [n for _, n in saved], model if isinstance(model, str) and model else None
 
 
-def _incidents(flows: Flows, rows: list[dict[str, Any]], benign: str) -> list[dict[str, Any]]:
+def _incidents(
+    flows: Flows, rows: list[dict[str, Any]], identity: Any, benign: str
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """A capture's incidents: its aggregate windows and its flagged flows (none for flow
-    files: without packets there are no windows, and flow rows carry no reliable times)."""
-    if flows.aggregate is None:
-        return []
-    flows.aggregate.add_flows([r for r in rows if r["label"] != benign])
-    flows.aggregate.finish()
-    return flows.aggregate.incidents()
+    files: without packets there are no windows, and flow rows carry no reliable times).
+    Every row gets the ``incident`` it belongs to; with it, how the flows sit with them."""
+    aggregate = flows.aggregate
+    if aggregate is None:
+        return [], None
+    aggregate.add_ledger(identity, np.array([r["label"] for r in rows], dtype=object))
+    aggregate.add_flows([r for r in rows if r["label"] != benign])
+    aggregate.finish()
+    members = aggregate.members()
+    for row, incident in zip(rows, members.tolist(), strict=True):
+        row["incident"] = incident
+    return aggregate.incidents(), aggregate.member_counts(members)
 
 
 @router.post(
@@ -224,7 +233,7 @@ async def scan(
     summary.add(verdicts.labels, identity)
     summary.add_novelty(verdicts)
     rows = flow_records(verdicts, flows.frame, dataset=d.dataset, identity=identity)
-    incidents = _incidents(flows, rows, summary.benign)
+    incidents, placed = _incidents(flows, rows, identity, summary.benign)
     return FastJSONResponse(
         {
             "model": served.key,
@@ -240,6 +249,7 @@ async def scan(
             "sources": summary.sources(),
             "novelty": summary.novelty(),
             "incidents": incidents,
+            "incident_flows": placed,
             "predictions": rows,
         }
     )

@@ -15,6 +15,7 @@ const state = {
 const COLUMNS = [
   { key: "row", title: "#", identity: true },
   { key: "label", title: "verdict" },
+  { key: "incident", title: "incident", identity: true },
   { key: "attack_probability", title: "attack prob.", show: pct },
   { key: "start", title: "start (UTC)", identity: true, show: shortTime },
   { key: "src_ip", title: "source", identity: true },

@@ -1,0 +1,121 @@
+"""Membership: which flows each incident covers, so that a flow's verdict reads in context.
+
+The flow model judges one flow at a time. Some flows of an attack look ordinary on their own:
+the two closing packets of a slowloris connection (a flow of their own, as CICFlowMeter cuts
+them), a connection held open past the flow timeout, the trailing fragments of an amplified
+answer. And some lone benign flows look like one packet of a flood (a DHCP exchange, the
+answers to a traceroute). An incident (:mod:`flowsentinel.incidents`) is the detectors' joint
+case on one target; a flow **belongs** to it when
+
+- it goes to the incident's target (address, and port when the incident has one),
+- it overlaps the incident's time span widened by the incident's closing gap (nothing
+  flagged for that long ends an incident, so the same gap bounds what is part of it), and
+- it was flagged in the incident's family, or its source sent such a flagged flow to that
+  target in that span (the rest of an attacker's connections are the attack too).
+
+A flow in several incidents belongs to the first that opened. Flagged flows outside every
+incident stay verdicts of the flow model alone: ``scan`` counts them apart, and they open no
+alert.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from flowsentinel.incidents import Incident
+>>> inc = Incident(id="inc-1", family="DoS", label="DoS", target_ip="10.0.0.1",
+...                target_port=80, protocol="tcp", first_us=10_000_000, last_us=20_000_000)
+>>> flows = pd.DataFrame({
+...     "src_ip": ["10.9.9.9", "10.9.9.9", "10.8.8.8"],
+...     "dst_ip": ["10.0.0.1", "10.0.0.1", "10.0.0.1"],
+...     "dst_port": [80, 80, 80],
+...     "start_us": [12_000_000, 30_000_000, 12_000_000],
+...     "end_us": [13_000_000, 31_000_000, 12_500_000],
+...     "label": ["DoS", "BENIGN", "BENIGN"],
+... })
+>>> incident_members(flows, [inc], benign="BENIGN").tolist()
+['inc-1', 'inc-1', None]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from flowsentinel.incidents import CLOSE_GAP_US, Incident, family_of, group_of
+
+#: the columns :func:`incident_members` reads
+MEMBER_COLUMNS = ("src_ip", "dst_ip", "dst_port", "start_us", "end_us", "label")
+
+
+def incident_members(
+    flows: pd.DataFrame,
+    incidents: Sequence[Incident],
+    benign: str,
+    gap_us: int = CLOSE_GAP_US,
+) -> pd.Series:
+    """The id of the incident each flow belongs to (``None``: none), in the flows' order.
+
+    Parameters
+    ----------
+    flows : DataFrame
+        :data:`MEMBER_COLUMNS`: addresses as text, ``dst_port`` a number (missing: the flow
+        has no port), ``start_us``/``end_us`` µs since 1970, ``label`` the flow model's
+        verdict.
+    incidents : sequence of Incident
+        In the order they opened (:attr:`IncidentBuilder.incidents`).
+    benign : str
+        The model's benign label.
+    gap_us : int
+        How far before and after an incident's span a flow may lie (default: the incidents'
+        closing gap).
+    """
+    out = pd.Series([None] * len(flows), dtype=object)
+    if not len(flows) or not incidents:
+        return out
+    pairs = _candidates(_flow_table(flows, benign), _incident_table(incidents), gap_us)
+    direct = pairs["group"].to_numpy(dtype=object) == pairs["inc_group"].to_numpy(dtype=object)
+    attackers = pairs.loc[direct, ["inc", "src_ip"]].drop_duplicates()
+    joined = pairs.merge(attackers.assign(attacker=True), on=["inc", "src_ip"], how="left")
+    member = direct | joined["attacker"].fillna(False).to_numpy(dtype=bool)
+    first = pairs.loc[member, ["row", "inc"]].sort_values(["row", "inc"]).drop_duplicates("row")
+    ids = np.array([i.id for i in incidents], dtype=object)
+    out.iloc[first["row"].to_numpy()] = ids[first["inc"].to_numpy()]
+    return out
+
+
+def _flow_table(flows: pd.DataFrame, benign: str) -> pd.DataFrame:
+    labels = flows["label"].astype(str)
+    codes, names = pd.factorize(labels)
+    groups = np.array([None if n == benign else group_of(family_of(n)) for n in names], object)
+    return pd.DataFrame({
+        "row": np.arange(len(flows)),
+        "src_ip": flows["src_ip"].astype(str).to_numpy(dtype=object),
+        "dst_ip": flows["dst_ip"].astype(str).to_numpy(dtype=object),
+        "dst_port": pd.to_numeric(flows["dst_port"], errors="coerce").to_numpy("float64"),
+        "start_us": flows["start_us"].to_numpy("int64"),
+        "end_us": flows["end_us"].to_numpy("int64"),
+        "group": groups[codes],
+    })  # fmt: skip
+
+
+def _incident_table(incidents: Sequence[Incident]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "inc": np.arange(len(incidents)),
+        "dst_ip": [i.target_ip for i in incidents],
+        "target_port": [np.nan if i.target_port is None else i.target_port for i in incidents],
+        "first_us": [i.first_us for i in incidents],
+        "last_us": [i.last_us for i in incidents],
+        "inc_group": [group_of(i.family) for i in incidents],
+    })  # fmt: skip
+
+
+def _candidates(flows: pd.DataFrame, incidents: pd.DataFrame, gap_us: int) -> pd.DataFrame:
+    """(flow, incident) pairs of a flow to the incident's target within its widened span."""
+    pairs = flows.merge(incidents, on="dst_ip")
+    port = pairs["target_port"].to_numpy()
+    same_port = np.isnan(port) | (pairs["dst_port"].to_numpy() == port)
+    inside = (pairs["end_us"].to_numpy() >= pairs["first_us"].to_numpy() - gap_us) & (
+        pairs["start_us"].to_numpy() <= pairs["last_us"].to_numpy() + gap_us
+    )
+    return pairs[same_port & inside].reset_index(drop=True)
