@@ -51,9 +51,11 @@ def test_v1_scan_answers_the_capture_incidents(client) -> None:
     flagged = [p["label"] != "BENIGN" for p in body["predictions"]]
     counts = body["incident_flows"]
     assert counts["flows"] == sum(x is not None for x in placed)
-    assert counts["flagged_alone"] == sum(f and x is None for f, x in zip(flagged, placed))
+    assert counts["flagged_alone"] == sum(
+        f and x is None for f, x in zip(flagged, placed, strict=True)
+    )
     assert set(placed) - {None} <= {i["id"] for i in body["incidents"]}
-    assert all(x is None for x, f in zip(placed, flagged) if not f)
+    assert all(x is None for x, f in zip(placed, flagged, strict=True) if not f)
 
 
 def test_v1_scan_of_a_flow_file_has_no_incidents(client) -> None:
