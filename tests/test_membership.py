@@ -4,27 +4,35 @@ benign client of an attacked server, a lone flagged flow)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from flowsentinel.incidents import CLOSE_GAP_US, Incident, family_of, group_of
+from flowsentinel.incidents import CLOSE_GAP_US, Detection, Incident, family_of, group_of
 from flowsentinel.membership import incident_members
 
 S = 1_000_000
 
 
-def _incident(n: int, ip: str, port: int | None, first: int, last: int, family: str) -> Incident:
+def _incident(
+    n: int, ip: str, port: int | None, first: int, last: int, family: str,
+    detection: Detection = "flow", protocol: str | None = "tcp",
+) -> Incident:  # fmt: skip
     return Incident(
         id=f"inc-{n}", family=family, label=family, target_ip=ip, target_port=port,
-        protocol="tcp", first_us=first, last_us=last,
+        protocol=protocol, first_us=first, last_us=last, detection=detection,
     )  # fmt: skip
 
 
-def _flows(rows: list[tuple[str, str, int | None, int, int, str]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        rows, columns=["src_ip", "dst_ip", "dst_port", "start_us", "end_us", "label"]
-    )
+COLUMNS = ["src_ip", "dst_ip", "dst_port", "start_us", "end_us", "label", "protocol", "bwd_packets"]
+
+
+def _flows(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Rows of (src, dst, port, start, end, label[, protocol, packets back]); two-way TCP by
+    default."""
+    return pd.DataFrame([(*r, "tcp", 1)[:8] for r in rows], columns=COLUMNS)
 
 
 def _by_hand(flows: pd.DataFrame, incidents: list[Incident], benign: str) -> list[str | None]:
@@ -46,6 +54,13 @@ def _by_hand(flows: pd.DataFrame, incidents: list[Incident], benign: str) -> lis
     def flagged_in(r: dict, inc: Incident) -> bool:
         return r["label"] != benign and group_of(family_of(r["label"])) == group_of(inc.family)
 
+    def flood(r: dict, inc: Incident) -> bool:
+        return (
+            "aggregate" in inc.detection and r["bwd_packets"] == 0
+            and (inc.protocol is None or r["protocol"] == inc.protocol)
+            and r["end_us"] >= inc.first_us and r["start_us"] <= inc.last_us
+        )  # fmt: skip
+
     out: list[str | None] = []
     for r in rows:
         found = None
@@ -53,7 +68,7 @@ def _by_hand(flows: pd.DataFrame, incidents: list[Incident], benign: str) -> lis
             if not near(r, inc):
                 continue
             attackers = {o["src_ip"] for o in rows if near(o, inc) and flagged_in(o, inc)}
-            if flagged_in(r, inc) or r["src_ip"] in attackers:
+            if flagged_in(r, inc) or r["src_ip"] in attackers or flood(r, inc):
                 found = inc.id
                 break
         out.append(found)
@@ -90,6 +105,24 @@ def test_a_flow_in_two_incidents_belongs_to_the_first_and_families_are_kept_apar
     assert got == ["inc-1", "inc-3", "inc-3"]
 
 
+def test_one_way_flows_join_a_flood_the_windows_saw_within_its_own_span() -> None:
+    """Forged or reflected sources the flow model never flagged: their one-way flows are the
+    flood while the windows saw it, in its protocol; answered flows and flows outside the
+    flood's own span (though within the closing gap) are not."""
+    flood = _incident(1, "10.0.0.7", None, 100 * S, 110 * S, "DoS", "aggregate", "udp")
+    flows = _flows([
+        ("198.51.100.1", "10.0.0.7", 53, 101 * S, 101 * S, "BENIGN", "udp", 0),  # reflected
+        ("198.51.100.2", "10.0.0.7", None, 105 * S, 105 * S, "BENIGN", "udp", 0),  # fragment
+        ("198.51.100.3", "10.0.0.7", 53, 102 * S, 102 * S, "BENIGN", "udp", 1),  # answered
+        ("198.51.100.4", "10.0.0.7", 80, 103 * S, 103 * S, "BENIGN", "tcp", 0),  # other proto
+        ("198.51.100.5", "10.0.0.7", 53, 130 * S, 130 * S, "BENIGN", "udp", 0),  # after it
+    ])  # fmt: skip
+    got = incident_members(flows, [flood], benign="BENIGN").tolist()
+    assert got == ["inc-1", "inc-1", None, None, None]
+    flow_only = _incident(1, "10.0.0.7", None, 100 * S, 110 * S, "DoS", "flow", "udp")
+    assert incident_members(flows, [flow_only], benign="BENIGN").isna().all()
+
+
 def test_no_incidents_or_no_flows() -> None:
     flows = _flows([("10.9.0.1", "10.0.0.5", 22, 1, 2, "DoS")])
     assert incident_members(flows, [], "BENIGN").tolist() == [None]
@@ -109,6 +142,7 @@ def test_random_mixes_match_the_rule_read_flow_by_flow(seed: int) -> None:
             str(rng.choice(sources)), str(rng.choice(targets)),
             None if rng.random() < 0.1 else int(rng.choice([80, 443, 53])),
             int(s), int(s + rng.integers(0, 90) * S), str(rng.choice(labels)),
+            str(rng.choice(["tcp", "udp"])), int(rng.choice([0, 0, 1, 5])),
         )
         for s in starts
     ]  # fmt: skip
@@ -116,6 +150,8 @@ def test_random_mixes_match_the_rule_read_flow_by_flow(seed: int) -> None:
         _incident(
             k, str(rng.choice(targets)), None if rng.random() < 0.4 else int(rng.choice([80, 443])),
             int(f), int(f + rng.integers(0, 60) * S), str(rng.choice(["DoS", "DDoS", "PortScan"])),
+            cast(Detection, str(rng.choice(["flow", "aggregate", "flow+aggregate"]))),
+            None if rng.random() < 0.3 else str(rng.choice(["tcp", "udp"])),
         )
         for k, f in enumerate(rng.integers(0, 300, int(rng.integers(0, 5))) * S, 1)
     ]  # fmt: skip

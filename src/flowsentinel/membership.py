@@ -11,7 +11,10 @@ case on one target; a flow **belongs** to it when
 - it overlaps the incident's time span widened by the incident's closing gap (nothing
   flagged for that long ends an incident, so the same gap bounds what is part of it), and
 - it was flagged in the incident's family, or its source sent such a flagged flow to that
-  target in that span (the rest of an attacker's connections are the attack too).
+  target in that span (the rest of an attacker's connections are the attack too), or the
+  aggregate detector saw the incident (a flood) and the flow got no packet back, in the
+  incident's protocol and within its own span (a flood is one-way: forged or reflected
+  sources, fragments of amplified answers, each a flow the flow model may not know).
 
 A flow in several incidents belongs to the first that opened. Flagged flows outside every
 incident stay verdicts of the flow model alone: ``scan`` counts them apart, and they open no
@@ -30,6 +33,7 @@ Examples
 ...     "start_us": [12_000_000, 30_000_000, 12_000_000],
 ...     "end_us": [13_000_000, 31_000_000, 12_500_000],
 ...     "label": ["DoS", "BENIGN", "BENIGN"],
+...     "protocol": ["tcp", "tcp", "tcp"], "bwd_packets": [0, 3, 2],
 ... })
 >>> incident_members(flows, [inc], benign="BENIGN").tolist()
 ['inc-1', 'inc-1', None]
@@ -45,7 +49,9 @@ import pandas as pd
 from flowsentinel.incidents import CLOSE_GAP_US, Incident, family_of, group_of
 
 #: the columns :func:`incident_members` reads
-MEMBER_COLUMNS = ("src_ip", "dst_ip", "dst_port", "start_us", "end_us", "label")
+MEMBER_COLUMNS = (
+    "src_ip", "dst_ip", "dst_port", "protocol", "start_us", "end_us", "bwd_packets", "label",
+)  # fmt: skip
 
 
 def incident_members(
@@ -59,9 +65,9 @@ def incident_members(
     Parameters
     ----------
     flows : DataFrame
-        :data:`MEMBER_COLUMNS`: addresses as text, ``dst_port`` a number (missing: the flow
-        has no port), ``start_us``/``end_us`` µs since 1970, ``label`` the flow model's
-        verdict.
+        :data:`MEMBER_COLUMNS`: addresses and protocol as text, ``dst_port`` a number
+        (missing: the flow has no port), ``start_us``/``end_us`` µs since 1970,
+        ``bwd_packets`` the packets back, ``label`` the flow model's verdict.
     incidents : sequence of Incident
         In the order they opened (:attr:`IncidentBuilder.incidents`).
     benign : str
@@ -77,7 +83,7 @@ def incident_members(
     direct = pairs["group"].to_numpy(dtype=object) == pairs["inc_group"].to_numpy(dtype=object)
     attackers = pairs.loc[direct, ["inc", "src_ip"]].drop_duplicates()
     joined = pairs.merge(attackers.assign(attacker=True), on=["inc", "src_ip"], how="left")
-    member = direct | joined["attacker"].fillna(False).to_numpy(dtype=bool)
+    member = direct | joined["attacker"].fillna(False).to_numpy(dtype=bool) | _flood(pairs)
     first = pairs.loc[member, ["row", "inc"]].sort_values(["row", "inc"]).drop_duplicates("row")
     ids = np.array([i.id for i in incidents], dtype=object)
     out.iloc[first["row"].to_numpy()] = ids[first["inc"].to_numpy()]
@@ -90,8 +96,10 @@ def _flow_table(flows: pd.DataFrame, benign: str) -> pd.DataFrame:
     groups = np.array([None if n == benign else group_of(family_of(n)) for n in names], object)
     return pd.DataFrame({
         "row": np.arange(len(flows)),
-        "src_ip": flows["src_ip"].astype(str).to_numpy(dtype=object),
-        "dst_ip": flows["dst_ip"].astype(str).to_numpy(dtype=object),
+        "src_ip": flows["src_ip"].astype(str).to_numpy(),
+        "protocol": flows["protocol"].astype(str).to_numpy(),
+        "one_way": pd.to_numeric(flows["bwd_packets"], errors="coerce").to_numpy("float64") == 0,
+        "dst_ip": flows["dst_ip"].astype(str).to_numpy(),
         "dst_port": pd.to_numeric(flows["dst_port"], errors="coerce").to_numpy("float64"),
         "start_us": flows["start_us"].to_numpy("int64"),
         "end_us": flows["end_us"].to_numpy("int64"),
@@ -107,6 +115,8 @@ def _incident_table(incidents: Sequence[Incident]) -> pd.DataFrame:
         "first_us": [i.first_us for i in incidents],
         "last_us": [i.last_us for i in incidents],
         "inc_group": [group_of(i.family) for i in incidents],
+        "inc_protocol": [i.protocol for i in incidents],
+        "flood": ["aggregate" in i.detection for i in incidents],
     })  # fmt: skip
 
 
@@ -119,3 +129,15 @@ def _candidates(flows: pd.DataFrame, incidents: pd.DataFrame, gap_us: int) -> pd
         pairs["start_us"].to_numpy() <= pairs["last_us"].to_numpy() + gap_us
     )
     return pairs[same_port & inside].reset_index(drop=True)
+
+
+def _flood(pairs: pd.DataFrame) -> np.ndarray:
+    """One-way flows within the own span of an incident the aggregate detector saw, in its
+    protocol when it has one."""
+    protocol = pairs["inc_protocol"].to_numpy(dtype=object)
+    same = pd.isna(protocol) | (pairs["protocol"].to_numpy(dtype=object) == protocol)
+    inside = (pairs["end_us"].to_numpy() >= pairs["first_us"].to_numpy()) & (
+        pairs["start_us"].to_numpy() <= pairs["last_us"].to_numpy()
+    )
+    flood = pairs["flood"].to_numpy(dtype=bool) & pairs["one_way"].to_numpy(dtype=bool)
+    return flood & same & inside

@@ -685,8 +685,9 @@ class Aggregate:
 
 
 def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """What :func:`incident_members` reads of each flow: addresses, destination port, start
-    and end (µs; a flow without a start never belongs to an incident) and verdict."""
+    """What :func:`incident_members` reads of each flow: addresses, destination port,
+    protocol, start and end (µs; a flow without a start never belongs to an incident), packets
+    back and verdict."""
     start = identity["start"]
     known = start.notna().to_numpy(dtype=bool)
     first = np.full(len(identity), np.iinfo(np.int64).min // 2, dtype=np.int64)
@@ -694,11 +695,12 @@ def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         first[known] = micros_of(start[known])
     seconds = pd.to_numeric(identity["duration_s"], errors="coerce").to_numpy("float64")
     span = np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
-    return pd.DataFrame({
-        "src_ip": identity["src_ip"].to_numpy(), "dst_ip": identity["dst_ip"].to_numpy(),
-        "dst_port": identity["dst_port"].to_numpy(), "start_us": first,
-        "end_us": first + span.astype(np.int64), "label": np.asarray(labels).astype(str),
-    })  # fmt: skip
+    kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", "bwd_packets"]]
+    table = kept.reset_index(drop=True)  # text stays in its Arrow form: no object per value
+    table["start_us"] = first
+    table["end_us"] = first + span.astype(np.int64)
+    table["label"] = pd.Series(np.asarray(labels)).astype(str)
+    return table
 
 
 def add_incident_ids(path: Path, members: pd.Series) -> None:
