@@ -6,13 +6,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from dask_cluster import DaskCluster
+from flowsentinel.capture import CaptureStats
 from flowsentinel.capture.pcap import split_ranges
+from flowsentinel.core.settings import Settings
+from flowsentinel.scanning import Aggregate, flow_identity, iter_capture_frames, scan_frames
+from flowsentinel.scoring import Detector
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +140,44 @@ def test_scan_of_slices_on_a_cluster_equals_the_whole_capture(
     # novelty is a nearest-neighbour distance: two reference rows at a near-tie may swap with
     # the batch's floating-point blocking (every other field is identical)
     assert [d for d in diffs if d[0] != "novelty" or d[1] != pytest.approx(d[2], rel=1e-5)] == []
+
+
+PCAPS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "pcaps"
+SLOWLORIS_SERVER = ("192.168.56.102", 80)
+
+
+def _scan_in_process(home: Path, capture: Path) -> tuple[Any, pd.Series, pd.DataFrame]:
+    """The demo model's scan of ``capture`` as ``scan`` runs it: (aggregate, each flow's
+    incident, the flows' identity)."""
+    settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    det = Detector.load("models:/flowsentinel-lab-dos@champion", settings)
+    aggregate = Aggregate(benign=det.classes[0])
+    identity: list[pd.DataFrame] = []
+
+    def frames() -> Iterator[pd.DataFrame]:  # the identities as scan_frames takes the frames
+        for frame in iter_capture_frames(capture, CaptureStats(), aggregate):
+            identity.append(flow_identity(frame, det.dataset))
+            yield frame
+
+    scan_frames(frames(), det, None, aggregate=aggregate)
+    ids = pd.concat(identity, ignore_index=True) if identity else pd.DataFrame()
+    return aggregate, aggregate.members(), ids
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not PCAPS.is_dir(), reason="the shared captures are not here")
+def test_demo_model_in_context_on_the_real_captures(demo: tuple[Path, Path]) -> None:
+    """The demo model with the aggregate detector: no benign capture opens an incident (so
+    no benign flow belongs to one), and every slowloris flow to the attacked server belongs to
+    the one incident on it, the teardown tails the flow model calls benign included."""
+    home, _ = demo
+    for capture in sorted(PCAPS.glob("benign/*.pcap*")):
+        aggregate, members, _ = _scan_in_process(home, capture)
+        assert aggregate.builder.incidents == [], capture.name
+        assert members.isna().all(), capture.name
+    aggregate, members, ids = _scan_in_process(home, PCAPS / "attack" / "slowloris-lab.pcap")
+    host, port = SLOWLORIS_SERVER
+    attack = ((ids["dst_ip"] == host) & (ids["dst_port"] == port)).to_numpy()
+    assert attack.sum() == 300
+    (incident,) = [i for i in aggregate.builder.incidents if i.target_ip == host]
+    assert (members[attack] == incident.id).all()
