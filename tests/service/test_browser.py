@@ -240,6 +240,30 @@ def test_a_flood_capture_shows_its_incident_and_timeline(page, tmp_path) -> None
     assert page.locator("#incident-timeline svg rect.bar.attack").count() == 1
 
 
+def test_flows_show_the_incident_they_belong_to(page, tmp_path) -> None:
+    """A UDP flood of 50 sources, 40 datagrams each in one second: whatever the flow model
+    says of each flow, every one went unanswered during the flood the windows saw, so every
+    row of the verdict table names the incident."""
+    from tests.capture.craft import Pkt, pcap_bytes
+    from tests.capture.test_windows import VICTIM
+
+    sources = [f"203.0.113.{k}" for k in range(1, 51)]
+    pkts = [Pkt(i * 500, sources[i % 50], VICTIM, 40_000 + i % 50, 53, proto=17, payload=512)
+            for i in range(2_000)]  # fmt: skip
+    capture = tmp_path / "udp-flood.pcap"
+    capture.write_bytes(pcap_bytes(pkts))
+    page.reload()
+    page.wait_for_selector("#model-select option", state="attached")
+    page.set_input_files("#file-input", str(capture))
+    page.click("#submit-button")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('scored')")
+    assert page.locator("#incidents tbody tr").count() == 1
+    headings = page.locator("#verdicts thead th").all_text_contents()
+    assert any(h.startswith("incident") for h in headings)
+    cells = page.locator("#verdicts tbody td.col-incident").all_text_contents()
+    assert len(cells) == 50 and set(cells) == {"inc-1"}
+
+
 def test_rotated_slices_chosen_together_are_one_capture(page, tmp_path) -> None:
     """Several captures picked at once in the file input: one scan, one incident."""
     import io

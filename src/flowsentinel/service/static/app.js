@@ -224,7 +224,8 @@ function renderRows() {
   tbody.textContent = "";
   rows.slice(0, SHOWN_ROWS).forEach((p) => {
     const tr = document.createElement("tr");
-    tr.className = p.label === state.benign ? "benign" : "attack";
+    // a flow in an incident is part of an attack, whatever the flow model said of it alone
+    tr.className = p.label === state.benign && !p.incident ? "benign" : "attack";
     if (p.in_distribution === false) { tr.classList.add("novel-row"); }
     tr.tabIndex = 0;
     tr.dataset.row = String(p.row);
