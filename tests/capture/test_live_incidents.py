@@ -89,7 +89,8 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     assert watch.returncode == 0, err[-2000:]
     events = [json.loads(x) for x in out.splitlines() if x.strip().startswith('{"incident"')]
     mine = [e for e in events if e["target_ip"] == TARGET and e["target_port"] == port]
-    assert [e["incident"] for e in mine] == ["open", "closed"], events
+    seen = [(e["incident"], e["target_ip"], e["target_port"], e["label"]) for e in events]
+    assert [e["incident"] for e in mine] == ["open", "closed"], (port, seen)
     # what watch saw of the flood (a busy machine's packet socket drops some of a burst): every
     # flow is written with --all
     flows = [json.loads(x) for x in out.splitlines() if x.startswith('{"row"')]
