@@ -630,6 +630,13 @@ class Aggregate:
         ledger = pd.concat(self._ledger, ignore_index=True)
         return incident_members(ledger, self.builder.incidents, self.benign)
 
+    def place_live(self, identity: pd.DataFrame, labels: np.ndarray) -> pd.Series:
+        """``watch``: the incident each flow of a batch belongs to, among the incidents
+        reported so far (:func:`incident_members`; the attackers are those the batch's own
+        flagged flows name)."""
+        reported = self.builder.incidents
+        return incident_members(member_columns(identity, labels), reported, self.benign)
+
     def member_counts(self, members: pd.Series) -> dict[str, int]:
         """How the flows sit with the incidents (``members``: :meth:`members`): ``flows``
         inside one, of which ``flagged`` by the flow model and ``joined`` (judged benign alone,
@@ -756,6 +763,10 @@ def scan_frames(
         records = flow_records(
             verdicts, frame, dataset=det.dataset, first_row=first, identity=identity
         )
+        if aggregate is not None and aggregate.live:
+            placed = aggregate.place_live(identity, verdicts.labels)
+            for record, incident in zip(records, placed.tolist(), strict=True):
+                record["incident"] = incident
         if flagged_only:
             records = [r for r in records if r["label"] != summary.benign]
         out.write(json_lines(records))

@@ -89,8 +89,8 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     assert watch.returncode == 0, err[-2000:]
     events = [json.loads(x) for x in out.splitlines() if x.strip().startswith('{"incident"')]
     mine = [e for e in events if e["target_ip"] == TARGET and e["target_port"] == port]
-    seen = [(e["incident"], e["target_ip"], e["target_port"], e["label"]) for e in events]
-    assert [e["incident"] for e in mine] == ["open", "closed"], (port, seen)
+    told = [(e["incident"], e["target_ip"], e["target_port"], e["label"]) for e in events]
+    assert [e["incident"] for e in mine] == ["open", "closed"], (port, told)
     # what watch saw of the flood (a busy machine's packet socket drops some of a burst): every
     # flow is written with --all
     flows = [json.loads(x) for x in out.splitlines() if x.startswith('{"row"')]
@@ -102,3 +102,6 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     # the flood is one incident whichever detector saw it first: the flow model flags its flows
     # too (the aggregate rules on their own are tested offline, tests/capture/test_windows.py)
     assert incident["sources"] >= min(20, 0.9 * len({f["src_ip"] for f in flood}))
+    # every flow line says which incident it is part of: the flood's flagged flows, this one
+    assert all("incident" in f for f in flows)
+    assert all(f["incident"] == incident["id"] for f in flood if f["label"] != "BENIGN")
