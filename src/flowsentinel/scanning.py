@@ -710,21 +710,31 @@ def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def add_incident_ids(path: Path, members: pd.Series) -> None:
-    """Give every JSON line of a scan's verdict file its ``incident`` (the id, or null), in
-    place: the lines are the flows in :meth:`Aggregate.members` order."""
+def add_incident_ids(path: Path, members: pd.Series, under: str | None = None) -> None:
+    """Give the flow lines of a scan's verdict file their ``incident`` (the id, or null), in
+    place: the file's first lines are the flows in :meth:`Aggregate.members` order (JSON lines;
+    or EVE ``flow`` records / ECS documents, then the incidents' alerts, with the id in their
+    ``under`` object)."""
     ids = members.tolist()
     tmp = path.with_name(path.name + ".part")
+    n = 0
     with path.open("rb") as src, tmp.open("wb") as dst:
-        n = 0
         for n, line in enumerate(src, 1):
-            if n > len(ids):
-                break
-            dst.write(line.rstrip()[:-1] + b',"incident":' + orjson.dumps(ids[n - 1]) + b"}\n")
-    if n != len(ids):
+            if n <= len(ids):
+                line = _with_incident(line, ids[n - 1], under)
+            dst.write(line)
+    if n < len(ids):
         tmp.unlink()
         raise InputError(f"{n:,} verdict lines for {len(ids):,} flows", path=path)
     tmp.replace(path)
+
+
+def _with_incident(line: bytes, incident: str | None, under: str | None) -> bytes:
+    if under is None:  # a flat JSON object: the key goes last, without parsing the line
+        return line.rstrip()[:-1] + b',"incident":' + orjson.dumps(incident) + b"}\n"
+    document = orjson.loads(line)
+    document.setdefault(under, {})["incident"] = incident
+    return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def read_flow_file(path: Path, det: Detector) -> pd.DataFrame:

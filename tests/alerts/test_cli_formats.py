@@ -52,3 +52,5 @@ def test_scan_formats(tmp_path: Path) -> None:
         assert e["flow"]["alerted"] == (r["label"] != "BENIGN")
         assert d["destination"]["bytes"] == r["bwd_bytes"]
         assert d["flowsentinel"]["label"] == r["label"] == e["flowsentinel"]["label"]
+        # the incident each flow belongs to, in every format
+        assert d["flowsentinel"]["incident"] == r["incident"] == e["flowsentinel"]["incident"]

@@ -88,7 +88,7 @@ def scan_cmd(
             summary, stats, aggregate = _scan(
                 flow_file, sources, det, fh, fmt, explain, client, _thresholds(thresholds)
             )
-        _place_flows(aggregate, summary, out if fmt == "jsonl" else None)
+        _place_flows(aggregate, summary, out, fmt)
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -178,9 +178,9 @@ def _scan(
     return summary, stats, aggregate
 
 
-def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None) -> None:
-    """Which incident each flow belongs to: counted in the summary, and written on every line
-    of a JSON-lines verdict file (``incident``)."""
+def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None, fmt: str) -> None:
+    """Which incident each flow belongs to: counted in the summary, and written on every flow
+    line of the verdict file (``incident``; in EVE and ECS, ``flowsentinel.incident``)."""
     if aggregate is None:
         return
     from flowsentinel.scanning import add_incident_ids
@@ -188,7 +188,7 @@ def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None) -> None:
     members = aggregate.members()
     summary.incident_flows = aggregate.member_counts(members)
     if verdicts is not None:
-        add_incident_ids(verdicts, members)
+        add_incident_ids(verdicts, members, None if fmt == "jsonl" else "flowsentinel")
 
 
 def _check_damage(stats: Any, allow_damaged: bool) -> str | None:
