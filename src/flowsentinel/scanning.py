@@ -711,7 +711,7 @@ def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
 
 
 def add_incident_ids(path: Path, members: pd.Series, under: str | None = None) -> None:
-    """Give the flow lines of a scan's verdict file their ``incident`` (the id, or null), in
+    """Give the flow lines of a scan's verdict file their ``incident_id`` (or null), in
     place: the file's first lines are the flows in :meth:`Aggregate.members` order (JSON lines;
     or EVE ``flow`` records / ECS documents, then the incidents' alerts, with the id in their
     ``under`` object)."""
@@ -731,9 +731,9 @@ def add_incident_ids(path: Path, members: pd.Series, under: str | None = None) -
 
 def _with_incident(line: bytes, incident: str | None, under: str | None) -> bytes:
     if under is None:  # a flat JSON object: the key goes last, without parsing the line
-        return line.rstrip()[:-1] + b',"incident":' + orjson.dumps(incident) + b"}\n"
+        return line.rstrip()[:-1] + b',"incident_id":' + orjson.dumps(incident) + b"}\n"
     document = orjson.loads(line)
-    document.setdefault(under, {})["incident"] = incident
+    document.setdefault(under, {})["incident_id"] = incident
     return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -776,7 +776,7 @@ def scan_frames(
         if aggregate is not None and aggregate.live:
             placed = aggregate.place_live(identity, verdicts.labels)
             for record, incident in zip(records, placed.tolist(), strict=True):
-                record["incident"] = incident
+                record["incident_id"] = incident
         if flagged_only:
             records = [r for r in records if r["label"] != summary.benign]
         out.write(json_lines(records))

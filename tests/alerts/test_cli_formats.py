@@ -53,4 +53,6 @@ def test_scan_formats(tmp_path: Path) -> None:
         assert d["destination"]["bytes"] == r["bwd_bytes"]
         assert d["flowsentinel"]["label"] == r["label"] == e["flowsentinel"]["label"]
         # the incident each flow belongs to, in every format
-        assert d["flowsentinel"]["incident"] == r["incident"] == e["flowsentinel"]["incident"]
+        assert (
+            d["flowsentinel"]["incident_id"] == r["incident_id"] == e["flowsentinel"]["incident_id"]
+        )

@@ -210,7 +210,7 @@ def test_watch_command_prints_a_json_line_per_flow(tmp_path: Path) -> None:
     assert watch.returncode == 0, err[-2000:]
     records = [json.loads(x) for x in out.splitlines() if x.strip()]
     # flow lines (other traffic on lo, a busy machine's, may open incidents: their own lines)
-    flows = [r for r in records if "incident" not in r]
+    flows = [r for r in records if "row" in r]
     mine = [r for r in flows if r["src_port"] == cport and r["dst_port"] == sport]
     assert len(mine) == 1
     counts = [mine[0][k] for k in ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")]

@@ -103,5 +103,5 @@ def test_watch_writes_incident_lines_that_open_and_close(tmp_path: Path) -> None
     # too (the aggregate rules on their own are tested offline, tests/capture/test_windows.py)
     assert incident["sources"] >= min(20, 0.9 * len({f["src_ip"] for f in flood}))
     # every flow line says which incident it is part of: the flood's flagged flows, this one
-    assert all("incident" in f for f in flows)
-    assert all(f["incident"] == incident["id"] for f in flood if f["label"] != "BENIGN")
+    assert all("incident_id" in f for f in flows)
+    assert all(f["incident_id"] == incident["id"] for f in flood if f["label"] != "BENIGN")

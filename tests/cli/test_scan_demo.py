@@ -71,8 +71,8 @@ def test_scan_uses_the_demo_model_by_default(demo: tuple[Path, Path], tmp_path: 
     # every line names the incident it belongs to; the summary counts them
     records = [json.loads(x) for x in lines]
     ids = {i["id"] for i in summary["incidents"]}
-    member = [r["incident"] is not None for r in records]
-    assert {r["incident"] for r in records} - {None} <= ids
+    member = [r["incident_id"] is not None for r in records]
+    assert {r["incident_id"] for r in records} - {None} <= ids
     placed = summary["incident_flows"]
     assert placed["flows"] == sum(member)
     assert placed["flagged"] + placed["joined"] == placed["flows"]

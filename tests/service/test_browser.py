@@ -260,7 +260,7 @@ def test_flows_show_the_incident_they_belong_to(page, tmp_path) -> None:
     assert page.locator("#incidents tbody tr").count() == 1
     headings = page.locator("#verdicts thead th").all_text_contents()
     assert any(h.startswith("incident") for h in headings)
-    cells = page.locator("#verdicts tbody td.col-incident").all_text_contents()
+    cells = page.locator("#verdicts tbody td.col-incident_id").all_text_contents()
     assert len(cells) == 50 and set(cells) == {"inc-1"}
 
 

@@ -47,7 +47,7 @@ def test_v1_scan_answers_the_capture_incidents(client) -> None:
     assert inc["first"].endswith("+00:00") and inc["sources"] >= 0.95 * sent
     # each flow says which incident it is part of; the benign session's flow is in none (its
     # client sent nothing flagged), and the answer counts them
-    placed = [p["incident"] for p in body["predictions"]]
+    placed = [p["incident_id"] for p in body["predictions"]]
     flagged = [p["label"] != "BENIGN" for p in body["predictions"]]
     counts = body["incident_flows"]
     assert counts["flows"] == sum(x is not None for x in placed)

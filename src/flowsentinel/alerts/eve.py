@@ -43,7 +43,7 @@ FLOW_STATES: dict[str, str] = {"open": "new", "update": "established", "closed":
 #: our verdict fields of a flow record kept under ``flowsentinel`` in its EVE ``flow`` record
 VERDICT_FIELDS: tuple[str, ...] = (
     "row", "flow_id", "label", "probability", "attack_probability", "novelty",
-    "in_distribution", "confidence", "reasons", "true_label", "incident",
+    "in_distribution", "confidence", "reasons", "true_label", "incident_id",
 )  # fmt: skip
 #: ``stats.flow`` counters Suricata has, by our protocol keyword
 STATS_FLOW_KEYS: dict[str, str] = {

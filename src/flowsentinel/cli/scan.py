@@ -180,7 +180,8 @@ def _scan(
 
 def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None, fmt: str) -> None:
     """Which incident each flow belongs to: counted in the summary, and written on every flow
-    line of the verdict file (``incident``; in EVE and ECS, ``flowsentinel.incident``)."""
+    line of the verdict file (``incident_id``; in EVE and ECS, ``flowsentinel.incident_id``,
+    as their incident alerts name it)."""
     if aggregate is None:
         return
     from flowsentinel.scanning import add_incident_ids

@@ -118,7 +118,7 @@ class ScanVerdict(FlowVerdict):
         examples=["2017-07-05T09:00:01.123456+00:00"],
     )
     duration_s: float | None = Field(description="First to last packet, in seconds.")
-    incident: str | None = Field(
+    incident_id: str | None = Field(
         default=None,
         description="The incident this flow is part of (null: none; always null for a file "
         "of flows). A flagged flow in no incident is a verdict of the flow model alone.",

@@ -147,7 +147,7 @@ def _incidents(
 ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """A capture's incidents: its aggregate windows and its flagged flows (none for flow
     files: without packets there are no windows, and flow rows carry no reliable times).
-    Every row gets the ``incident`` it belongs to; with it, how the flows sit with them."""
+    Every row gets the ``incident_id`` it belongs to; with it, how the flows sit with them."""
     aggregate = flows.aggregate
     if aggregate is None:
         return [], None
@@ -156,7 +156,7 @@ def _incidents(
     aggregate.finish()
     members = aggregate.members()
     for row, incident in zip(rows, members.tolist(), strict=True):
-        row["incident"] = incident
+        row["incident_id"] = incident
     return aggregate.incidents(), aggregate.member_counts(members)
 
 

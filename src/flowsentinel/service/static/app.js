@@ -15,7 +15,7 @@ const state = {
 const COLUMNS = [
   { key: "row", title: "#", identity: true },
   { key: "label", title: "verdict" },
-  { key: "incident", title: "incident", identity: true },
+  { key: "incident_id", title: "incident", identity: true },
   { key: "attack_probability", title: "attack prob.", show: pct },
   { key: "start", title: "start (UTC)", identity: true, show: shortTime },
   { key: "src_ip", title: "source", identity: true },
@@ -225,7 +225,7 @@ function renderRows() {
   rows.slice(0, SHOWN_ROWS).forEach((p) => {
     const tr = document.createElement("tr");
     // a flow in an incident is part of an attack, whatever the flow model said of it alone
-    tr.className = p.label === state.benign && !p.incident ? "benign" : "attack";
+    tr.className = p.label === state.benign && !p.incident_id ? "benign" : "attack";
     if (p.in_distribution === false) { tr.classList.add("novel-row"); }
     tr.tabIndex = 0;
     tr.dataset.row = String(p.row);
