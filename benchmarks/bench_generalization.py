@@ -291,7 +291,8 @@ def score_frames(
 def scan_counts(scored: Scored, truth: np.ndarray, aggregate: Aggregate) -> Counts:
     """The counts of ``scan``'s verdicts in context: a flow is flagged when it belongs to an
     incident (``Aggregate.members``), with the flow model's novelty marks."""
-    in_incident = aggregate.members().notna().to_numpy(dtype=bool)
+    placed, _ = aggregate.place()
+    in_incident = placed.notna().to_numpy(dtype=bool)
     if all(m is None for m in scored.marks):
         return count_flows(truth, in_incident)
     marks = [

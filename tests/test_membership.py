@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from flowsentinel.incidents import CLOSE_GAP_US, Detection, Incident, family_of, group_of
-from flowsentinel.membership import incident_members
+from flowsentinel.membership import grow_incidents, incident_members, member_figures
 
 S = 1_000_000
 
@@ -159,3 +159,33 @@ def test_random_mixes_match_the_rule_read_flow_by_flow(seed: int) -> None:
     assert incident_members(flows, incidents, "BENIGN").tolist() == _by_hand(
         flows, incidents, "BENIGN"
     )
+
+
+def test_incidents_grow_to_their_flows() -> None:
+    """An incident as large as its flows: their count, span and packets each way where these
+    pass what it counted; an incident with no flows, or counting more already, keeps its own."""
+    slow = _incident(1, "10.0.0.80", 80, 200 * S, 201 * S, "DoS")
+    slow.flows, slow.to_target.packets, slow.from_target.packets = 1, 2, 0
+    flood = _incident(2, "10.0.0.9", None, 100 * S, 110 * S, "DoS", "aggregate", "udp")
+    flood.to_target.packets = 10_000  # the windows counted every packet
+    quiet = _incident(3, "10.0.0.3", None, 100 * S, 110 * S, "DoS")
+    flows = pd.DataFrame({
+        "start_us": [200 * S, 80 * S, 101 * S], "end_us": [200 * S + 10, 199 * S, 102 * S],
+        "fwd_packets": [2, 12, 40], "fwd_bytes": [0, 275, 4000],
+        "bwd_packets": [0, 11, 0], "bwd_bytes": [0, 62, None],
+    })  # fmt: skip
+    members = pd.Series(["inc-1", "inc-1", "inc-2"], dtype=object)
+    figures = member_figures(flows, members)
+    assert figures.loc["inc-1"].to_dict() == {
+        "fwd_packets": 14, "fwd_bytes": 275, "bwd_packets": 11, "bwd_bytes": 62, "flows": 2,
+        "first_us": 80 * S, "last_us": 200 * S + 10,
+    }  # fmt: skip
+    grow_incidents([slow, flood, quiet], figures)
+    assert (slow.flows, slow.first_us, slow.last_us) == (2, 80 * S, 201 * S)
+    assert (slow.to_target.packets, slow.from_target.packets, slow.from_target.bytes) == (
+        14,
+        11,
+        62,
+    )
+    assert (flood.flows, flood.to_target.packets, flood.to_target.bytes) == (1, 10_000, 4000)
+    assert (quiet.flows, quiet.first_us, quiet.to_target.packets) == (0, 100 * S, 0)

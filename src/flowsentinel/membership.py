@@ -48,6 +48,7 @@ import pandas as pd
 
 from flowsentinel.incidents import CLOSE_GAP_US, Incident, family_of, group_of
 
+_COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
 #: the columns :func:`incident_members` reads
 MEMBER_COLUMNS = (
     "src_ip", "dst_ip", "dst_port", "protocol", "start_us", "end_us", "bwd_packets", "label",
@@ -141,3 +142,38 @@ def _flood(pairs: pd.DataFrame) -> np.ndarray:
     )
     flood = pairs["flood"].to_numpy(dtype=bool) & pairs["one_way"].to_numpy(dtype=bool)
     return flood & same & inside
+
+
+def member_figures(flows: pd.DataFrame, members: pd.Series) -> pd.DataFrame:
+    """Per incident id: its flows (``flows``), their span (``first_us``, ``last_us``) and their
+    packets and bytes each way (``fwd_packets``, ``fwd_bytes``, ``bwd_packets``,
+    ``bwd_bytes``; missing counts as 0)."""
+    inside = members.notna().to_numpy(dtype=bool)
+    part = flows.loc[inside, ["start_us", "end_us", *_COUNTS]].reset_index(drop=True)
+    for name in _COUNTS:
+        part[name] = pd.to_numeric(part[name], errors="coerce").fillna(0).astype("int64")
+    part["id"] = members[inside].to_numpy()
+    grouped = part.groupby("id", sort=False)
+    out = grouped[list(_COUNTS)].sum()
+    out["flows"] = grouped.size()
+    out["first_us"] = grouped["start_us"].min()
+    out["last_us"] = grouped["end_us"].max()
+    return out
+
+
+def grow_incidents(incidents: Sequence[Incident], figures: pd.DataFrame) -> None:
+    """Each incident as large as its flows (:func:`member_figures`): their count, their span,
+    and their packets and bytes each way where these exceed what the incident counted (its
+    windows count every packet to the target; its flagged flows are among its flows)."""
+    rows = figures.to_dict("index")
+    for inc in incidents:
+        row = rows.get(inc.id)
+        if row is None:
+            continue
+        inc.flows = max(inc.flows, int(row["flows"]))
+        inc.first_us = min(inc.first_us, int(row["first_us"]))
+        inc.last_us = max(inc.last_us, int(row["last_us"]))
+        inc.to_target.packets = max(inc.to_target.packets, int(row["fwd_packets"]))
+        inc.to_target.bytes = max(inc.to_target.bytes, int(row["fwd_bytes"]))
+        inc.from_target.packets = max(inc.from_target.packets, int(row["bwd_packets"]))
+        inc.from_target.bytes = max(inc.from_target.bytes, int(row["bwd_bytes"]))

@@ -25,7 +25,7 @@ from flowsentinel.core.errors import InputError
 from flowsentinel.datasets.reader import read_file
 from flowsentinel.datasets.reader import sniff as sniff_header
 from flowsentinel.incidents import Incident, IncidentBuilder, incident_dict, micros_of
-from flowsentinel.membership import incident_members
+from flowsentinel.membership import grow_incidents, incident_members, member_figures
 from flowsentinel.scoring import Detector, Explain, Verdicts
 
 
@@ -582,6 +582,8 @@ class Aggregate:
         self._hits: list[WindowHit] = []
         self._flows: list[pd.DataFrame] = []
         self._ledger: list[pd.DataFrame] = []  # every flow's target, source, span and verdict
+        #: after :meth:`place`: each ledger flow's incident id (None: none), in ledger order
+        self.placed: pd.Series | None = None
         self._seen_us: int | None = None  # the latest packet time of the batches before
         self._group_after = self._next_group = group_after
 
@@ -617,18 +619,25 @@ class Aggregate:
             self._flows.append(table)
 
     def add_ledger(self, identity: pd.DataFrame, labels: np.ndarray) -> None:
-        """Every flow of a batch, in output order, for :meth:`members` (offline only; about 60
+        """Every flow of a batch, in output order, for :meth:`place` (offline only; about 90
         bytes a flow)."""
         if not self.live and len(identity):
             self._ledger.append(member_columns(identity, labels))
 
-    def members(self) -> pd.Series:
-        """Once finished: the id of the incident each flow handed to :meth:`add_ledger`
-        belongs to (``None``: none), in that order (:func:`incident_members`)."""
+    def place(self) -> tuple[pd.Series, dict[str, int]]:
+        """Once finished: place every flow handed to :meth:`add_ledger` in the incident it
+        belongs to (:func:`incident_members`; kept in :attr:`placed`, in that order), grow each
+        incident to its flows (:func:`member_figures`: their count, span and packets and bytes
+        each way, where they exceed what the windows counted), and count how the flows sit
+        with the incidents (:meth:`member_counts`): (the placement, the counts)."""
         if not self._ledger:
-            return pd.Series([], dtype=object)
+            self.placed = pd.Series([], dtype=object)
+            return self.placed, self.member_counts(self.placed, np.zeros(0, bool))
         ledger = pd.concat(self._ledger, ignore_index=True)
-        return incident_members(ledger, self.builder.incidents, self.benign)
+        self.placed = placed = incident_members(ledger, self.builder.incidents, self.benign)
+        grow_incidents(self.builder.incidents, member_figures(ledger, placed))
+        flagged = ledger["label"].to_numpy(dtype=str) != self.benign
+        return placed, self.member_counts(placed, flagged)
 
     def place_live(self, identity: pd.DataFrame, labels: np.ndarray) -> pd.Series:
         """``watch``: the incident each flow of a batch belongs to, among the incidents
@@ -637,13 +646,12 @@ class Aggregate:
         reported = self.builder.incidents
         return incident_members(member_columns(identity, labels), reported, self.benign)
 
-    def member_counts(self, members: pd.Series) -> dict[str, int]:
-        """How the flows sit with the incidents (``members``: :meth:`members`): ``flows``
-        inside one, of which ``flagged`` by the flow model and ``joined`` (judged benign alone,
-        part of an attacker's traffic to the target), and ``flagged_alone`` (flagged, in no
-        incident: a verdict of the flow model alone, no alert)."""
-        labels = [t["label"].to_numpy(dtype=str) for t in self._ledger]
-        flagged = np.concatenate(labels) != self.benign if labels else np.zeros(0, bool)
+    @staticmethod
+    def member_counts(members: pd.Series, flagged: np.ndarray) -> dict[str, int]:
+        """How the flows sit with the incidents: ``flows`` inside one, of which ``flagged`` by
+        the flow model and ``joined`` (judged benign alone, part of an attacker's traffic to
+        the target), and ``flagged_alone`` (flagged, in no incident: a verdict of the flow
+        model alone, no alert)."""
         inside = members.notna().to_numpy(dtype=bool)
         return {
             "flows": int(inside.sum()),
@@ -691,10 +699,13 @@ class Aggregate:
         return [incident_dict(i) for i in ranked]
 
 
+_COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
+
+
 def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """What :func:`incident_members` reads of each flow: addresses, destination port,
-    protocol, start and end (µs; a flow without a start never belongs to an incident), packets
-    back and verdict."""
+    """What :func:`incident_members` and :func:`member_figures` read of each flow: addresses,
+    destination port, protocol, start and end (µs; a flow without a start never belongs to an
+    incident), packets and bytes each way, and verdict."""
     start = identity["start"]
     known = start.notna().to_numpy(dtype=bool)
     first = np.full(len(identity), np.iinfo(np.int64).min // 2, dtype=np.int64)
@@ -702,7 +713,7 @@ def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         first[known] = micros_of(start[known])
     seconds = pd.to_numeric(identity["duration_s"], errors="coerce").to_numpy("float64")
     span = np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
-    kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", "bwd_packets"]]
+    kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", *_COUNTS]]
     table = kept.reset_index(drop=True)  # text stays in its Arrow form: no object per value
     table["start_us"] = first
     table["end_us"] = first + span.astype(np.int64)

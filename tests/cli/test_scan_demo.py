@@ -161,7 +161,8 @@ def _scan_in_process(home: Path, capture: Path) -> tuple[Any, pd.Series, pd.Data
 
     scan_frames(frames(), det, None, aggregate=aggregate)
     ids = pd.concat(identity, ignore_index=True) if identity else pd.DataFrame()
-    return aggregate, aggregate.members(), ids
+    placed, _ = aggregate.place()
+    return aggregate, placed, ids
 
 
 @pytest.mark.integration
@@ -181,3 +182,7 @@ def test_demo_model_in_context_on_the_real_captures(demo: tuple[Path, Path]) -> 
     assert attack.sum() == 300
     (incident,) = [i for i in aggregate.builder.incidents if i.target_ip == host]
     assert (members[attack] == incident.id).all()
+    # and the incident covers them: every packet of the attack's flows, their whole span
+    sent = int(ids.loc[attack, "fwd_packets"].sum()) + int(ids.loc[attack, "bwd_packets"].sum())
+    assert incident.to_target.packets + incident.from_target.packets == sent
+    assert incident.flows == 300 and incident.duration_s > 100

@@ -88,7 +88,11 @@ def scan_cmd(
             summary, stats, aggregate = _scan(
                 flow_file, sources, det, fh, fmt, explain, client, _thresholds(thresholds)
             )
-        _place_flows(aggregate, summary, out, fmt)
+        if out is not None and aggregate is not None and aggregate.placed is not None:
+            from flowsentinel.scanning import add_incident_ids
+
+            under = None if fmt == "jsonl" else "flowsentinel"  # EVE/ECS: their own object
+            add_incident_ids(out, aggregate.placed, under)
     except BaseException:
         if out:
             out.unlink(missing_ok=True)  # no half-written verdicts under the final name
@@ -174,22 +178,10 @@ def _scan(
         frames, det, _records_out(fh, fmt, det), explain="all" if explain else "flagged",
         aggregate=aggregate,
     )  # fmt: skip
+    if aggregate is not None:  # each flow in its incident, the incidents grown to their flows
+        _, summary.incident_flows = aggregate.place()
     _write_incidents(fh, fmt, aggregate)
     return summary, stats, aggregate
-
-
-def _place_flows(aggregate: Any, summary: Any, verdicts: Path | None, fmt: str) -> None:
-    """Which incident each flow belongs to: counted in the summary, and written on every flow
-    line of the verdict file (``incident_id``; in EVE and ECS, ``flowsentinel.incident_id``,
-    as their incident alerts name it)."""
-    if aggregate is None:
-        return
-    from flowsentinel.scanning import add_incident_ids
-
-    members = aggregate.members()
-    summary.incident_flows = aggregate.member_counts(members)
-    if verdicts is not None:
-        add_incident_ids(verdicts, members, None if fmt == "jsonl" else "flowsentinel")
 
 
 def _check_damage(stats: Any, allow_damaged: bool) -> str | None:

@@ -154,10 +154,10 @@ def _incidents(
     aggregate.add_ledger(identity, np.array([r["label"] for r in rows], dtype=object))
     aggregate.add_flows([r for r in rows if r["label"] != benign])
     aggregate.finish()
-    members = aggregate.members()
-    for row, incident in zip(rows, members.tolist(), strict=True):
+    placed, counts = aggregate.place()
+    for row, incident in zip(rows, placed.tolist(), strict=True):
         row["incident_id"] = incident
-    return aggregate.incidents(), aggregate.member_counts(members)
+    return aggregate.incidents(), counts
 
 
 @router.post(
