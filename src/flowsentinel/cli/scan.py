@@ -256,7 +256,8 @@ def print_incident_flows(counts: dict[str, int] | None) -> None:
         return
     console.print(
         f"flows in incidents: {counts['flows']:,} ({counts['flagged']:,} flagged by the flow "
-        f"model, {counts['joined']:,} more from the same attackers to the same targets); "
+        f"model, {counts['joined']:,} it passed: from the incidents' attackers, or unanswered "
+        "during a flood); "
         f"flagged flows in no incident: {counts['flagged_alone']:,} (verdicts of the flow "
         "model alone, no alert)",
         highlight=False,
