@@ -80,50 +80,62 @@ def incident_members(
     out = pd.Series([None] * len(flows), dtype=object)
     if not len(flows) or not incidents:
         return out
-    pairs = _candidates(_flow_table(flows, benign), _incident_table(incidents), gap_us)
-    direct = pairs["group"].to_numpy(dtype=object) == pairs["inc_group"].to_numpy(dtype=object)
-    attackers = pairs.loc[direct, ["inc", "src_ip"]].drop_duplicates()
-    joined = pairs.merge(attackers.assign(attacker=True), on=["inc", "src_ip"], how="left")
-    member = direct | joined["attacker"].fillna(False).to_numpy(dtype=bool) | _flood(pairs)
+    flow_table, incident_table = _tables(flows, incidents, benign)
+    pairs = _candidates(flow_table, incident_table, gap_us)
+    direct = pairs["group"].to_numpy() == pairs["inc_group"].to_numpy()
+    # an attacker: (incident, source) of a flagged flow of the incident's family
+    key = pairs["inc"].to_numpy() * (int(flow_table["src"].max()) + 1) + pairs["src"].to_numpy()
+    attacker = np.isin(key, key[direct])
+    member = direct | attacker | _flood(pairs)
     first = pairs.loc[member, ["row", "inc"]].sort_values(["row", "inc"]).drop_duplicates("row")
     ids = np.array([i.id for i in incidents], dtype=object)
     out.iloc[first["row"].to_numpy()] = ids[first["inc"].to_numpy()]
     return out
 
 
-def _flow_table(flows: pd.DataFrame, benign: str) -> pd.DataFrame:
-    labels = flows["label"].astype(str)
-    codes, names = pd.factorize(labels)
-    groups = np.array([None if n == benign else group_of(family_of(n)) for n in names], object)
-    return pd.DataFrame({
+def _tables(
+    flows: pd.DataFrame, incidents: Sequence[Incident], benign: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The flows and the incidents with their addresses, protocols and families as integer
+    codes (text is compared once, when factorised)."""
+    dst, dst_names = pd.factorize(flows["dst_ip"].astype(str))
+    protocol, protocol_names = pd.factorize(flows["protocol"].astype(str), use_na_sentinel=False)
+    label, label_names = pd.factorize(flows["label"].astype(str))
+    families = {g: k for k, g in enumerate({group_of(i.family) for i in incidents})}
+    group = np.array(  # -1: benign, -2: a family no incident has
+        [-1 if n == benign else families.get(group_of(family_of(n)), -2) for n in label_names],
+        dtype=np.int64,
+    )
+    flow_table = pd.DataFrame({
         "row": np.arange(len(flows)),
-        "src_ip": flows["src_ip"].astype(str).to_numpy(),
-        "protocol": flows["protocol"].astype(str).to_numpy(),
+        "src": pd.factorize(flows["src_ip"].astype(str), use_na_sentinel=False)[0],
+        "protocol": protocol,
         "one_way": pd.to_numeric(flows["bwd_packets"], errors="coerce").to_numpy("float64") == 0,
-        "dst_ip": flows["dst_ip"].astype(str).to_numpy(),
+        "dst": dst,
         "dst_port": pd.to_numeric(flows["dst_port"], errors="coerce").to_numpy("float64"),
         "start_us": flows["start_us"].to_numpy("int64"),
         "end_us": flows["end_us"].to_numpy("int64"),
-        "group": groups[codes],
+        "group": group[label] if len(label_names) else np.zeros(0, np.int64),
     })  # fmt: skip
-
-
-def _incident_table(incidents: Sequence[Incident]) -> pd.DataFrame:
-    return pd.DataFrame({
+    known = pd.Index(protocol_names)
+    incident_table = pd.DataFrame({
         "inc": np.arange(len(incidents)),
-        "dst_ip": [i.target_ip for i in incidents],
+        "dst": pd.Index(dst_names).get_indexer([i.target_ip for i in incidents]),
         "target_port": [np.nan if i.target_port is None else i.target_port for i in incidents],
         "first_us": [i.first_us for i in incidents],
         "last_us": [i.last_us for i in incidents],
-        "inc_group": [group_of(i.family) for i in incidents],
-        "inc_protocol": [i.protocol for i in incidents],
+        "inc_group": [families[group_of(i.family)] for i in incidents],
+        # -2: any protocol; -1: one no flow has
+        "inc_protocol": [-2 if i.protocol is None else int(known.get_indexer([i.protocol])[0])
+                         for i in incidents],
         "flood": ["aggregate" in i.detection for i in incidents],
     })  # fmt: skip
+    return flow_table, incident_table
 
 
 def _candidates(flows: pd.DataFrame, incidents: pd.DataFrame, gap_us: int) -> pd.DataFrame:
     """(flow, incident) pairs of a flow to the incident's target within its widened span."""
-    pairs = flows.merge(incidents, on="dst_ip")
+    pairs = flows.merge(incidents[incidents["dst"] >= 0], on="dst")
     port = pairs["target_port"].to_numpy()
     same_port = np.isnan(port) | (pairs["dst_port"].to_numpy() == port)
     inside = (pairs["end_us"].to_numpy() >= pairs["first_us"].to_numpy() - gap_us) & (
@@ -135,8 +147,8 @@ def _candidates(flows: pd.DataFrame, incidents: pd.DataFrame, gap_us: int) -> pd
 def _flood(pairs: pd.DataFrame) -> np.ndarray:
     """One-way flows within the own span of an incident the aggregate detector saw, in its
     protocol when it has one."""
-    protocol = pairs["inc_protocol"].to_numpy(dtype=object)
-    same = pd.isna(protocol) | (pairs["protocol"].to_numpy(dtype=object) == protocol)
+    protocol = pairs["inc_protocol"].to_numpy()
+    same = (protocol == -2) | (pairs["protocol"].to_numpy() == protocol)
     inside = (pairs["end_us"].to_numpy() >= pairs["first_us"].to_numpy()) & (
         pairs["start_us"].to_numpy() <= pairs["last_us"].to_numpy()
     )

@@ -634,8 +634,9 @@ class Aggregate:
             self.placed = pd.Series([], dtype=object)
             return self.placed, self.member_counts(self.placed, np.zeros(0, bool))
         ledger = pd.concat(self._ledger, ignore_index=True)
-        self.placed = placed = incident_members(ledger, self.builder.incidents, self.benign)
-        grow_incidents(self.builder.incidents, member_figures(ledger, placed))
+        placed, near = _placed(ledger, self.builder.incidents, self.benign)
+        self.placed = placed
+        grow_incidents(self.builder.incidents, member_figures(near, near["incident_id"]))
         flagged = ledger["label"].to_numpy(dtype=str) != self.benign
         return placed, self.member_counts(placed, flagged)
 
@@ -643,8 +644,8 @@ class Aggregate:
         """``watch``: the incident each flow of a batch belongs to, among the incidents
         reported so far (:func:`incident_members`; the attackers are those the batch's own
         flagged flows name)."""
-        reported = self.builder.incidents
-        return incident_members(member_columns(identity, labels), reported, self.benign)
+        batch = member_columns(identity, labels)
+        return _placed(batch, self.builder.incidents, self.benign)[0]
 
     @staticmethod
     def member_counts(members: pd.Series, flagged: np.ndarray) -> dict[str, int]:
@@ -703,22 +704,39 @@ _COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
 
 
 def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """What :func:`incident_members` and :func:`member_figures` read of each flow: addresses,
-    destination port, protocol, start and end (µs; a flow without a start never belongs to an
-    incident), packets and bytes each way, and verdict."""
-    start = identity["start"]
-    known = start.notna().to_numpy(dtype=bool)
-    first = np.full(len(identity), np.iinfo(np.int64).min // 2, dtype=np.int64)
-    if known.any():
-        first[known] = micros_of(start[known])
-    seconds = pd.to_numeric(identity["duration_s"], errors="coerce").to_numpy("float64")
-    span = np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
-    kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", *_COUNTS]]
+    """What :func:`incident_members` and :func:`member_figures` read of each flow (times still
+    as text: :func:`_placed` reads them for the flows to an incident's target only)."""
+    kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", "start", "duration_s", *_COUNTS]]
     table = kept.reset_index(drop=True)  # text stays in its Arrow form: no object per value
-    table["start_us"] = first
-    table["end_us"] = first + span.astype(np.int64)
     table["label"] = pd.Series(np.asarray(labels)).astype(str)
     return table
+
+
+def _with_times(flows: pd.DataFrame) -> pd.DataFrame:
+    """``start_us`` and ``end_us`` from the flows' ISO start and duration (a flow without a
+    start never belongs to an incident)."""
+    start = flows["start"]
+    known = start.notna().to_numpy(dtype=bool)
+    first = np.full(len(flows), np.iinfo(np.int64).min // 2, dtype=np.int64)
+    if known.any():
+        first[known] = micros_of(start[known])
+    seconds = pd.to_numeric(flows["duration_s"], errors="coerce").to_numpy("float64")
+    span = np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
+    return flows.assign(start_us=first, end_us=first + span.astype(np.int64))
+
+
+def _placed(
+    flows: pd.DataFrame, incidents: list[Incident], benign: str
+) -> tuple[pd.Series, pd.DataFrame]:
+    """(each flow's incident id, the flows to an incident's target with their times): only
+    those can belong to one, so only their times are read."""
+    placed = pd.Series([None] * len(flows), dtype=object)
+    targets = pd.unique(pd.Series([i.target_ip for i in incidents], dtype=object))
+    near = np.flatnonzero(flows["dst_ip"].isin(targets).to_numpy(dtype=bool, na_value=False))
+    candidates = _with_times(flows.take(near).reset_index(drop=True))
+    found = incident_members(candidates, incidents, benign)
+    placed.iloc[near] = found.to_numpy()
+    return placed, candidates.assign(incident_id=found.to_numpy())
 
 
 def add_incident_ids(path: Path, members: pd.Series, under: str | None = None) -> None:
