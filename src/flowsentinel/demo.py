@@ -21,7 +21,7 @@ from flowsentinel.datasets.cache import ColumnarCache
 from flowsentinel.datasets.lab import write_lab
 from flowsentinel.models.training import TrainConfig, train
 from flowsentinel.preparation import prepare
-from flowsentinel.scanning import iter_capture_frames, scan_frames
+from flowsentinel.scanning import Aggregate, add_incident_ids, iter_capture_frames, scan_frames
 from flowsentinel.scoring import Detector
 
 DEMO_NAME = "flowsentinel-lab-dos"
@@ -66,12 +66,17 @@ def run_demo(
     say("scanning it")
     det = Detector.load(f"models:/{DEMO_NAME}@champion", settings)
     verdict_file = out / "verdicts.jsonl"
+    aggregate = Aggregate(benign=det.classes[0])
     with verdict_file.open("w", encoding="utf-8") as fh:
-        summary = scan_frames(iter_capture_frames(fresh.pcap), det, fh)
+        frames = iter_capture_frames(fresh.pcap, aggregate=aggregate)
+        summary = scan_frames(frames, det, fh, aggregate=aggregate)
+    placed, _ = aggregate.place()
+    add_incident_ids(verdict_file, placed)
     truth = pd.read_csv(fresh.flows, usecols=["Label"])["Label"].to_numpy()
     verdicts = pd.read_json(verdict_file, lines=True)["label"].to_numpy()
     attack_truth = truth != "BENIGN"
     flagged = verdicts != "BENIGN"
+    in_incident = placed.notna().to_numpy(dtype=bool)
     return {
         "lab": {"pcap": str(lab.pcap), "packets": lab.packets, "flows": lab.flow_labels},
         "cleaning": {"rows_in": report.rows_in, "rows_out": report.rows_out},
@@ -87,5 +92,15 @@ def run_demo(
             if (~attack_truth).any()
             else None,
             "agree_with_labels": float(np.mean(flagged == attack_truth)),
+            "incidents": len(aggregate.builder.incidents),
+            # scan's verdicts in context: a flow is part of an attack when in an incident
+            "in_incidents": {
+                "detection_rate": _share(in_incident[attack_truth]),
+                "false_positive_rate": _share(in_incident[~attack_truth]),
+            },
         },
     }
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return float(flags.mean()) if len(flags) else None

@@ -67,7 +67,10 @@ def demo(
     console.print(
         f"scanned the unseen capture {s['pcap']}: {s['flows']:,} flows, verdicts {s['by_label']}; "
         f"attacks detected {s['detection_rate']:.1%}, benign flows flagged "
-        f"{s['false_positive_rate']:.1%} (verdicts in {s['verdicts']})"
+        f"{s['false_positive_rate']:.1%} by the flow model alone; in context "
+        f"({s['incidents']} incidents), {s['in_incidents']['detection_rate']:.1%} of the attack "
+        f"flows and {s['in_incidents']['false_positive_rate']:.1%} of the benign ones sit in an "
+        f"incident (verdicts in {s['verdicts']})"
     )
     console.print(
         f"[bold]A model trained on lab traffic is a demonstration.[/] Train on the real data sets "
