@@ -49,7 +49,9 @@ def test_demo_registers_a_model_and_scans_an_unseen_capture(demo: tuple[Path, Pa
     verdicts = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
     truth = pd.read_csv(out / "lab-unseen" / "lab_flows.csv", usecols=["Label"])["Label"]
     assert len(verdicts) == len(truth)  # one verdict per flow
-    assert {"label", "probability", "attack_probability", "src_ip", "start"} <= set(verdicts[0])
+    assert {"label", "probability", "attack_probability", "src_ip", "start", "incident_id"} <= set(
+        verdicts[0]
+    )
     flagged = sum(v["label"] != "BENIGN" for v in verdicts)
     attacks = int((truth != "BENIGN").sum())
     assert abs(flagged - attacks) / attacks < 0.1  # the lab DoS families are recognised
