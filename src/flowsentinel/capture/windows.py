@@ -17,8 +17,9 @@ A window is flagged when a figure passes its threshold (:class:`Thresholds`: hig
 benign windows times a margin, with floors; ``docs/capture.md`` says how they were learnt).
 Once a target is flagged it stays "hot" for :data:`HOLD_US`: its next windows are reported as
 the same attack even when a lull keeps them under the thresholds (a pulsing flood is one
-incident). Everything is vectorised (polars group-bys per closed window); memory holds the
-packets of one open 10 s window and the hot targets, whatever the capture length.
+incident). Everything is vectorised (dense codes of the keys and ``bincount`` per closed
+window); memory holds the packets of one open 10 s window and the hot targets, whatever the
+capture length.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import pandas as pd
 import polars as pl
 
 from flowsentinel.capture.decode import ICMP, ICMP6, IP_FRAGMENT, OK, TCP, UDP, Packets
@@ -149,73 +151,129 @@ def packet_frame(pk: Packets) -> pl.DataFrame:
     return pl.DataFrame({k: v[has_ip] for k, v in cols.items()})
 
 
-def _dominant(df: pl.LazyFrame, column: str) -> pl.LazyFrame:
-    """Per (window, destination host): the most frequent value of ``column`` and its share."""
-    c = pl.col
-    counts = df.group_by("w", "dhi", "dlo", column).agg(pl.len().alias("n"))
-    # ties by value: the figures do not depend on the order packets came in
-    top = counts.sort(["n", column], descending=[True, False]).group_by("w", "dhi", "dlo").agg(
-        c(column).first().alias(f"top_{column}"), c("n").first().alias("top_n"),
-        c("n").sum().alias("all_n"),
-    )  # fmt: skip
-    share = (c("top_n") / c("all_n")).alias(f"top_{column}_share")
-    return top.with_columns(share).drop("top_n", "all_n")
+def _codes(*columns: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense codes (0 to n - 1) of the rows' combined values of ``columns``, exact (hashed
+    factorisation, one column at a time; a column of one value splits nothing), and n."""
+    codes, n = np.zeros(len(columns[0]), dtype=np.int64), min(len(columns[0]), 1)
+    for column in columns:
+        if len(column) == 0 or column.min() == column.max():
+            continue
+        c, uniques = pd.factorize(column)
+        if n > 1:
+            c, uniques = pd.factorize(codes * len(uniques) + c)
+        codes, n = c.astype(np.int64, copy=False), len(uniques)
+    return codes, n
 
 
-def _inbound(df: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (window, destination host): the counts received, and their 1 s peaks."""
-    c = pl.col
-    per_s = df.group_by("w", "dhi", "dlo", (c("ts") // SHORT_US).alias("s")).agg(
-        c("ts").len().alias("p1"), c("syn").sum().alias("syn1"), c("udp").sum().alias("udp1"),
-        c("icmp").sum().alias("icmp1"),
-    )  # fmt: skip
-    peaks = per_s.group_by("w", "dhi", "dlo").agg(
-        c("p1").max().alias("packets_1s"), c("syn1").max().alias("syn_1s"),
-        c("udp1").max().alias("udp_1s"), c("icmp1").max().alias("icmp_1s"),
-    )  # fmt: skip
-    per_src = df.group_by("w", "dhi", "dlo", "skey").agg(
-        c("ts").len().alias("n"), c("udp").any().alias("u")
-    )
-    sources = per_src.group_by("w", "dhi", "dlo").agg(
-        c("skey").len().alias("sources"), (c("n") == 1).sum().alias("one_packet_sources"),
-        c("u").sum().alias("udp_sources"),
-    )  # fmt: skip
-    totals = df.group_by("w", "dhi", "dlo").agg(
-        c("ts").len().alias("packets_in"), c("bytes").sum().alias("bytes_in"),
-        c("ts").min().alias("first_us"), c("ts").max().alias("last_us"),
-        c("syn").sum().alias("syn_in"), c("synack").sum().alias("synack_in"),
-        c("udp").sum().alias("udp_in"), c("icmp").sum().alias("icmp_in"),
-        c("frag").sum().alias("fragments_in"),
-    )  # fmt: skip
-    keys = ["w", "dhi", "dlo"]
-    out = totals.join(peaks, on=keys).join(sources, on=keys)
-    for column in ("dport", "sport", "proto"):
-        out = out.join(_dominant(df, column), on=keys)
+def _rows_of(codes: np.ndarray, n: int) -> np.ndarray:
+    """A row of each code (any: the rows of one code share the values it codes)."""
+    rows = np.zeros(n, dtype=np.int64)
+    rows[codes] = np.arange(len(codes))
+    return rows
+
+
+def _count(codes: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Per code: its rows (those of ``where`` only, when given)."""
+    return np.bincount(codes if where is None else codes[where], minlength=n).astype(np.int64)
+
+
+def _sum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Per code: the sum of ``values`` (whole numbers: exact below 2**53)."""
+    return np.rint(np.bincount(codes, weights=values, minlength=n)).astype(np.int64)
+
+
+def _extreme(codes: np.ndarray, n: int, values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """Per code: the min or max (``ufunc``) of ``values``."""
+    info = np.iinfo(np.int64)
+    out = np.full(n, info.max if ufunc is np.minimum else info.min, dtype=np.int64)
+    ufunc.at(out, codes, values)
     return out
 
 
-def _outbound(df: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (window, host as a source): what it sent (SYNs, SYN-ACKs, packets, bytes)."""
-    c = pl.col
-    return df.group_by("w", c("shi").alias("dhi"), c("slo").alias("dlo")).agg(
-        c("ts").len().alias("packets_out"), c("bytes").sum().alias("bytes_out"),
-        c("syn").sum().alias("syn_out"), c("synack").sum().alias("synack_out"),
-    )  # fmt: skip
+def _dominant(host: np.ndarray, n: int, values: np.ndarray, packets: np.ndarray) -> tuple[
+    np.ndarray, np.ndarray
+]:  # fmt: skip
+    """Per host window: the most frequent of ``values`` (ties: the smallest, so the figures
+    do not depend on the order packets came in) and its share of the packets."""
+    pair, m = _codes(host, values)
+    rows = _rows_of(pair, m)
+    counts = np.bincount(pair, minlength=m)
+    pair_host, pair_value = host[rows], values[rows].astype(np.int64)
+    most = _extreme(pair_host, n, counts, np.maximum)
+    best = counts == most[pair_host]
+    top = _extreme(pair_host[best], n, pair_value[best], np.minimum)
+    return top, most / np.maximum(packets, 1)
+
+
+def _sources(host: np.ndarray, n: int, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per host window: distinct sources, those that sent one packet, those that sent UDP."""
+    pair, m = _codes(host, a["skey"])
+    pair_host = host[_rows_of(pair, m)]
+    udp = _count(pair, m, a["udp"]) > 0
+    return {
+        "sources": _count(pair_host, n),
+        "one_packet_sources": _count(pair_host, n, _count(pair, m) == 1),
+        "udp_sources": _count(pair_host, n, udp),
+    }
+
+
+_SECONDS: Final = LONG_US // SHORT_US
+
+
+def _peaks(host: np.ndarray, n: int, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per host window: packets, SYNs, UDP and ICMP packets received in each of its seconds."""
+    per_s = host * _SECONDS + (a["ts"] - a["w"]) // SHORT_US
+    wheres = {"packets": None, "syn": a["syn"], "udp": a["udp"], "icmp": a["icmp"]}
+    return {k: _count(per_s, n * _SECONDS, w).reshape(n, _SECONDS) for k, w in wheres.items()}
+
+
+def _figures(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per (window, host): what it received (counts, 1 s peaks, sources, dominant ports and
+    protocol) and sent; one row per host window that received packets."""
+    # one code per (window, host) for the packets' destinations and sources alike
+    both, n = _codes(
+        np.concatenate([a["w"], a["w"]]),
+        np.concatenate([a["dhi"], a["shi"]]),
+        np.concatenate([a["dlo"], a["slo"]]),
+    )
+    to, by = np.split(both, 2)
+    rows = _rows_of(to, n)
+    peaks = _peaks(to, n, a)
+    packets = peaks["packets"].sum(axis=1)
+    out = {
+        "w": a["w"][rows], "dhi": a["dhi"][rows], "dlo": a["dlo"][rows],
+        "packets_in": packets, "bytes_in": _sum(to, n, a["bytes"]),
+        "first_us": _extreme(to, n, a["ts"], np.minimum),
+        "last_us": _extreme(to, n, a["ts"], np.maximum),
+        "syn_in": peaks["syn"].sum(axis=1), "synack_in": _count(to, n, a["synack"]),
+        "udp_in": peaks["udp"].sum(axis=1), "icmp_in": peaks["icmp"].sum(axis=1),
+        "fragments_in": _count(to, n, a["frag"]),
+        **{f"{k}_1s": v.max(axis=1) for k, v in peaks.items()},
+        **_sources(to, n, a),
+    }  # fmt: skip
+    for column in ("dport", "sport", "proto"):
+        out[f"top_{column}"], out[f"top_{column}_share"] = _dominant(to, n, a[column], packets)
+    out |= {
+        "packets_out": _count(by, n), "bytes_out": _sum(by, n, a["bytes"]),
+        "syn_out": _count(by, n, a["syn"]), "synack_out": _count(by, n, a["synack"]),
+    }  # fmt: skip
+    out["half_open"] = np.maximum(out["syn_in"] - out["synack_out"], 0)
+    out["backscatter"] = np.maximum(out["synack_in"] - out["syn_out"], 0)
+    received = packets > 0
+    return {k: v[received] for k, v in out.items()}
+
+
+_COLUMNS: Final = ("ts", "w", "shi", "slo", "skey", "dhi", "dlo", "sport", "dport", "proto",
+                   "bytes", "syn", "synack", "udp", "icmp", "frag")  # fmt: skip
 
 
 def host_windows(df: pl.DataFrame) -> pl.DataFrame:
     """The per-destination figures of every closed 10 s window in ``df`` (column ``w``: the
-    window's start in µs): one row per (window, destination host)."""
-    # one lazy query: polars runs its independent group-bys side by side
-    lazy = df.lazy()
-    joined = _inbound(lazy).join(_outbound(lazy), on=["w", "dhi", "dlo"], how="left")
-    out = joined.fill_null(0).collect()
-    counts = [name for name, dtype in out.schema.items() if dtype.is_integer()]
-    out = out.with_columns(pl.col(n).cast(pl.Int64) for n in counts if n not in ("dhi", "dlo"))
-    return out.with_columns(
-        (pl.col("syn_in") - pl.col("synack_out")).clip(lower_bound=0).alias("half_open"),
-        (pl.col("synack_in") - pl.col("syn_out")).clip(lower_bound=0).alias("backscatter"),
-    )
+    window's start in µs): one row per (window, destination host).
+
+    Grouped by dense codes of the keys (hashed, exact) and counted with ``bincount``: a
+    polars group-by per figure cost twice as much on a flood's 250,000 packets."""
+    return pl.DataFrame(_figures({name: df[name].to_numpy() for name in _COLUMNS}))
 
 
 def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
