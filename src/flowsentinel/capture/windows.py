@@ -313,22 +313,28 @@ def top_sources(
 ) -> dict[tuple, list]:
     """The ``k`` sources that sent most packets to each (window, target) of ``targets``, most
     first: an incident spanning windows counts its distinct sources from these."""
-    if targets.is_empty():
+    if targets.is_empty() or df.is_empty():
         return {}
-    keys = targets.lazy().select("w", "dhi", "dlo")
-    sel = df.lazy().join(keys, on=["w", "dhi", "dlo"], how="semi")
-    counts = (
-        sel.group_by("w", "dhi", "dlo", "shi", "slo")
-        .agg(pl.len().alias("n"))
-        # ties by address: the sources kept do not depend on the order packets came in
-        .sort(["n", "shi", "slo"], descending=[True, False, False])
-        .group_by("w", "dhi", "dlo", maintain_order=True)
-        .head(k)
-        .collect()
-    )
+    keys = ("w", "dhi", "dlo")
+    codes, n = _codes(*(np.concatenate([targets[x].to_numpy(), df[x].to_numpy()]) for x in keys))
+    wanted = np.zeros(n, dtype=bool)
+    wanted[codes[: targets.height]] = True
+    sel = wanted[codes[targets.height :]]
+    a = {x: df[x].to_numpy()[sel] for x in (*keys, "shi", "slo")}
+    target = codes[targets.height :][sel]
+    pair, m = _codes(target, a["shi"], a["slo"])
+    rows = _rows_of(pair, m)
+    counts = np.bincount(pair, minlength=m)
+    # ties by address: the sources kept do not depend on the order packets came in
+    order = np.lexsort((a["slo"][rows], a["shi"][rows], -counts, target[rows]))
+    ranked = target[rows][order]
+    first = np.r_[True, ranked[1:] != ranked[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(ranked)), 0))
+    kept = rows[order][np.arange(len(ranked)) - start < k]
     out: dict[tuple, list] = {}
-    for w, dhi, dlo, shi, slo, n in counts.iter_rows():
-        out.setdefault((w, dhi, dlo), []).append((address(shi, slo), int(n)))
+    columns = [a[x][kept].tolist() for x in (*keys, "shi", "slo")]
+    for w, dhi, dlo, shi, slo, count in zip(*columns, counts[pair[kept]].tolist(), strict=True):
+        out.setdefault((w, dhi, dlo), []).append((address(shi, slo), count))
     return out
 
 
