@@ -616,7 +616,8 @@ def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
     order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy(), carried_first))
     items = items.iloc[order].reset_index(drop=True)
     codes, families = pd.factorize(items["family"].to_numpy())
-    items["group"] = np.array([_group(str(x)) for x in families], dtype=object)[codes]
+    groups = np.array([_group(str(x)) for x in families], dtype=object)
+    items["group"] = pd.factorize(groups)[0][codes]  # as codes: a text column costs
     return items
 
 
@@ -672,15 +673,21 @@ def _states(
 ) -> dict[int, _Open]:  # fmt: skip
     """Every segment as the builder's state (a carried incident's own state, grown), its
     derived fields computed."""
-    items = items.assign(seg=seg, flow=items["kind"] == _FLOW)
+    flow = items["kind"] == _FLOW
+    # ports and protocols as codes, a missing one a value of its own
+    items = items.assign(
+        seg=seg, flow=flow, window=~flow,
+        port_code=pd.factorize(items["port"], use_na_sentinel=False)[0],
+        protocol_code=pd.factorize(items["protocol"], use_na_sentinel=False)[0],
+    )  # fmt: skip
     heads = items.drop_duplicates("seg").set_index("seg")
-    new = items[items["kind"] != _CARRIED]
+    carried_rows = (items["kind"] == _CARRIED).to_numpy()
+    new = items[~carried_rows] if carried_rows.any() else items
     groups = new.groupby("seg", sort=True)
     agg = groups.agg(
         first=("first", "min"), last=("last", "max"), conf=("conf", "max"),
-        flows=("flow", "sum"), windows=("flow", lambda f: int((~f).sum())), sure=("nflows", "sum"),
-        ports=("port", lambda c: c.nunique(dropna=False)),
-        protocols=("protocol", lambda c: c.nunique(dropna=False)),
+        flows=("flow", "sum"), windows=("window", "sum"), sure=("nflows", "sum"),
+        ports=("port_code", "nunique"), protocols=("protocol_code", "nunique"),
         **{name: (name, "sum") for name in _SUMS},
     )  # fmt: skip
     new_heads = new.drop_duplicates("seg").set_index("seg")
@@ -756,13 +763,19 @@ def _add_labels(items: pd.DataFrame, states: dict[int, _Open]) -> None:
 
 def _add_flow_sources(items: pd.DataFrame, states: dict[int, _Open]) -> None:
     """Every flow's source and the packets it sent, per incident (first seen first)."""
-    flows = items[items["flow"] & items["src"].notna()]
-    if flows.empty:
+    given = (items["flow"] & items["src"].notna()).to_numpy()
+    if not given.any():
         return
-    sent = flows.groupby(["seg", "src"], sort=False)["fin_p"].sum().reset_index()
-    sent = sent.sort_values("seg", kind="stable")
-    bounds = np.flatnonzero(np.r_[True, np.diff(sent["seg"].to_numpy()) != 0, True])
-    segs, srcs, packets = sent["seg"].to_numpy(), sent["src"].tolist(), sent["fin_p"].tolist()
+    # (incident, source) pairs as codes, first seen first; their packets summed
+    source, names = pd.factorize(items["src"].to_numpy()[given])
+    seg = items["seg"].to_numpy()[given]
+    pair, first = pd.factorize(seg * len(names) + source)
+    sent = np.bincount(pair, weights=items["fin_p"].to_numpy()[given], minlength=len(first))
+    by_seg = np.argsort(first // len(names), kind="stable")
+    segs = first[by_seg] // len(names)
+    srcs = np.asarray(names, dtype=object)[first[by_seg] % len(names)].tolist()
+    packets = np.rint(sent[by_seg]).astype(np.int64).tolist()
+    bounds = np.flatnonzero(np.r_[True, np.diff(segs) != 0, True])
     for a, b in itertools.pairwise(bounds):
         state = states[int(segs[a])]
         if not state.sources:
