@@ -316,12 +316,14 @@ def top_sources(
     if targets.is_empty() or df.is_empty():
         return {}
     keys = ("w", "dhi", "dlo")
-    codes, n = _codes(*(np.concatenate([targets[x].to_numpy(), df[x].to_numpy()]) for x in keys))
-    wanted = np.zeros(n, dtype=bool)
-    wanted[codes[: targets.height]] = True
-    sel = wanted[codes[targets.height :]]
-    a = {x: df[x].to_numpy()[sel] for x in (*keys, "shi", "slo")}
-    target = codes[targets.height :][sel]
+    a = {x: df[x].to_numpy() for x in (*keys, "shi", "slo")}
+    target, n = _codes(*(a[x] for x in keys))
+    # the (window, host) of each code against the targets': a table of host windows, not packets
+    rows = _rows_of(target, n)
+    both, _ = _codes(*(np.concatenate([a[x][rows], targets[x].to_numpy()]) for x in keys))
+    sel = np.isin(both[:n], both[n:])[target]
+    if not sel.all():
+        a, target = {x: v[sel] for x, v in a.items()}, target[sel]
     pair, m = _codes(target, a["shi"], a["slo"])
     rows = _rows_of(pair, m)
     counts = np.bincount(pair, minlength=m)
