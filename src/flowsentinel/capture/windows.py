@@ -117,9 +117,15 @@ def address(hi: int, lo: int) -> str:
 _PROTO_NAMES: Final = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "ipv6-icmp"}
 
 
-def packet_frame(pk: Packets) -> pl.DataFrame:
+#: a batch of packets as named columns (:func:`packet_columns`)
+Columns = dict[str, np.ndarray]
+_BATCH_ARRAYS: Final = frozenset({"ts", "shi", "slo", "dhi", "dlo", "sport", "dport"})
+
+
+def packet_columns(pk: Packets) -> Columns:
     """The columns the windows need, for every packet with an IP header (fragments and
-    other transports included: they count against their destination)."""
+    other transports included: they count against their destination), and ``w``: the start
+    of the packet's 10 s window (µs)."""
     has_ip = (pk.dst_hi | pk.dst_lo) != 0
     ok = pk.reason == OK
     tcp = ok & (pk.proto == TCP)
@@ -147,8 +153,31 @@ def packet_frame(pk: Packets) -> pl.DataFrame:
         "icmp": icmp,
         "frag": frag,
     }
-    # a copy: the batch's arrays may be reused by the reader, the window keeps its packets
-    return pl.DataFrame({k: v[has_ip] for k, v in cols.items()})
+    # the window keeps its packets: a copy of the batch's own arrays (the reader may reuse
+    # them); the columns computed here are new already
+    if has_ip.all():
+        out = {k: v.copy() if k in _BATCH_ARRAYS else v for k, v in cols.items()}
+    else:
+        out = {k: v[has_ip] for k, v in cols.items()}
+    out["w"] = out["ts"] // LONG_US * LONG_US
+    return out
+
+
+def packet_frame(pk: Packets) -> pl.DataFrame:
+    """:func:`packet_columns` as a frame, without ``w``."""
+    cols = packet_columns(pk)
+    del cols["w"]
+    return pl.DataFrame(cols)
+
+
+def _select(cols: Columns, rows: np.ndarray) -> Columns:
+    return {k: v[rows] for k, v in cols.items()}
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _codes(*columns: np.ndarray) -> tuple[np.ndarray, int]:
@@ -276,6 +305,10 @@ def host_windows(df: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(_figures({name: df[name].to_numpy() for name in _COLUMNS}))
 
 
+_SCAN_COLUMNS: Final = ("w", "ts", "shi", "slo", "dhi", "dlo", "sport", "dport", "bytes", "syn",
+                        "udp")  # fmt: skip
+
+
 def scan_windows(df: pl.DataFrame) -> pl.DataFrame:
     """Per (window, source): distinct destination ports it probed (SYN or UDP), and the
     destination it probed most ports of."""
@@ -309,14 +342,14 @@ SOURCES_KEPT: Final = (
 
 
 def top_sources(
-    df: pl.DataFrame, targets: pl.DataFrame, k: int = SOURCES_KEPT
+    packets: Columns, targets: pl.DataFrame, k: int = SOURCES_KEPT
 ) -> dict[tuple, list]:
     """The ``k`` sources that sent most packets to each (window, target) of ``targets``, most
     first: an incident spanning windows counts its distinct sources from these."""
-    if targets.is_empty() or df.is_empty():
-        return {}
     keys = ("w", "dhi", "dlo")
-    a = {x: df[x].to_numpy() for x in (*keys, "shi", "slo")}
+    a = {x: packets[x] for x in (*keys, "shi", "slo")}
+    if targets.is_empty() or len(a["w"]) == 0:
+        return {}
     target, n = _codes(*(a[x] for x in keys))
     # the (window, host) of each code against the targets': a table of host windows, not packets
     rows = _rows_of(target, n)
@@ -404,12 +437,12 @@ class WindowDetector:
     ) -> None:
         self.thresholds = thresholds or DEFAULT_THRESHOLDS
         self.on_hosts = on_hosts  # sees every evaluated window's host figures (baselines)
-        self._parts: list[pl.DataFrame] = []
+        self._parts: list[Columns] = []
         self._open_w: int | None = None  # start of the oldest window still open
         self._hits: list[WindowHit] = []
         self._hot: dict[tuple[int, int], _Hot] = {}
         self._last: pl.DataFrame | None = None  # host windows of the last window evaluated
-        self._last_packets: pl.DataFrame | None = None  # and its packets
+        self._last_packets: Columns | None = None  # and its packets' addresses
         self.packets = 0  # packets with an IP header seen
         self.windows = 0  # host windows evaluated
 
@@ -417,14 +450,14 @@ class WindowDetector:
         """Buffer one batch; evaluate the windows that ended before its last packet."""
         if len(pk) == 0:
             return
-        df = packet_frame(pk)
-        if df.is_empty():
+        cols = packet_columns(pk)
+        if len(cols["ts"]) == 0:
             return
-        self.packets += df.height
-        self._parts.append(df.with_columns((pl.col("ts") // LONG_US * LONG_US).alias("w")))
+        self.packets += len(cols["ts"])
+        self._parts.append(cols)
         last_w = int(pk.ts.max()) // LONG_US * LONG_US
         if self._open_w is None:
-            self._open_w = int(df["ts"].to_numpy().min()) // LONG_US * LONG_US
+            self._open_w = int(cols["w"].min())
         if last_w > self._open_w:
             self._close(before=last_w)
 
@@ -438,32 +471,36 @@ class WindowDetector:
         return hits
 
     def _close(self, before: int | None) -> None:
-        if not self._parts:
-            return
-        buf = pl.concat(self._parts, rechunk=False)
-        if before is None:
-            done, keep = buf, buf.clear()
-        else:
-            done = buf.filter(pl.col("w") < before)
-            keep = buf.filter(pl.col("w") >= before)
-        self._parts = [keep] if keep.height else []
+        done: list[Columns] = []
+        keep: list[Columns] = []
+        for part in self._parts:  # batches: only one that straddles ``before`` is split
+            w = part["w"]
+            if before is None or w.max() < before:
+                done.append(part)
+            elif w.min() >= before:
+                keep.append(part)
+            else:
+                done.append(_select(part, w < before))
+                keep.append(_select(part, w >= before))
+        self._parts = keep
         self._open_w = before
-        if done.height:
-            self._evaluate(done)
+        if done:
+            self._evaluate(_concat(done))
 
-    def _evaluate(self, df: pl.DataFrame) -> None:
-        hosts = host_windows(df)
+    def _evaluate(self, a: Columns) -> None:
+        hosts = pl.DataFrame(_figures(a))
         self.windows += hosts.height
         if self.on_hosts is not None:
             self.on_hosts(hosts)
-        hits = self._host_hits(df, hosts) + self._scan_hits(scan_windows(df))
+        probes = pl.DataFrame({k: a[k] for k in _SCAN_COLUMNS})
+        hits = self._host_hits(a, hosts) + self._scan_hits(scan_windows(probes))
         hits.sort(key=lambda h: (h.start_us, h.first_us))
         self._hits += hits
 
-    def _host_hits(self, df: pl.DataFrame, hosts: pl.DataFrame) -> list[WindowHit]:
+    def _host_hits(self, a: Columns, hosts: pl.DataFrame) -> list[WindowHit]:
         th = self.thresholds
         flagged = _candidates(hosts, th, self._hot)
-        tops = top_sources(df, flagged)
+        tops = top_sources(a, flagged)
         before = self._before(hosts, flagged, tops)
         out: list[WindowHit] = []
         emitted: list[tuple[int, tuple[int, int]]] = []
@@ -496,7 +533,9 @@ class WindowDetector:
         )
         last = hosts.filter(pl.col("w") == last_w)
         self._last = last.join(reported, on=["dhi", "dlo"], how="anti")
-        self._last_packets = df.filter(pl.col("w") == last_w)
+        addresses = {k: a[k] for k in ("w", "dhi", "dlo", "shi", "slo")}
+        in_last = a["w"] == last_w
+        self._last_packets = addresses if in_last.all() else _select(addresses, in_last)
         return out
 
     def _before(
