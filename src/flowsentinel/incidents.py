@@ -673,30 +673,18 @@ def _states(
 ) -> dict[int, _Open]:  # fmt: skip
     """Every segment as the builder's state (a carried incident's own state, grown), its
     derived fields computed."""
-    flow = items["kind"] == _FLOW
-    # ports and protocols as codes, a missing one a value of its own
-    items = items.assign(
-        seg=seg, flow=flow, window=~flow,
-        port_code=pd.factorize(items["port"], use_na_sentinel=False)[0],
-        protocol_code=pd.factorize(items["protocol"], use_na_sentinel=False)[0],
-    )  # fmt: skip
+    items = items.assign(seg=seg, flow=items["kind"] == _FLOW)
     heads = items.drop_duplicates("seg").set_index("seg")
     carried_rows = (items["kind"] == _CARRIED).to_numpy()
     new = items[~carried_rows] if carried_rows.any() else items
-    groups = new.groupby("seg", sort=True)
-    agg = groups.agg(
-        first=("first", "min"), last=("last", "max"), conf=("conf", "max"),
-        flows=("flow", "sum"), windows=("window", "sum"), sure=("nflows", "sum"),
-        ports=("port_code", "nunique"), protocols=("protocol_code", "nunique"),
-        **{name: (name, "sum") for name in _SUMS},
-    )  # fmt: skip
+    sums = _segment_sums(new, len(heads))
     new_heads = new.drop_duplicates("seg").set_index("seg")
     states: dict[int, _Open] = {}
     rows: list[Any] = list(heads.itertuples())
     for s, head in zip(heads.index.tolist(), rows, strict=True):
         state = carried[int(head.ref)] if head.kind == _CARRIED else _new_state(head)
-        if s in agg.index:
-            _grow(state, agg.loc[s], new_heads.loc[s])
+        if sums["items"][s]:
+            _grow(state, {k: v[s] for k, v in sums.items()}, new_heads.loc[s])
         states[s] = state
     _add_labels(new, states)
     _add_flow_sources(new, states)
@@ -706,6 +694,47 @@ def _states(
         del state.incident.evidence[:-_MAX_EVIDENCE]
         _finish(state)
     return states
+
+
+def _segment_sums(items: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
+    """Per segment (``seg``: 0 to ``n`` - 1): its items, their span, counts and best
+    confidence, and how many ports and protocols they name (a missing one a value of its
+    own)."""
+    seg = items["seg"].to_numpy()
+    flow = items["flow"].to_numpy()
+    out = {
+        "items": np.bincount(seg, minlength=n),
+        "flows": np.bincount(seg[flow], minlength=n),
+        "windows": np.bincount(seg[~flow], minlength=n),
+        "sure": _seg_sum(seg, n, items["nflows"]),
+        "first": _seg_extreme(seg, n, items["first"].to_numpy(), np.minimum),
+        "last": _seg_extreme(seg, n, items["last"].to_numpy(), np.maximum),
+        "conf": _seg_extreme(seg, n, items["conf"].to_numpy(dtype=float), np.maximum),
+        **{name: _seg_sum(seg, n, items[name]) for name in _SUMS},
+    }
+    for name, column in (("ports", "port"), ("protocols", "protocol")):
+        values = pd.factorize(items[column], use_na_sentinel=False)[0]
+        pairs = pd.unique(seg * (int(values.max(initial=0)) + 1) + values)
+        out[name] = np.bincount(pairs // (int(values.max(initial=0)) + 1), minlength=n)
+    return out
+
+
+def _seg_sum(seg: np.ndarray, n: int, values: pd.Series) -> np.ndarray:
+    """Per segment: the sum of whole numbers (exact below 2**53)."""
+    weights = values.to_numpy(dtype=float)
+    return np.rint(np.bincount(seg, weights=weights, minlength=n)).astype(np.int64)
+
+
+def _seg_extreme(seg: np.ndarray, n: int, values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """Per segment: the min or max (``ufunc``) of ``values`` (int64 or float)."""
+    if values.dtype.kind == "f":
+        start: float = np.inf if ufunc is np.minimum else -np.inf
+    else:
+        info = np.iinfo(values.dtype)
+        start = info.max if ufunc is np.minimum else info.min
+    out = np.full(n, start, dtype=values.dtype)
+    ufunc.at(out, seg, values)
+    return out
 
 
 def _new_state(head: Any) -> _Open:
@@ -727,7 +756,7 @@ def _protocol(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
-def _grow(state: _Open, agg: pd.Series, head: pd.Series) -> None:
+def _grow(state: _Open, agg: dict[str, Any], head: pd.Series) -> None:
     """Add a segment's new items (their sums ``agg``, the first of them ``head``)."""
     inc = state.incident
     flows, windows = int(agg["flows"]), int(agg["windows"])
