@@ -615,7 +615,7 @@ def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
     carried_first = np.where(items["kind"].to_numpy() == _CARRIED, 0, 1)
     order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy(), carried_first))
     items = items.iloc[order].reset_index(drop=True)
-    codes, families = pd.factorize(items["family"].to_numpy())
+    codes, families = pd.factorize(items["family"])  # text stays Arrow: no object per row
     groups = np.array([_group(str(x)) for x in families], dtype=object)
     items["group"] = pd.factorize(groups)[0][codes]  # as codes: a text column costs
     return items
@@ -623,7 +623,7 @@ def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _keys(items: pd.DataFrame) -> np.ndarray:
     """One number per (target, family group)."""
-    ip = pd.factorize(items["ip"].to_numpy())[0]
+    ip = pd.factorize(items["ip"])[0]
     group = pd.factorize(items["group"].to_numpy())[0]
     return ip * (int(group.max()) + 1) + group
 
@@ -657,7 +657,7 @@ def _announcements(
     flows = frame[(kind == _FLOW) & (items["nflows"].to_numpy() > 0)]
     count = flows.groupby("seg").cumcount().to_numpy() + before.reindex(flows["seg"]).to_numpy()
     nth = flows[count == max(min_flows, 1) - 1].set_index("seg")["order"]
-    first_ip = items["ip"].to_numpy()[heads["order"].to_numpy()]
+    first_ip = items["ip"].take(heads["order"].to_numpy()).to_numpy()
     group_ip = pd.Series([_group_address(str(ip)) for ip in first_ip], index=heads.index)
     nth = nth[~group_ip.reindex(nth.index).to_numpy(dtype=bool)]
     when = pd.concat([windows, nth]).groupby(level=0).min().sort_values(kind="stable")
