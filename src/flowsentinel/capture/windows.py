@@ -224,10 +224,14 @@ def _dominant(host: np.ndarray, n: int, values: np.ndarray, packets: np.ndarray)
 ]:  # fmt: skip
     """Per host window: the most frequent of ``values`` (ties: the smallest, so the figures
     do not depend on the order packets came in) and its share of the packets."""
-    pair, m = _codes(host, values)
-    rows = _rows_of(pair, m)
-    counts = np.bincount(pair, minlength=m)
-    pair_host, pair_value = host[rows], values[rows].astype(np.int64)
+    # ports and protocols span at most 65,536 values: (host, value) as one exact number
+    values = values.astype(np.int64)
+    low = int(values.min(initial=0))
+    span = int(values.max(initial=0)) - low + 1
+    pair, uniques = pd.factorize(host * span + (values - low))
+    counts = np.bincount(pair, minlength=len(uniques))
+    pair_host, pair_value = np.divmod(uniques, span)
+    pair_value += low
     most = _extreme(pair_host, n, counts, np.maximum)
     best = counts == most[pair_host]
     top = _extreme(pair_host[best], n, pair_value[best], np.minimum)
