@@ -228,7 +228,12 @@ def _dominant(host: np.ndarray, n: int, values: np.ndarray, packets: np.ndarray)
     values = values.astype(np.int64)
     low = int(values.min(initial=0))
     span = int(values.max(initial=0)) - low + 1
-    pair, uniques = pd.factorize(host * span + (values - low))
+    pair = host * span + (values - low)
+    if n * span <= 2 * max(len(values), 1 << 16):  # few hosts: a count for every value
+        counts = np.bincount(pair, minlength=n * span).reshape(n, span)
+        most = counts.max(axis=1, initial=0)
+        return counts.argmax(axis=1) + low, most / np.maximum(packets, 1)  # the first: smallest
+    pair, uniques = pd.factorize(pair)
     counts = np.bincount(pair, minlength=len(uniques))
     pair_host, pair_value = np.divmod(uniques, span)
     pair_value += low
