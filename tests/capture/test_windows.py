@@ -4,13 +4,17 @@ real floods (golden values: counts of the packets each scenario crafts)."""
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pytest
 from tests.capture.craft import ACK, FIN, PSH, SYN, Pkt, pcap_bytes
 
 from flowsentinel.capture import CaptureStats, iter_flow_arrays
+from flowsentinel.capture.windows import address, host_windows, top_sources
 from flowsentinel.incidents import Incident
 from flowsentinel.scanning import Aggregate
 
@@ -267,3 +271,103 @@ def test_flagged_windows_do_not_depend_on_batches_or_slices(tmp_path: Path) -> N
     assert len(whole) > 20 and any(h.held and not h.figures for h in whole)  # lead-ins
     assert hits(pcap, batch=3_001) == whole
     assert hits([str(s) for s in slices]) == whole
+
+
+def _random_packets(seed: int, n: int = 3_000) -> dict[str, Any]:
+    """Packets of three windows between hosts whose IPv6 addresses share their low halves (the
+    keys are 128 bits), ports and protocols drawn from small pools (ties for the dominant one)."""
+    rng = np.random.default_rng(seed)
+    v4 = [(0, 0xFFFF_0000_0000 | 0xC633_6400 | k) for k in range(1, 6)]
+    v6 = [(0x2001_0DB8 << 32 | h, 7) for h in range(4)]
+    hosts = v4 + v6
+    src = rng.integers(0, len(hosts), n)
+    dst = (src + rng.integers(1, len(hosts), n)) % len(hosts)
+    proto = rng.choice([6, 6, 17, 1, -1], n)
+    syn = (proto == 6) & (rng.random(n) < 0.4)
+    return {
+        "ts": np.sort(rng.integers(0, 3 * LONG, n)).astype(np.int64) + 1_700_000_000 * S,
+        "shi": np.array([hosts[k][0] for k in src], np.uint64),
+        "slo": np.array([hosts[k][1] for k in src], np.uint64),
+        "dhi": np.array([hosts[k][0] for k in dst], np.uint64),
+        "dlo": np.array([hosts[k][1] for k in dst], np.uint64),
+        "sport": rng.choice([53, 80, 1024, 40000], n).astype(np.int32),
+        "dport": rng.choice([22, 80, 443], n).astype(np.int32),
+        "proto": proto.astype(np.int32),
+        "bytes": rng.integers(40, 1500, n).astype(np.int64),
+        "syn": syn,
+        "synack": (proto == 6) & ~syn & (rng.random(n) < 0.3),
+        "udp": proto == 17,
+        "icmp": proto == 1,
+        "frag": proto == -1,
+    }
+
+
+LONG = 10 * S
+
+
+def _figures_one_by_one(p: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """The host figures counted packet by packet (the reference for ``host_windows``)."""
+
+    def top(counts: Counter) -> tuple[int, int]:
+        value = min(v for v, k in counts.items() if k == max(counts.values()))
+        return value, counts[value]
+
+    rows = [dict(zip(p, values, strict=True)) for values in zip(*p.values(), strict=True)]
+    into: dict[tuple, list] = defaultdict(list)
+    out_of: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        w = int(r["ts"]) // LONG * LONG
+        into[(w, int(r["dhi"]), int(r["dlo"]))].append(r)
+        out_of[(w, int(r["shi"]), int(r["slo"]))].append(r)
+    figures = {}
+    for key, rs in into.items():
+        per_source = Counter((int(r["shi"]), int(r["slo"])) for r in rs)
+        udp_sources = {(int(r["shi"]), int(r["slo"])) for r in rs if r["udp"]}
+        seconds = defaultdict(Counter)
+        for r in rs:
+            s = int(r["ts"]) // S
+            seconds[s].update(packets=1, syn=int(r["syn"]), udp=int(r["udp"]), icmp=int(r["icmp"]))
+        sent = out_of.get(key, [])
+        f = {
+            "packets_in": len(rs), "bytes_in": sum(int(r["bytes"]) for r in rs),
+            "first_us": min(int(r["ts"]) for r in rs), "last_us": max(int(r["ts"]) for r in rs),
+            "syn_in": sum(map(int, (r["syn"] for r in rs))),
+            "fragments_in": sum(map(int, (r["frag"] for r in rs))),
+            "sources": len(per_source), "udp_sources": len(udp_sources),
+            "one_packet_sources": sum(1 for k in per_source.values() if k == 1),
+            "packets_out": len(sent), "syn_out": sum(int(r["syn"]) for r in sent),
+            "synack_out": sum(int(r["synack"]) for r in sent),
+            **{f"{name}_1s": max(c[name] for c in seconds.values())
+               for name in ("packets", "syn", "udp", "icmp")},
+        }  # fmt: skip
+        for column in ("dport", "sport", "proto"):
+            value, count = top(Counter(int(r[column]) for r in rs))
+            f[f"top_{column}"], f[f"top_{column}_share"] = value, count / len(rs)
+        f["half_open"] = max(0, f["syn_in"] - f["synack_out"])
+        figures[key] = f
+    return figures
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_host_figures_equal_a_count_packet_by_packet(seed: int) -> None:
+    """``host_windows`` and ``top_sources`` (dense codes, bincounts) against a count made one
+    packet at a time: 128-bit host keys, ties of the dominant port broken by the smallest."""
+    p = _random_packets(seed)
+    p["skey"] = p["slo"] ^ (p["shi"] * np.uint64(0x9E3779B97F4A7C15))
+    df = pl.DataFrame(p).with_columns((pl.col("ts") // LONG * LONG).alias("w"))
+    hosts = host_windows(df)
+    expected = _figures_one_by_one(p)
+    got = {(r["w"], r["dhi"], r["dlo"]): r for r in hosts.iter_rows(named=True)}
+    assert got.keys() == expected.keys() and len(got) > 20
+    for key, figures in expected.items():
+        assert {k: got[key][k] for k in figures} == figures, key
+    cols = {c: df[c].to_numpy() for c in df.columns}
+    tops = top_sources(cols, hosts, k=3)
+    for (w, dhi, dlo), sources in tops.items():
+        rows = (cols["w"] == w) & (cols["dhi"] == dhi) & (cols["dlo"] == dlo)
+        counts: dict[tuple[int, int], int] = {}
+        for hi, lo in zip(cols["shi"][rows].tolist(), cols["slo"][rows].tolist(), strict=True):
+            counts[(hi, lo)] = counts.get((hi, lo), 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        assert sources == [(address(hi, lo), n) for (hi, lo), n in ranked]
+    assert len(tops) == hosts.height
