@@ -100,7 +100,7 @@ def _tables(
     codes (text is compared once, when factorised)."""
     dst, dst_names = pd.factorize(flows["dst_ip"].astype(str))
     protocol, protocol_names = pd.factorize(flows["protocol"].astype(str), use_na_sentinel=False)
-    label, label_names = pd.factorize(flows["label"].astype(str))
+    label, label_names = pd.factorize(flows["label"])
     families = {g: k for k, g in enumerate({group_of(i.family) for i in incidents})}
     group = np.array(  # -1: benign, -2: a family no incident has
         [-1 if n == benign else families.get(group_of(family_of(n)), -2) for n in label_names],

@@ -480,7 +480,7 @@ def _flagged_to_incidents(
     aggregate: Aggregate, verdicts: Verdicts, frame: pd.DataFrame, dataset: str,
     identity: pd.DataFrame, summary: ScanSummary,
 ) -> None:  # fmt: skip
-    flagged = np.asarray(verdicts.labels).astype(str) != summary.benign
+    flagged = np.asarray(verdicts.codes) != 0  # class 0 is the benign class (summary.benign)
     if not flagged.any():
         return
     if aggregate.live:
@@ -490,11 +490,15 @@ def _flagged_to_incidents(
     aggregate.add_flow_table(flagged_table(verdicts, identity, flagged))
 
 
+#: what the incidents read of a flagged flow's identity
+_HANDED_OVER = [name for name in IDENTITY if name != "src_port"]
+
+
 def flagged_table(verdicts: Verdicts, identity: pd.DataFrame, flagged: np.ndarray) -> pd.DataFrame:
     """The flagged flows as columns: their :data:`IDENTITY`, ``label``, ``probability`` and
     ``reasons`` (what the incidents read; no record per flow)."""
-    table = identity[flagged].reset_index(drop=True)
-    table["label"] = np.asarray(verdicts.labels).astype(str)[flagged]
+    table = identity.loc[flagged, _HANDED_OVER].reset_index(drop=True)
+    table["label"] = np.asarray(verdicts.labels, dtype=object)[flagged]
     table["probability"] = np.asarray(verdicts.probability)[flagged]
     reasons = _optional_column(getattr(verdicts, "reasons", None), len(flagged))
     if reasons is not None:
@@ -618,7 +622,7 @@ class Aggregate:
         elif len(table):
             self._flows.append(table)
 
-    def add_ledger(self, identity: pd.DataFrame, labels: np.ndarray) -> None:
+    def add_ledger(self, identity: pd.DataFrame, labels: np.ndarray | pd.Categorical[str]) -> None:
         """Every flow of a batch, in output order, for :meth:`place` (offline only; about 90
         bytes a flow)."""
         if not self.live and len(identity):
@@ -637,7 +641,7 @@ class Aggregate:
         placed, near = _placed(ledger, self.builder.incidents, self.benign)
         self.placed = placed
         grow_incidents(self.builder.incidents, member_figures(near, near["incident_id"]))
-        flagged = ledger["label"].to_numpy(dtype=str) != self.benign
+        flagged = (ledger["label"] != self.benign).to_numpy(dtype=bool)
         return placed, self.member_counts(placed, flagged)
 
     def place_live(self, identity: pd.DataFrame, labels: np.ndarray) -> pd.Series:
@@ -703,12 +707,14 @@ class Aggregate:
 _COUNTS = ("fwd_packets", "fwd_bytes", "bwd_packets", "bwd_bytes")
 
 
-def member_columns(identity: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+def member_columns(
+    identity: pd.DataFrame, labels: np.ndarray | pd.Categorical[str]
+) -> pd.DataFrame:
     """What :func:`incident_members` and :func:`member_figures` read of each flow (times still
     as text: :func:`_placed` reads them for the flows to an incident's target only)."""
     kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", "start", "duration_s", *_COUNTS]]
     table = kept.reset_index(drop=True)  # text stays in its Arrow form: no object per value
-    table["label"] = pd.Series(np.asarray(labels)).astype(str)
+    table["label"] = labels if isinstance(labels, pd.Categorical) else pd.Categorical(labels)
     return table
 
 
@@ -795,7 +801,10 @@ def scan_frames(
         summary.add(verdicts.labels, identity)
         summary.add_novelty(verdicts)
         if aggregate is not None:
-            aggregate.add_ledger(identity, verdicts.labels)
+            codes = np.asarray(verdicts.codes, dtype=np.int64)
+            aggregate.add_ledger(
+                identity, pd.Categorical.from_codes(codes, categories=pd.Index(det.classes))
+            )
             _flagged_to_incidents(aggregate, verdicts, frame, det.dataset, identity, summary)
         if out is None:
             continue
