@@ -60,8 +60,8 @@ from flowsentinel.models.training import TrainConfig, train
 from flowsentinel.scanning import (
     Aggregate,
     check_capture_model,
-    flagged_table,
     flow_identity,
+    hand_over,
     iter_capture_frames,
     read_flows,
 )
@@ -281,10 +281,7 @@ def score_frames(
         scored.add(verdicts, novelty)
         ids.append(frame[[c for c in sc.CIC_IDENTIFIERS if c in frame.columns]])
         if aggregate is not None:
-            identity = flow_identity(frame, det.dataset)
-            aggregate.add_ledger(identity, verdicts.labels)
-            flagged = np.asarray(verdicts.codes) != 0
-            aggregate.add_flow_table(flagged_table(verdicts, identity, flagged))
+            hand_over(aggregate, verdicts, frame, flow_identity(frame, det.dataset), det)
     return scored, (pd.concat(ids, ignore_index=True) if ids else pd.DataFrame())
 
 

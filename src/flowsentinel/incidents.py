@@ -103,12 +103,9 @@ def family_of(label: str) -> str:
     return text.split(" ")[0] if text else "attack"
 
 
-def _group(family: str) -> str:
+def group_of(family: str) -> str:
     """DoS and DDoS on one target are one attack (the number of sources can vary by window)."""
     return "DoS" if family in ("DoS", "DDoS") else family
-
-
-group_of = _group
 
 
 @dataclass
@@ -279,13 +276,13 @@ class IncidentBuilder:
             may_grow = upto_us is not None and inc.last_us + self.gap_us >= upto_us
             carried_on = may_grow and s in last_of_key
             if carried_on:
-                self._carry[(inc.target_ip, _group(inc.family))] = state
+                self._carry[(inc.target_ip, group_of(inc.family))] = state
             inc.state = "open" if carried_on else "closed"
 
     # ---- internals
 
     def _state(self, ip: str, family: str, label: str, first: int, how: str) -> _Open:
-        key = (ip, _group(family))
+        key = (ip, group_of(family))
         state = self._open.get(key)
         late = self._closed.get(key)
         recent = late is not None and first <= late.incident.last_us + self.gap_us
@@ -318,7 +315,7 @@ class IncidentBuilder:
         inc = state.incident
         if state.announced:
             state.changed = True
-            if self._open.get((inc.target_ip, _group(inc.family))) is not state:
+            if self._open.get((inc.target_ip, group_of(inc.family))) is not state:
                 _finish(state)  # a late flow joined a closed incident: no emit will follow
         elif self._corroborated(state):
             state.announced = True
@@ -465,7 +462,7 @@ def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
     if not len(keep):
         return pd.DataFrame()
     f = f.take(keep).reset_index(drop=True)
-    first = _micros_of(f["start"])
+    first = micros_of(f["start"])
     seconds = _numbers(f, "duration_s")
     span = np.trunc(np.nan_to_num(seconds * 1e6, nan=0.0, posinf=0.0, neginf=0.0))
     labels = f["label"].astype(str)
@@ -485,7 +482,7 @@ def _flow_items(flows: pd.DataFrame | None, benign: str) -> pd.DataFrame:
     return items.iloc[_time_order(first, _col(f, "flow_id"))].reset_index(drop=True)
 
 
-def _micros_of(start: pd.Series) -> np.ndarray:
+def micros_of(start: pd.Series) -> np.ndarray:
     """µs since 1970 of ISO 8601 times with their offsets, exact (as :func:`_micros`).
 
     Arrow's reader (a sixth of pandas' time on 60,000 flows) takes times with an offset and at
@@ -498,9 +495,6 @@ def _micros_of(start: pd.Series) -> np.ndarray:
         pass
     when = pd.to_datetime(start.astype(str), format="ISO8601", utc=True)
     return ((when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
-
-
-micros_of = _micros_of
 
 
 def _time_order(first: np.ndarray, flow_id: pd.Series) -> np.ndarray:
@@ -624,7 +618,7 @@ def _items(parts: list[pd.DataFrame]) -> pd.DataFrame:
     order = np.lexsort((rank, items["kind"].to_numpy(), items["first"].to_numpy(), carried_first))
     items = items.iloc[order].reset_index(drop=True)
     codes, families = pd.factorize(items["family"])  # text stays Arrow: no object per row
-    groups = np.array([_group(str(x)) for x in families], dtype=object)
+    groups = np.array([group_of(str(x)) for x in families], dtype=object)
     items["group"] = pd.factorize(groups)[0][codes]  # as codes: a text column costs
     return items
 

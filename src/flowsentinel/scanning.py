@@ -476,11 +476,22 @@ def _count_into(counts: dict[str, int], values: np.ndarray) -> None:
         counts[str(name)] = counts.get(str(name), 0) + int(count)
 
 
+def hand_over(
+    aggregate: Aggregate, verdicts: Verdicts, frame: pd.DataFrame, identity: pd.DataFrame,
+    det: Detector,
+) -> None:  # fmt: skip
+    """A batch's verdicts to the aggregate detector: every flow to its ledger (offline), the
+    flagged ones to its incidents (as :func:`scan_frames` does)."""
+    codes = np.asarray(verdicts.codes, dtype=np.int64)
+    aggregate.add_ledger(identity, pd.Categorical.from_codes(codes, pd.Index(det.classes)))
+    _flagged_to_incidents(aggregate, verdicts, frame, det.dataset, identity)
+
+
 def _flagged_to_incidents(
     aggregate: Aggregate, verdicts: Verdicts, frame: pd.DataFrame, dataset: str,
-    identity: pd.DataFrame, summary: ScanSummary,
+    identity: pd.DataFrame,
 ) -> None:  # fmt: skip
-    flagged = np.asarray(verdicts.codes) != 0  # class 0 is the benign class (summary.benign)
+    flagged = np.asarray(verdicts.codes) != 0  # class 0 is the benign class
     if not flagged.any():
         return
     if aggregate.live:
@@ -801,11 +812,7 @@ def scan_frames(
         summary.add(verdicts.labels, identity)
         summary.add_novelty(verdicts)
         if aggregate is not None:
-            codes = np.asarray(verdicts.codes, dtype=np.int64)
-            aggregate.add_ledger(
-                identity, pd.Categorical.from_codes(codes, categories=pd.Index(det.classes))
-            )
-            _flagged_to_incidents(aggregate, verdicts, frame, det.dataset, identity, summary)
+            hand_over(aggregate, verdicts, frame, identity, det)
         if out is None:
             continue
         records = flow_records(
