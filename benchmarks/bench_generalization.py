@@ -251,11 +251,13 @@ class Scored:
         self.flagged.append(np.asarray(verdicts.codes) != 0)  # class 0 is BENIGN
         self.marks.append(novelty.read(verdicts))
 
-    def counts(self, truth: np.ndarray) -> Counts:
-        """:func:`count_flows` of these verdicts against ``truth`` (same order)."""
+    def counts(self, truth: np.ndarray, flagged: np.ndarray | None = None) -> Counts:
+        """:func:`count_flows` of these verdicts against ``truth`` (same order); ``flagged``
+        replaces the model's flags (``scan``'s verdicts in context), the novelty marks stay."""
         if not self.flagged:
             return count_flows(truth, np.zeros(0, bool))
-        flagged = np.concatenate(self.flagged)
+        if flagged is None:
+            flagged = np.concatenate(self.flagged)
         if all(m is None for m in self.marks):
             return count_flows(truth, flagged)
         in_dist = [
@@ -287,16 +289,9 @@ def score_frames(
 
 def scan_counts(scored: Scored, truth: np.ndarray, aggregate: Aggregate) -> Counts:
     """The counts of ``scan``'s verdicts in context: a flow is flagged when it belongs to an
-    incident (``Aggregate.members``), with the flow model's novelty marks."""
+    incident (``Aggregate.place``), with the flow model's novelty marks."""
     placed, _ = aggregate.place()
-    in_incident = placed.notna().to_numpy(dtype=bool)
-    if all(m is None for m in scored.marks):
-        return count_flows(truth, in_incident)
-    marks = [
-        np.ones(len(f), bool) if m is None else m
-        for f, m in zip(scored.flagged, scored.marks, strict=True)
-    ]
-    return count_flows(truth, in_incident, np.concatenate(marks) if marks else None)
+    return scored.counts(truth, placed.notna().to_numpy(dtype=bool))
 
 
 # --- lab → captures ------------------------------------------------------------------------------

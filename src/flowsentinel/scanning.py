@@ -649,7 +649,7 @@ class Aggregate:
             self.placed = pd.Series([], dtype=object)
             return self.placed, self.member_counts(self.placed, np.zeros(0, bool))
         ledger = pd.concat(self._ledger, ignore_index=True)
-        placed, near = _placed(ledger, self.builder.incidents, self.benign)
+        placed, near = _placements(ledger, self.builder.incidents, self.benign)
         self.placed = placed
         grow_incidents(self.builder.incidents, member_figures(near, near["incident_id"]))
         flagged = (ledger["label"] != self.benign).to_numpy(dtype=bool)
@@ -660,7 +660,7 @@ class Aggregate:
         reported so far (:func:`incident_members`; the attackers are those the batch's own
         flagged flows name)."""
         batch = member_columns(identity, labels)
-        return _placed(batch, self.builder.incidents, self.benign)[0]
+        return _placements(batch, self.builder.incidents, self.benign)[0]
 
     @staticmethod
     def member_counts(members: pd.Series, flagged: np.ndarray) -> dict[str, int]:
@@ -722,7 +722,7 @@ def member_columns(
     identity: pd.DataFrame, labels: np.ndarray | pd.Categorical[str]
 ) -> pd.DataFrame:
     """What :func:`incident_members` and :func:`member_figures` read of each flow (times still
-    as text: :func:`_placed` reads them for the flows to an incident's target only)."""
+    as text: :func:`_placements` reads them for the flows to an incident's target only)."""
     kept = identity[["src_ip", "dst_ip", "dst_port", "protocol", "start", "duration_s", *_COUNTS]]
     table = kept.reset_index(drop=True)  # text stays in its Arrow form: no object per value
     table["label"] = labels if isinstance(labels, pd.Categorical) else pd.Categorical(labels)
@@ -742,7 +742,7 @@ def _with_times(flows: pd.DataFrame) -> pd.DataFrame:
     return flows.assign(start_us=first, end_us=first + span.astype(np.int64))
 
 
-def _placed(
+def _placements(
     flows: pd.DataFrame, incidents: list[Incident], benign: str
 ) -> tuple[pd.Series, pd.DataFrame]:
     """(each flow's incident id, the flows to an incident's target with their times): only
@@ -758,7 +758,7 @@ def _placed(
 
 def add_incident_ids(path: Path, members: pd.Series, under: str | None = None) -> None:
     """Give the flow lines of a scan's verdict file their ``incident_id`` (or null), in
-    place: the file's first lines are the flows in :meth:`Aggregate.members` order (JSON lines;
+    place: the file's first lines are the flows in :meth:`Aggregate.place` order (JSON lines;
     or EVE ``flow`` records / ECS documents, then the incidents' alerts, with the id in their
     ``under`` object)."""
     ids = members.tolist()
