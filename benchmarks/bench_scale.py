@@ -16,7 +16,8 @@ Every figure is measured in this run, against a baseline measured in the same ru
    ``--sample`` processes, extrapolated); and one small capture alone, start to exit (its
    comparison with numba's JIT and the bare interpreter: ``bench_startup.py``).
 4. **machine** — the same single-threaded metering alone and as two processes at once: what two
-   cores of this machine give at best. **copies** — the speed-ups again on ``--copies``
+   cores of this machine give at best; and alone again with ``MALLOC_TRIM_THRESHOLD_=65536``, the
+   setting Dask's nanny gives its workers (local clusters drop it, ``core.cluster``). **copies** — the speed-ups again on ``--copies``
    time-shifted copies of the capture back to back (fixed per-job costs weigh less).
 5. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
    workers to meter 500 GB of captures in 30 minutes.
@@ -193,7 +194,8 @@ print(time.perf_counter() - t)
 def machine_limit(capture: Path) -> dict[str, object]:
     """The machine's own two-core factor for this work: the same single-threaded metering run
     alone, then as two processes at once (2 x alone / together; 2.0 = two full cores)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-c", _ONE_CORE, str(capture)]
 
     def run(n: int) -> float:
@@ -203,8 +205,12 @@ def machine_limit(capture: Path) -> dict[str, object]:
 
     alone = statistics.median(run(1) for _ in range(3))
     together = statistics.median(run(2) for _ in range(3))
+    env["MALLOC_TRIM_THRESHOLD_"] = "65536"  # what Dask's nanny gives its workers by default
+    trimmed = statistics.median(run(1) for _ in range(3))
     return {"alone_s": round(alone, 3), "two_at_once_s": round(together, 3),
-            "two_core_factor": round(2 * alone / together, 2)}  # fmt: skip
+            "two_core_factor": round(2 * alone / together, 2),
+            "alone_with_nanny_malloc_trim_s": round(trimmed, 3),
+            "nanny_malloc_trim_cost": round(trimmed / alone, 2)}  # fmt: skip
 
 
 def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[str, object]:

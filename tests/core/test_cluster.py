@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -44,3 +45,19 @@ def test_connects_to_a_real_scheduler(dask_cluster: DaskCluster) -> None:
         assert client is not None
         assert len(client.scheduler_info()["workers"]) == 2
         assert client.submit(sum, [1, 2, 3]).result() == 6
+        # started as docs/scale.md says: no MALLOC_TRIM_THRESHOLD_ from the nanny
+        environs = client.run(lambda: dict(os.environ)).values()
+        assert not [env for env in environs if "MALLOC_TRIM_THRESHOLD_" in env]
+
+
+def test_local_workers_keep_glibc_malloc_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dask's nanny would export MALLOC_TRIM_THRESHOLD_=65536 to its workers (and into this
+    # process); the local cluster leaves glibc's dynamic thresholds alone, keeps the rest
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with Cluster(workers=1).client() as client:
+        assert client is not None
+        environs = client.run(lambda: dict(os.environ))
+    (worker_env,) = environs.values()
+    assert "MALLOC_TRIM_THRESHOLD_" not in worker_env
+    assert worker_env.get("OMP_NUM_THREADS") == "1"  # dask's one-thread settings still apply
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ

@@ -23,6 +23,13 @@ if TYPE_CHECKING:  # Dask is imported only when a cluster is asked for (start-up
 
 SCHEDULER_ENV = "FLOWSENTINEL_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 10.0
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to
+# the OS). Setting it turns off glibc's dynamic mmap threshold: every numpy array over 128 KiB
+# is then a fresh mapping whose pages fault in and are zeroed on first touch. Metering a
+# capture costs 15-20 % more CPU in such a worker (benchmarks/bench_scale.py, "worker
+# allocator"). Local clusters start their workers with glibc's defaults (a variable the user
+# exported still wins); for workers started elsewhere, docs/scale.md gives the setting.
+WORKER_MALLOC_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 class ClusterError(FlowsentinelError):
@@ -97,7 +104,8 @@ def _connect(cluster: Cluster) -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     # workers run our numba kernels single-threaded: one task per core, no oversubscription
-    with dask.config.set({"distributed.worker.daemon": False, "logging.distributed": "error"}):
+    settings = {"distributed.worker.daemon": False, "logging.distributed": "error"}
+    with dask.config.set({**settings, WORKER_MALLOC_KEY: None}):  # None: not set in workers
         if cluster.address is not None:
             _check_reachable(cluster.address)
             try:
