@@ -17,8 +17,9 @@ Every figure is measured in this run, against a baseline measured in the same ru
    comparison with numba's JIT and the bare interpreter: ``bench_startup.py``).
 4. **machine** — the same single-threaded metering alone and as two processes at once: what two
    cores of this machine give at best; and alone again with ``MALLOC_TRIM_THRESHOLD_=65536``, the
-   setting Dask's nanny gives its workers (local clusters drop it, ``core.cluster``). **copies** — the speed-ups again on ``--copies``
-   time-shifted copies of the capture back to back (fixed per-job costs weigh less).
+   setting Dask's nanny gives its workers (local clusters drop it, ``core.cluster``).
+   **copies** — the speed-ups again on ``--copies`` time-shifted copies of the capture back to
+   back (fixed per-job costs weigh less).
 5. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
    workers to meter 500 GB of captures in 30 minutes.
 
