@@ -7,7 +7,8 @@ Every figure is measured in this run, against a baseline measured in the same ru
    would cut it) gives the flows of the whole capture, column for column, in-process and on a
    2-worker local cluster.
 2. **workers** — 8 slices on a local cluster of 1 worker against 2 workers (the job's time on a
-   started, warmed cluster, median of ``--rounds``; the cluster's start-up is reported apart),
+   started, warmed cluster; configurations take turns in each of ``--rounds`` rounds, ratios are
+   the median of the rounds' ratios; the cluster's start-up is reported apart),
    and the single capture with 2 workers against the in-process meter (both write a parquet
    dataset folder); for one job of each, its tasks and the CPU seconds of this process (the
    client and the local scheduler) and of the workers, against the in-process run's CPU.
@@ -16,8 +17,9 @@ Every figure is measured in this run, against a baseline measured in the same ru
    ``--sample`` processes, extrapolated); and one small capture alone, start to exit (its
    comparison with numba's JIT and the bare interpreter: ``bench_startup.py``).
 4. **machine** — the same single-threaded metering alone and as two processes at once: what two
-   cores of this machine give at best; and alone again with ``MALLOC_TRIM_THRESHOLD_=65536``, the
-   setting Dask's nanny gives its workers (local clusters drop it, ``core.cluster``).
+   cores of this machine give at best. **worker allocator** — a job's tasks run in one process
+   with glibc's malloc defaults and with ``MALLOC_TRIM_THRESHOLD_=65536``, the setting Dask's
+   nanny gives its workers (local clusters drop it, ``core.cluster``).
    **copies** — the speed-ups again on ``--copies`` time-shifted copies of the capture back to
    back (fixed per-job costs weigh less).
 5. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
@@ -78,17 +80,6 @@ def table(path: Path) -> pa.Table:
     return pq.read_table(path).sort_by(KEY)
 
 
-def timed(fn: Callable[[], object], rounds: int) -> float:
-    """Median wall time of ``rounds`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _clear(out: Path) -> None:
     if out.is_dir():
         shutil.rmtree(out)
@@ -145,37 +136,54 @@ def job_cost(client: Any, sources: list[str], out: Path) -> dict[str, object]:
 
 def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[str, object]:
     """Every run writes a parquet dataset (a folder): on a cluster each worker writes its own
-    parts, so that the comparison is of the metering, not of one process writing a file."""
+    parts, so that the comparison is of the metering, not of one process writing a file.
+
+    The configurations take turns within each round (in-process, then a fresh local cluster
+    of 1 worker, then one of 2, each warmed by one job of each input before it is timed), and
+    each ratio is the median of the rounds' own ratios: a slow spell of a shared machine
+    falls on every configuration of its round rather than on one of them."""
     out = work / "speed"
+    whole = [str(capture)]
+    runs: dict[str, list[float]] = {}
+    starts: dict[str, list[float]] = {}
     result: dict[str, object] = {}
-    seconds: dict[str, float] = {}
-    seconds["in_process_whole"] = timed(lambda: in_process(str(capture), out), rounds)
-    seconds["in_process_slices"] = timed(lambda: in_process(slices, out), rounds)
+
+    def once(name: str, fn: Callable[[], object]) -> None:
+        begin = time.perf_counter()
+        fn()
+        runs.setdefault(name, []).append(time.perf_counter() - begin)
+
+    for r in range(rounds):
+        in_process(str(capture), out)  # warm: the page cache and this process's allocator
+        once("in_process_whole", lambda: in_process(str(capture), out))
+        once("in_process_slices", lambda: in_process(slices, out))
+        for workers in (1, 2):
+            begin = time.perf_counter()
+            with Cluster(workers=workers).client() as client:
+                starts.setdefault(f"cluster_{workers}", []).append(time.perf_counter() - begin)
+                on_cluster(client, slices, out)
+                on_cluster(client, whole, out)
+                once(f"slices_{workers}_workers", lambda c=client: on_cluster(c, slices, out))
+                once(f"whole_{workers}_workers", lambda c=client: on_cluster(c, whole, out))
+                if r == rounds - 1:
+                    result[f"slices_{workers}_workers_job"] = job_cost(client, slices, out)
+                    result[f"whole_{workers}_workers_job"] = job_cost(client, whole, out)
     here = _cpu_seconds([os.getpid()])
     in_process(str(capture), out)
     result["in_process_whole_cpu_s"] = round(_cpu_seconds([os.getpid()]) - here, 3)
-    for workers in (1, 2):
-        start = time.perf_counter()
-        with Cluster(workers=workers).client() as client:
-            result[f"cluster_{workers}_start_s"] = round(time.perf_counter() - start, 2)
-            seconds[f"slices_{workers}_workers"] = timed(
-                lambda c=client: on_cluster(c, slices, out), rounds
-            )
-            seconds[f"whole_{workers}_workers"] = timed(
-                lambda c=client: on_cluster(c, [str(capture)], out), rounds
-            )
-            result[f"slices_{workers}_workers_job"] = job_cost(client, slices, out)
-            result[f"whole_{workers}_workers_job"] = job_cost(client, [str(capture)], out)
-    result["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
-    result["ratio_slices_2_over_1_workers"] = round(
-        seconds["slices_1_workers"] / seconds["slices_2_workers"], 2
-    )
-    result["ratio_whole_2_workers_over_in_process"] = round(
-        seconds["in_process_whole"] / seconds["whole_2_workers"], 2
-    )
-    start_2 = float(result["cluster_2_start_s"])  # type: ignore[arg-type]  # set above
-    result["ratio_whole_2_workers_over_in_process_with_start"] = round(
-        seconds["in_process_whole"] / (seconds["whole_2_workers"] + start_2), 2
+    for name, values in starts.items():
+        result[f"{name}_start_s"] = round(statistics.median(values), 2)
+    result["seconds"] = {k: round(statistics.median(v), 3) for k, v in runs.items()}
+    result["seconds_each_round"] = {k: [round(x, 3) for x in v] for k, v in runs.items()}
+
+    def ratio(num: str, den: str, extra: list[float] | None = None) -> float:
+        pairs = zip(runs[num], runs[den], extra or [0.0] * rounds, strict=True)
+        return round(statistics.median(a / (b + e) for a, b, e in pairs), 2)
+
+    result["ratio_slices_2_over_1_workers"] = ratio("slices_1_workers", "slices_2_workers")
+    result["ratio_whole_2_workers_over_in_process"] = ratio("in_process_whole", "whole_2_workers")
+    result["ratio_whole_2_workers_over_in_process_with_start"] = ratio(
+        "in_process_whole", "whole_2_workers", starts["cluster_2"]
     )
     return result
 
@@ -192,6 +200,46 @@ print(time.perf_counter() - t)
 """
 
 
+_WORKER_TASKS = """
+import shutil, sys, tempfile, time
+from flowsentinel.capture.meter import MeterConfig
+from flowsentinel.capture.partitioned import group_parts, meter_task, pick, plan_parts, read_task
+from flowsentinel.capture.stream import CaptureStats
+groups = group_parts(plan_parts([sys.argv[1]], 2, CaptureStats()), 2)
+best = float("inf")
+for _ in range(3):
+    out = tempfile.mkdtemp()
+    start = time.process_time()
+    reads = [read_task(g, 4) for g in groups]
+    for p in range(4):
+        meter_task(MeterConfig(), out, p, *[pick(r, p) for r in reads])
+    best = min(best, time.process_time() - start)
+    shutil.rmtree(out)
+print(best)
+"""
+
+
+def worker_allocator(capture: Path, pairs: int = 3) -> dict[str, object]:
+    """The CPU seconds of a 2-worker job's tasks (read, split by key, meter, write parquet),
+    run one after the other in one process, with glibc's malloc defaults and with the
+    ``MALLOC_TRIM_THRESHOLD_=65536`` Dask's nanny gives its workers (pairs in turn; best of 3
+    within each run)."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    trim = {**env, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    command = [sys.executable, "-c", _WORKER_TASKS, str(capture)]
+
+    def cpu(environ: dict[str, str]) -> float:
+        done = subprocess.run(command, capture_output=True, text=True, env=environ, check=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+    runs = [(cpu(env), cpu(trim)) for _ in range(pairs)]
+    return {
+        "glibc_defaults_cpu_s": round(statistics.median(a for a, _ in runs), 3),
+        "nanny_trim_cpu_s": round(statistics.median(b for _, b in runs), 3),
+        "nanny_trim_cost": round(statistics.median(b / a for a, b in runs), 2),
+    }
+
+
 def machine_limit(capture: Path) -> dict[str, object]:
     """The machine's own two-core factor for this work: the same single-threaded metering run
     alone, then as two processes at once (2 x alone / together; 2.0 = two full cores)."""
@@ -206,12 +254,8 @@ def machine_limit(capture: Path) -> dict[str, object]:
 
     alone = statistics.median(run(1) for _ in range(3))
     together = statistics.median(run(2) for _ in range(3))
-    env["MALLOC_TRIM_THRESHOLD_"] = "65536"  # what Dask's nanny gives its workers by default
-    trimmed = statistics.median(run(1) for _ in range(3))
     return {"alone_s": round(alone, 3), "two_at_once_s": round(together, 3),
-            "two_core_factor": round(2 * alone / together, 2),
-            "alone_with_nanny_malloc_trim_s": round(trimmed, 3),
-            "nanny_malloc_trim_cost": round(trimmed / alone, 2)}  # fmt: skip
+            "two_core_factor": round(2 * alone / together, 2)}  # fmt: skip
 
 
 def small_captures(capture: Path, work: Path, count: int, sample: int) -> dict[str, object]:
@@ -291,6 +335,8 @@ def main() -> None:
         print(json.dumps(report["exact"]), flush=True)
         report["machine"] = machine_limit(args.capture)
         print(json.dumps(report["machine"]), flush=True)
+        report["worker_allocator"] = worker_allocator(args.capture)
+        print(json.dumps(report["worker_allocator"]), flush=True)
         report["workers"] = speed = speedups(args.capture, slices, work, args.rounds)
         print(json.dumps(speed), flush=True)
         if args.copies > 1:
