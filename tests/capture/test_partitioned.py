@@ -14,10 +14,19 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from capture_sets import busy_scenario, same_flows, slice_records, write_pcap
+from test_byte_ranges import payload_pcap
 
 from dask_cluster import DaskCluster, start_cluster
 from flowsentinel.capture import CaptureStats, MeterConfig, Quirks, extract_flows
-from flowsentinel.capture.partitioned import key_partition, meter_on_cluster, split_packets
+from flowsentinel.capture.partitioned import (
+    CutMismatch,
+    check_cuts,
+    key_partition,
+    meter_on_cluster,
+    plan_parts,
+    read_task,
+    split_packets,
+)
 from flowsentinel.core.cluster import Cluster
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "pcaps"
@@ -97,6 +106,41 @@ def test_one_capture_cut_into_ranges_on_the_cluster(dask_cluster: DaskCluster) -
     same_flows(pa.concat_tables([r.table for r in results]).to_pandas(), expected)
     assert stats.source == str(capture) and stats.packets == whole.packets
     assert stats.read.bytes_total == whole.read.bytes_total
+
+
+def test_a_cut_inside_a_payload_is_metered_again_whole(
+    tmp_path: Path, dask_cluster: DaskCluster
+) -> None:
+    # payloads of plausible pcap records: the second range's reader starts at a fake one
+    path = payload_pcap(tmp_path / "payloads.pcap", packets=401)  # cut in a payload
+    parts = plan_parts([str(path)], 2, CaptureStats(), min_range_bytes=1)
+    assert len(parts) == 2
+    with pytest.raises(CutMismatch):
+        check_cuts(read_task(parts, 1)[2])
+    expected, whole = extract_flows(path)
+    stats = CaptureStats()
+    with Cluster(address=dask_cluster.address).client() as client:
+        assert client is not None
+        results = list(meter_on_cluster(client, [str(path)], stats=stats, min_range_bytes=1))
+    assert len(results) == 4  # one set of key partitions: the first job yielded nothing
+    same_flows(pa.concat_tables([r.table for r in results]).to_pandas(), expected)
+    assert stats.packets == whole.packets == 401
+    assert stats.read.bytes_total == whole.read.bytes_total == path.stat().st_size
+
+
+def test_a_capture_at_a_url_is_cut_into_ranges(tmp_path: Path, dask_cluster: DaskCluster) -> None:
+    path = write_pcap(tmp_path / "busy.pcap", busy_scenario(seed=11, flows=600))
+    url = path.as_uri()  # file://: read by fsspec, as s3:// and hdfs:// are
+    parts = plan_parts([url], 2, CaptureStats(), min_range_bytes=1)
+    assert [p.byte_range is not None for p in parts] == [True, True]
+    expected, whole = extract_flows(path)
+    stats = CaptureStats()
+    with Cluster(address=dask_cluster.address).client() as client:
+        assert client is not None
+        results = list(meter_on_cluster(client, [url], stats=stats, min_range_bytes=1))
+    same_flows(pa.concat_tables([r.table for r in results]).to_pandas(), expected)
+    assert stats.packets == whole.packets
+    assert stats.read.bytes_total == whole.read.bytes_total == path.stat().st_size
 
 
 def test_cli_on_the_cluster_writes_what_in_process_writes(

@@ -3,12 +3,20 @@
 The split that keeps the flows exact:
 
 1. **read** — the captures, in the order of their first packet, are cut into parts (whole files,
-   and large classic pcaps into record-aligned byte ranges, :func:`~flowsentinel.capture.pcap.
-   split_ranges`), grouped into tasks of a few tens of MB. Each task reads and decodes its parts
-   and splits the packets by a hash of the flow key (both directions of a 5-tuple land in the same
-   partition), keeping capture order inside each partition.
+   and large classic pcaps into byte ranges at equal offsets, which nothing reads before the
+   tasks do), grouped into tasks of a few tens of MB. Each task reads and decodes its parts (a
+   range from its first plausible chain of records up to the first record at or after its end,
+   :func:`~flowsentinel.capture.pcap.iter_records`) and splits the packets by a hash of the flow
+   key (both directions of a 5-tuple land in the same partition), keeping capture order inside
+   each partition.
 2. **meter** — one task per key partition concatenates its packets of every read task, in
    capture order, and meters them with one :class:`~flowsentinel.capture.meter.FlowMeter`.
+
+Before metering, each metering task checks that every range of a cut file begins where the
+reader of the range before it found the next record (:func:`check_cuts`): then the ranges hold
+exactly the records of one reader of the whole file. When they do not (a chain of plausible
+records inside a packet's payload, damage at a cut), every metering task fails alike before any
+flow is out, and the job runs again with that file read whole.
 
 Every packet of a flow key is in one partition, in the order of the merged capture, and the
 meter's rows depend on a flow's own packets only (its sweeps follow packet time, see
@@ -27,7 +35,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +43,9 @@ import pyarrow as pa
 from flowsentinel.capture.decode import Packets
 from flowsentinel.capture.frame import flows_to_arrow
 from flowsentinel.capture.meter import FlowMeter, MeterConfig
-from flowsentinel.capture.pcap import RangeReader, split_ranges
+from flowsentinel.capture.pcap import PCAP_HEADER, UnalignedCut, is_classic_pcap_magic
+from flowsentinel.capture.records import ReadCounters
 from flowsentinel.capture.stream import (
-    CaptureSource,
     CaptureStats,
     count_flows,
     decoded_batches,
@@ -58,48 +66,67 @@ _PACKET_FIELDS = tuple(f.name for f in fields(Packets))
 
 @dataclass(frozen=True)
 class Part:
-    """One piece of a capture set: a whole file, or a byte range of a classic pcap."""
+    """One piece of a capture set: a whole file, or the records of a classic pcap that start
+    in the byte range ``[start, stop)`` (``stop`` None: to the end of the file)."""
 
     source: str
     start: int | None = None
     stop: int | None = None
+    size: int = 0  # bytes, for grouping parts into read tasks
 
     @property
-    def size(self) -> int:
-        if self.start is not None and self.stop is not None:
-            return self.stop - self.start
-        if "://" in self.source:
-            return TASK_BYTES  # remote sizes are not looked up
-        return Path(self.source).stat().st_size
-
-    def open(self) -> CaptureSource:
-        if self.start is None or self.stop is None:
-            return self.source
-        return cast(BinaryIO, RangeReader(self.source, self.start, self.stop))
+    def byte_range(self) -> tuple[int, int | None] | None:
+        return None if self.start is None else (self.start, self.stop)
 
 
 def plan_parts(
-    sources: Sequence[str], threads: int, stats: CaptureStats, *, min_range_bytes: int = 16 << 20
+    sources: Sequence[str],
+    threads: int,
+    stats: CaptureStats,
+    *,
+    min_range_bytes: int = 16 << 20,
+    whole: frozenset[str] = frozenset(),
 ) -> list[Part]:
-    """The parts of a capture set in metering order: files by first packet, and each local
-    pcap cut into ranges (of at least ``min_range_bytes``): about ``READS_PER_THREAD ×
-    threads`` over the set when it has fewer files than that, and none above
-    :data:`TASK_BYTES` (a read task holds its part's decoded packets)."""
+    """The parts of a capture set in metering order: files by first packet, and each classic
+    pcap (local or at a URL) cut at equal byte offsets into ranges of at least
+    ``min_range_bytes``: about ``READS_PER_THREAD × threads`` over the set when it has fewer
+    files than that, and none above :data:`TASK_BYTES` (a read task holds its part's decoded
+    packets). The cuts are guesses that nothing reads here: each range's reader finds its
+    first record, and the metering tasks check that every range begins where the one before
+    it ended (:func:`check_cuts`); the files in ``whole`` are not cut."""
     ordered = [str(s) for s in order_captures(list(sources), stats)]
     want = max(1, READS_PER_THREAD * threads)
     share = -(-want // len(ordered)) if len(ordered) < want else 1
     parts: list[Part] = []
     for src in ordered:
-        if "://" in src:
-            parts.append(Part(src))
+        size = _size(src)
+        cuts = min(max(share, -(-size // TASK_BYTES)), size // max(1, min_range_bytes))
+        if cuts < 2 or src in whole or not _classic_pcap(src):
+            parts.append(Part(src, size=size))
             continue
-        cuts = max(share, -(-Path(src).stat().st_size // TASK_BYTES))
-        ranges = split_ranges(src, cuts, min_bytes=min_range_bytes) if cuts > 1 else []
-        if len(ranges) < 2:
-            parts.append(Part(src))
-        else:
-            parts += [Part(src, a, b) for a, b in ranges]
+        starts = [PCAP_HEADER, *(size * k // cuts for k in range(1, cuts))]
+        stops: list[int | None] = [*starts[1:], None]
+        parts += [
+            Part(src, a, b, (size if b is None else b) - a)
+            for a, b in zip(starts, stops, strict=True)
+        ]
     return parts
+
+
+def _size(source: str) -> int:
+    if "://" not in source:
+        return Path(source).stat().st_size
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(source)
+    return int(fs.size(path))
+
+
+def _classic_pcap(source: str) -> bool:
+    import fsspec
+
+    with fsspec.open(source, "rb") as fh:
+        return is_classic_pcap_magic(fh.read(4))
 
 
 def group_parts(parts: list[Part], threads: int) -> list[list[Part]]:
@@ -164,34 +191,86 @@ def split_packets(pk: Packets, partitions: int) -> list[Packets]:
     ]
 
 
-ReadResult = tuple[list[list[Packets]], list[CaptureStats]]
+@dataclass(frozen=True)
+class Span:
+    """What the reader of a byte range read: the file bytes from its first record to the
+    record after its last (``start`` -1: no record found), and whether its damage counts are
+    its own (the reader walks on past its end in the same call: damage it met there is the
+    next range's to count)."""
+
+    source: str
+    start: int
+    end: int
+    own_counts: bool
+
+    @classmethod
+    def of(cls, source: str, counters: ReadCounters) -> Span:
+        assert counters.span is not None
+        start, end = counters.span
+        listed = counters.damaged_ranges
+        own = counters.ranges_total == len(listed) and all(at < end for at, _ in listed)
+        return cls(source, start, end, own)
+
+
+class CutMismatch(Exception):  # noqa: N818 - a signal to read files whole, not an error
+    """Byte ranges of cut files that do not join up: those files are to be read whole."""
+
+    def __init__(self, sources: tuple[str, ...]) -> None:
+        super().__init__(sources)
+        self.sources = sources
+
+
+ReadResult = tuple[list[list[Packets]], list[CaptureStats], list[Span]]
 
 
 def read_task(parts: list[Part], partitions: int) -> ReadResult:
     """Read and decode consecutive parts; their packets by key partition (batches in capture
-    order, not concatenated: the meter takes them one by one), and each part's counts."""
+    order, not concatenated: the meter takes them one by one), each part's counts, and the
+    spans of the byte ranges read."""
     chunks: list[list[Packets]] = [[] for _ in range(partitions)]
-    stats = []
+    stats, spans = [], []
     for part in parts:
         st = CaptureStats()
-        source = part.open()
         try:
-            for pk in decoded_batches(source, st):
+            for pk in decoded_batches(part.source, st, byte_range=part.byte_range):
                 for p, sub in enumerate(split_packets(pk, partitions)):
                     if len(sub):
                         chunks[p].append(sub)
-        finally:
-            if isinstance(source, RangeReader):
-                source.close()
+        except UnalignedCut:
+            spans.append(Span(part.source, -1, -1, own_counts=False))
+            continue
         st.source = part.source
         stats.append(st)
-    return chunks, stats
+        if st.read.span is not None:
+            st.bytes_read = st.read.bytes_total
+            spans.append(Span.of(part.source, st.read))
+    return chunks, stats, spans
 
 
 def pick(result: ReadResult, p: int) -> ReadResult:
     """Partition ``p`` of a read task's result, with the read counts for partition 0 (they go
-    back with its flows: no task of their own)."""
-    return [result[0][p]], result[1] if p == 0 else []
+    back with its flows: no task of their own) and the spans for every partition (each
+    metering task checks them)."""
+    return [result[0][p]], result[1] if p == 0 else [], result[2]
+
+
+def check_cuts(spans: list[Span]) -> None:
+    """Raise :class:`CutMismatch` naming the files whose byte ranges (in order) do not join
+    up: a range must begin where the reader of the range before it found the next record, and
+    hold the damage counts of its own bytes only. The first range begins at the first record;
+    each next one then begins at a record the reader of the whole file reaches, and reads on
+    from there as that reader does (the reader's decisions depend on the bytes, not on where
+    its reads begin): the ranges hold exactly the records and counts of one reader of the
+    whole file."""
+    bad: list[str] = []
+    for source, group in itertools.groupby(spans, key=lambda s: s.source):
+        ranges = list(group)
+        if any(s.start < 0 for s in ranges) or any(
+            a.end != b.start or not a.own_counts for a, b in itertools.pairwise(ranges)
+        ):
+            bad.append(source)
+    if bad:
+        raise CutMismatch(tuple(bad))
 
 
 def windows_task(sources: list[str], thresholds: Thresholds | None = None) -> list[WindowHit]:
@@ -225,9 +304,10 @@ def meter_task(
     """Meter one key partition's packets (every read task's batches, in capture order); the
     flows as one Arrow table, or written as parquet to ``out/part-INDEX.parquet`` when ``out``
     is given."""
+    check_cuts([span for _, _, spans in picked for span in spans])
     meter = FlowMeter(config)
     read: list[CaptureStats] = []
-    for batches, counts in picked:
+    for batches, counts, _ in picked:
         for chunk in itertools.chain.from_iterable(batches):
             meter.add(chunk)
         read += counts
@@ -277,53 +357,97 @@ def meter_on_cluster(
     the parquet part written under ``out_dir``) as it finishes. ``stats`` gets the totals and
     the per-file counts once everything is done; ``on_done(finished, total)`` follows the
     tasks; ``windows``, when given, receives the aggregate detector's flagged windows of the
-    whole set (one more task, run beside the others)."""
+    whole set (one more task, run beside the others).
+
+    When the byte ranges of a cut file do not join up (:func:`check_cuts`), every metering
+    task fails alike before any flow is yielded; the job is submitted again with that file
+    read whole."""
     from distributed import as_completed
 
     config = config or MeterConfig()
     stats = stats if stats is not None else CaptureStats()
-    nthreads = client.nthreads()
-    threads = max(1, sum(nthreads.values()))
-    partitions = PARTITIONS_PER_THREAD * threads
-    parts = plan_parts(sources, threads, stats, min_range_bytes=min_range_bytes)
-    groups = group_parts(parts, threads)
-    slots = [w for w, n in nthreads.items() for _ in range(n)] or [None]
-    reads, picks = [], []
-    for k, g in enumerate(groups):
-        # a read task and its picks on one worker (a preference, not a rule: another worker
-        # takes them if it is lost): a pick run elsewhere would move the whole read result
-        where = slots[k % len(slots)]
-        near = {"workers": [where], "allow_other_workers": True} if where else {}
-        read = client.submit(read_task, g, partitions, pure=False, **near)
-        reads.append(read)
-        picks.append([client.submit(pick, read, p, **near) for p in range(partitions)])
-    meters = [
-        client.submit(meter_task, config, out_dir, p, *[row[p] for row in picks], pure=False)
-        for p in range(partitions)
-    ]
+    job = _Job(client, config, out_dir, stats, min_range_bytes)
+    parts = job.submit(sources, frozenset())
     ordered = list(dict.fromkeys(p.source for p in parts))
     extra = (
         [] if windows is None else [client.submit(windows_task, ordered, thresholds, pure=False)]
     )
-    total = len(meters) + len(extra)
-    done = 0
+    total = len(job.meters) + len(extra)
+    pending = as_completed([*job.meters, *extra])
     try:
-        for future in as_completed([*meters, *extra]):
-            done += 1
-            if on_done is not None:
-                on_done(done, total)
+        for future in pending:
             if extra and future is extra[0]:
                 assert windows is not None
                 windows(future.result())
-                continue
-            result = future.result()
-            if result.read:
-                _file_totals(stats, result.read)
-            _meter_totals(stats, result.stats)
-            yield result
+            elif future not in job.meters:
+                continue  # a job given up for a file read whole
+            else:
+                try:
+                    result = future.result()
+                except CutMismatch as exc:
+                    pending.update(job.again(sources, exc.sources))
+                    continue
+                if result.read:
+                    _file_totals(stats, result.read)
+                _meter_totals(stats, result.stats)
+                yield result
+            if on_done is not None:
+                on_done(len(job.finished(extra)), total)
     except Exception as exc:
-        _cancel([*reads, *meters, *extra], client)
+        _cancel([*job.reads, *job.meters, *extra], client)
         raise _cluster_error(exc) from None
+
+
+@dataclass
+class _Job:
+    """The read and metering tasks of one submission of a capture set."""
+
+    client: Client
+    config: MeterConfig
+    out_dir: str | None
+    stats: CaptureStats
+    min_range_bytes: int
+    whole: frozenset[str] = frozenset()
+    reads: list[Future] = field(default_factory=list)
+    meters: list[Future] = field(default_factory=list)
+
+    def submit(self, sources: Sequence[str], whole: frozenset[str]) -> list[Part]:
+        nthreads = self.client.nthreads()
+        threads = max(1, sum(nthreads.values()))
+        partitions = PARTITIONS_PER_THREAD * threads
+        self.whole = whole
+        parts = plan_parts(
+            sources, threads, self.stats, min_range_bytes=self.min_range_bytes, whole=whole
+        )
+        slots = [w for w, n in nthreads.items() for _ in range(n)] or [None]
+        self.reads, picks = [], []
+        for k, g in enumerate(group_parts(parts, threads)):
+            # a read task and its picks on one worker (a preference, not a rule: another
+            # worker takes them if it is lost): a pick run elsewhere would move the whole
+            # read result
+            where = slots[k % len(slots)]
+            near = {"workers": [where], "allow_other_workers": True} if where else {}
+            read = self.client.submit(read_task, g, partitions, pure=False, **near)
+            self.reads.append(read)
+            picks.append([self.client.submit(pick, read, p, **near) for p in range(partitions)])
+        self.meters = [
+            self.client.submit(
+                meter_task, self.config, self.out_dir, p, *[row[p] for row in picks], pure=False
+            )
+            for p in range(partitions)
+        ]
+        return parts
+
+    def again(self, sources: Sequence[str], unjoined: tuple[str, ...]) -> list[Future]:
+        """Give up this submission and submit the set again with ``unjoined`` read whole."""
+        if set(unjoined) <= self.whole:  # cannot happen: whole files have no byte ranges
+            raise RuntimeError(f"byte ranges of {unjoined} do not join up")
+        _cancel([*self.reads, *self.meters], self.client)
+        self.submit(sources, self.whole | set(unjoined))
+        return self.meters
+
+    def finished(self, extra: list[Future]) -> list[Future]:
+        return [f for f in [*self.meters, *extra] if f.done()]
 
 
 def _file_totals(stats: CaptureStats, parts: list[CaptureStats]) -> None:
@@ -343,14 +467,13 @@ def _file_totals(stats: CaptureStats, parts: list[CaptureStats]) -> None:
 
 
 def _add_range(file: CaptureStats, part: CaptureStats) -> None:
-    """One byte range of a file into the file's counts (each range re-read the file header)."""
-    header = 24 if file.packets or file.read.bytes_total else 0
+    """One byte range of a file into the file's counts (a range's bytes are those of its span,
+    the file header with the first)."""
     file.packets += part.packets
-    file.bytes_read += part.bytes_read - header
+    file.bytes_read += part.bytes_read
     for reason, count in part.skipped.items():
         file.skipped[reason] = file.skipped.get(reason, 0) + count
     file.read.absorb(part.read)
-    file.read.bytes_total -= header
     file.read.damaged_ranges += part.read.damaged_ranges
     if part.first_ts_us is not None:
         file.first_ts_us = part.first_ts_us if file.first_ts_us is None else file.first_ts_us

@@ -52,6 +52,7 @@ __all__ = [
     "EmptyCaptureError",
     "ReadCounters",
     "RecordBatch",
+    "UnalignedCut",
     "is_capture_magic",
     "iter_records",
 ]
@@ -69,6 +70,12 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 class EmptyCaptureError(InputError):
     """A capture file of zero bytes (an error alone; counted and skipped in a set)."""
+
+
+def is_classic_pcap_magic(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a classic pcap (records that a byte range of
+    the file can be read from, see :func:`iter_records`)."""
+    return head[:4] in _PCAP_MAGICS
 
 
 def is_capture_magic(head: bytes) -> bool:
@@ -120,6 +127,26 @@ def _scan(buf, p, stop, end, at_eof, big, nano, lim):  # pragma: no cover - numb
             return p, r
         p += 1
     return stop, 0
+
+
+@kernel("int64(uint8[:], int64, int64, boolean, boolean, boolean, int64, int64)")
+def first_chain(buf, p, end, at_eof, big, nano, lim, chain):  # pragma: no cover - numba
+    """The first offset in buf[p:end] where ``chain`` plausible records follow one another (or
+    fewer that end exactly at the end of the file); at the end of the file, its end when
+    there is none; -1 if there is none that these bytes can show. A guess: the caller checks
+    it against the reader of the bytes before it."""
+    while p < end:
+        q = p
+        k = 0
+        while k < chain and q + 16 <= end and _strict_ok(buf, q, big, nano, lim):
+            q += 16 + u32(buf, q + 8, big)
+            k += 1
+        if k == chain and q <= end:
+            return p
+        if at_eof and q == end and k > 0:
+            return p
+        p += 1
+    return end if at_eof else -1
 
 
 @kernel()
@@ -251,11 +278,20 @@ def iter_records(
     *,
     batch_packets: int = 65_536,
     chunk_bytes: int = CHUNK_BYTES,
+    byte_range: tuple[int, int | None] | None = None,
 ) -> Iterator[RecordBatch]:
     """Yield the packets of a pcap or pcapng capture (path, bytes or binary stream) in batches.
 
     The arrays of a batch are valid until the next batch is requested (they share one buffer).
     What could not be read is counted in ``counters`` while the iterator runs.
+
+    ``byte_range=(start, stop)`` (a classic pcap in a seekable stream; ``stop`` None: the end)
+    reads the records that start in ``[start, stop)`` of a file cut at guessed offsets: from
+    the first plausible chain of records at or after ``start`` (``CHAIN`` of them) up to the
+    first record that starts at or after ``stop``. ``counters.span`` is then the file bytes
+    read (where the records began, where the next one begins); a reader of the bytes before
+    it confirms the guess when its span ends where this one starts (see
+    :mod:`~flowsentinel.capture.partitioned`). No plausible chain: :class:`UnalignedCut`.
     """
     counters = counters if counters is not None else ReadCounters()
     fh, owned = _open(source)
@@ -272,7 +308,9 @@ def iter_records(
                     f"({len(head)} bytes)",
                     path=name,
                 )
-            yield from _iter_pcap(fh, head, counters, batch_packets, chunk_bytes)
+            yield from _iter_pcap(fh, head, counters, batch_packets, chunk_bytes, byte_range)
+        elif byte_range is not None:
+            raise UnalignedCut(f"{name}: only classic pcap files are read by byte ranges")
         elif magic == _PCAPNG_SHB:
             yield from iter_pcapng(fh, head, counters, batch_packets, chunk_bytes, name)
         else:
@@ -286,8 +324,21 @@ def iter_records(
             fh.close()
 
 
+class UnalignedCut(Exception):  # noqa: N818 - a signal to read the file whole, not an error
+    """A byte range of a cut capture whose first record could not be found with confidence."""
+
+
+CHAIN = 4  # plausible records in a row that mark where a guessed cut's first record starts
+_SEEK_WINDOW = 4 << 20  # bytes searched for that chain after a guessed cut
+
+
 def _iter_pcap(
-    fh: BinaryIO, head: bytes, counters: ReadCounters, batch: int, chunk: int
+    fh: BinaryIO,
+    head: bytes,
+    counters: ReadCounters,
+    batch: int,
+    chunk: int,
+    byte_range: tuple[int, int | None] | None = None,
 ) -> Iterator[RecordBatch]:
     order, nano = _PCAP_MAGICS[head[:4]]
     snap, network = struct.unpack(order + "II", head[16:24])
@@ -296,6 +347,9 @@ def _iter_pcap(
     big = order == ">"
     src = Source(fh, chunk)
     src.consumed = PCAP_HEADER
+    start, stop = (PCAP_HEADER, None) if byte_range is None else byte_range
+    if start > PCAP_HEADER:
+        src.consumed = start = _first_record(fh, start, big, nano, lim)
     st, ranges = new_state()
     off = np.empty(batch, np.int64)
     cap = np.empty(batch, np.int32)
@@ -311,6 +365,12 @@ def _iter_pcap(
             )  # fmt: skip
             counters.sync(st, ranges)
             src.start = int(pos)
+            end = None
+            if stop is not None and n and src.consumed + off[n - 1] - 16 >= stop:
+                # a record at or after stop: the next range's first one
+                begins = src.consumed + off[:n] - 16
+                n = int(np.searchsorted(begins, stop))
+                end = int(begins[n])
             if n:
                 counters.records += int(n)
                 counters.link_types[linktype] = counters.link_types.get(linktype, 0) + int(n)
@@ -318,11 +378,36 @@ def _iter_pcap(
                 yield RecordBatch(
                     src.buf, off[:n], cap[:n], wire[:n], ts[:n], links, src.consumed + int(pos)
                 )
+            if end is not None:
+                counters.span = (start, end)
+                counters.bytes_total = _span_bytes(start, end)
+                return
             if not full:
                 break
         if src.eof:
             count_rest(src, st, ranges, counters)
+            if byte_range is not None:
+                counters.span = (start, src.seen)
+                counters.bytes_total = _span_bytes(start, src.seen)
             return
+
+
+def _span_bytes(start: int, end: int) -> int:
+    """The bytes of the file a range stands for (the first range has the file header)."""
+    return end - start + (PCAP_HEADER if start == PCAP_HEADER else 0)
+
+
+def _first_record(fh: BinaryIO, start: int, big: bool, nano: bool, lim: int) -> int:
+    """The file offset of the first plausible chain of records at or after ``start``; the
+    stream is left there."""
+    fh.seek(start)
+    window = np.frombuffer(_read_exact(fh, _SEEK_WINDOW), np.uint8)
+    at_eof = len(window) < _SEEK_WINDOW
+    found = first_chain(window, 0, len(window), at_eof, big, nano, lim, CHAIN)
+    if found < 0:
+        raise UnalignedCut(f"no record found within {_SEEK_WINDOW} bytes of offset {start}")
+    fh.seek(start + int(found))
+    return start + int(found)
 
 
 # ---------------------------------------------------------------------------------------------

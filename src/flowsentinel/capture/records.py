@@ -49,6 +49,8 @@ class ReadCounters:
     unknown_block_types: int = 0  # pcapng blocks of a type the format does not define
     bytes_total: int = 0  # bytes of the file seen (its size once it has been read)
     link_types: dict[int, int] = field(default_factory=dict)
+    # a byte range of a cut file: where its first record starts and where the next one does
+    span: tuple[int, int] | None = None
 
     @property
     def damaged_bytes(self) -> int:

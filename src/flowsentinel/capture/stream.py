@@ -224,12 +224,16 @@ def decoded_batches(
     *,
     batch_packets: int = 65_536,
     on_progress: Callable[[int], None] | None = None,
+    byte_range: tuple[int, int | None] | None = None,
 ) -> Iterator[Packets]:
     """Read and decode one capture batch by batch, counting what was read and skipped in
-    ``stats`` (packets, bytes, first and last packet time, undecodable packets per reason)."""
+    ``stats`` (packets, bytes, first and last packet time, undecodable packets per reason);
+    ``byte_range``: the records of one part of a cut pcap (:func:`~flowsentinel.capture.pcap.
+    iter_records`)."""
     stats.source = _name(source)
     counters = new_counters()
-    for batch in iter_records(source, stats.read, batch_packets=batch_packets):
+    records = iter_records(source, stats.read, batch_packets=batch_packets, byte_range=byte_range)
+    for batch in records:
         pk = decode(batch, counters)
         stats.packets += len(batch)
         stats.bytes_read = batch.file_pos
