@@ -8,7 +8,7 @@ Every figure is measured in this run, against a baseline measured in the same ru
    2-worker local cluster.
 2. **workers** — 8 slices on a local cluster of 1 worker against 2 workers (the job's time on a
    started, warmed cluster; configurations take turns in each of ``--rounds`` rounds, ratios are
-   the median of the rounds' ratios; the cluster's start-up is reported apart),
+   the median of the rounds' ratios; the clusters' start-up is reported apart),
    and the single capture with 2 workers against the in-process meter (both write a parquet
    dataset folder); for one job of each, its tasks and the CPU seconds of this process (the
    client and the local scheduler) and of the workers, against the in-process run's CPU.
@@ -31,8 +31,10 @@ Every figure is measured in this run, against a baseline measured in the same ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,7 @@ from flowsentinel.capture.pcap import split_ranges
 from flowsentinel.core.cluster import Cluster
 
 FLOWS = [sys.executable, "-m", "flowsentinel", "flows"]
+WARM_JOBS = 3  # jobs of each input on a new cluster before any is timed
 KEY = [("Flow ID", "ascending"), ("Timestamp", "ascending"), ("Flow Duration", "ascending"),
        ("Total Fwd Packets", "ascending"), ("Total Backward Packets", "ascending")]  # fmt: skip
 
@@ -134,18 +138,54 @@ def job_cost(client: Any, sources: list[str], out: Path) -> dict[str, object]:
     }
 
 
+def _in_process_server(conn: Connection, inputs: dict[str, list[str]], out: Path) -> None:
+    """Meter an input in-process on request; answer (wall, CPU seconds)."""
+    in_process(inputs["whole"][0], out)  # warm: the page cache and this process's allocator
+    while (name := conn.recv()) is not None:
+        sources = inputs[name]
+        begin, cpu = time.perf_counter(), time.process_time()
+        in_process(sources[0] if len(sources) == 1 else sources, out)
+        conn.send((time.perf_counter() - begin, time.process_time() - cpu))
+
+
+class InProcess:
+    """The in-process meter in a process of its own, with no Dask thread beside it: in this
+    one, the idle local clusters' schedulers and clients (threads of this process) would take
+    the GIL from it now and then (0.75-1.07 s instead of 0.5-0.6 s for the bench capture)."""
+
+    def __init__(self, inputs: dict[str, list[str]], out: Path) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_in_process_server, args=(child, inputs, out))
+
+    def __enter__(self) -> InProcess:
+        self.proc.start()
+        return self
+
+    def run(self, name: str) -> tuple[float, float]:
+        self.conn.send(name)
+        wall, cpu = self.conn.recv()
+        return float(wall), float(cpu)
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.send(None)
+        self.proc.join(timeout=30)
+
+
 def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[str, object]:
     """Every run writes a parquet dataset (a folder): on a cluster each worker writes its own
     parts, so that the comparison is of the metering, not of one process writing a file.
 
-    The configurations take turns within each round (in-process, then a fresh local cluster
-    of 1 worker, then one of 2, each warmed by one job of each input before it is timed), and
-    each ratio is the median of the rounds' own ratios: a slow spell of a shared machine
-    falls on every configuration of its round rather than on one of them."""
+    The in-process meter runs in a process of its own (:class:`InProcess`). A local cluster
+    of 1 worker and one of 2 are started (their start timed) and warmed by
+    ``WARM_JOBS`` jobs of each input (a worker's tasks get faster over its first jobs, as its
+    allocator's heap grows); then the configurations take turns within each round
+    (in-process, 1 worker, 2 workers), and each ratio is the median of the rounds' own ratios:
+    a slow spell of a shared machine falls on every configuration of its round rather than on
+    one of them."""
     out = work / "speed"
-    whole = [str(capture)]
+    inputs = {"slices": slices, "whole": [str(capture)]}
     runs: dict[str, list[float]] = {}
-    starts: dict[str, list[float]] = {}
     result: dict[str, object] = {}
 
     def once(name: str, fn: Callable[[], object]) -> None:
@@ -153,37 +193,39 @@ def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[
         fn()
         runs.setdefault(name, []).append(time.perf_counter() - begin)
 
-    for r in range(rounds):
-        in_process(str(capture), out)  # warm: the page cache and this process's allocator
-        once("in_process_whole", lambda: in_process(str(capture), out))
-        once("in_process_slices", lambda: in_process(slices, out))
+    with contextlib.ExitStack() as stack:
+        alone = stack.enter_context(InProcess(inputs, out))
+        clients: dict[int, Any] = {}
         for workers in (1, 2):
             begin = time.perf_counter()
-            with Cluster(workers=workers).client() as client:
-                starts.setdefault(f"cluster_{workers}", []).append(time.perf_counter() - begin)
-                on_cluster(client, slices, out)
-                on_cluster(client, whole, out)
-                once(f"slices_{workers}_workers", lambda c=client: on_cluster(c, slices, out))
-                once(f"whole_{workers}_workers", lambda c=client: on_cluster(c, whole, out))
-                if r == rounds - 1:
-                    result[f"slices_{workers}_workers_job"] = job_cost(client, slices, out)
-                    result[f"whole_{workers}_workers_job"] = job_cost(client, whole, out)
-    here = _cpu_seconds([os.getpid()])
-    in_process(str(capture), out)
-    result["in_process_whole_cpu_s"] = round(_cpu_seconds([os.getpid()]) - here, 3)
-    for name, values in starts.items():
-        result[f"{name}_start_s"] = round(statistics.median(values), 2)
+            clients[workers] = stack.enter_context(Cluster(workers=workers).client())
+            result[f"cluster_{workers}_start_s"] = round(time.perf_counter() - begin, 2)
+            for _ in range(WARM_JOBS):
+                for sources in inputs.values():
+                    on_cluster(clients[workers], sources, out)
+        for _ in range(rounds):
+            for name in inputs:
+                runs.setdefault(f"in_process_{name}", []).append(alone.run(name)[0])
+            for workers, client in clients.items():
+                for name, sources in inputs.items():
+                    once(f"{name}_{workers}_workers",
+                         lambda c=client, s=sources: on_cluster(c, s, out))  # fmt: skip
+        for workers, client in clients.items():
+            for name, sources in inputs.items():
+                result[f"{name}_{workers}_workers_job"] = job_cost(client, sources, out)
+        result["in_process_whole_cpu_s"] = round(alone.run("whole")[1], 3)
     result["seconds"] = {k: round(statistics.median(v), 3) for k, v in runs.items()}
     result["seconds_each_round"] = {k: [round(x, 3) for x in v] for k, v in runs.items()}
 
-    def ratio(num: str, den: str, extra: list[float] | None = None) -> float:
-        pairs = zip(runs[num], runs[den], extra or [0.0] * rounds, strict=True)
-        return round(statistics.median(a / (b + e) for a, b, e in pairs), 2)
+    def ratio(num: str, den: str, extra: float = 0.0) -> float:
+        pairs = zip(runs[num], runs[den], strict=True)
+        return round(statistics.median(a / (b + extra) for a, b in pairs), 2)
 
     result["ratio_slices_2_over_1_workers"] = ratio("slices_1_workers", "slices_2_workers")
     result["ratio_whole_2_workers_over_in_process"] = ratio("in_process_whole", "whole_2_workers")
+    start_2 = float(result["cluster_2_start_s"])  # type: ignore[arg-type]  # set above
     result["ratio_whole_2_workers_over_in_process_with_start"] = ratio(
-        "in_process_whole", "whole_2_workers", starts["cluster_2"]
+        "in_process_whole", "whole_2_workers", start_2
     )
     return result
 
