@@ -141,6 +141,7 @@ def job_cost(client: Any, sources: list[str], out: Path) -> dict[str, object]:
 def _in_process_server(conn: Connection, inputs: dict[str, list[str]], out: Path) -> None:
     """Meter an input in-process on request; answer (wall, CPU seconds)."""
     in_process(inputs["whole"][0], out)  # warm: the page cache and this process's allocator
+    conn.send("ready")
     while (name := conn.recv()) is not None:
         sources = inputs[name]
         begin, cpu = time.perf_counter(), time.process_time()
@@ -160,6 +161,7 @@ class InProcess:
 
     def __enter__(self) -> InProcess:
         self.proc.start()
+        self.conn.recv()  # warmed
         return self
 
     def run(self, name: str) -> tuple[float, float]:
@@ -194,7 +196,7 @@ def speedups(capture: Path, slices: list[str], work: Path, rounds: int) -> dict[
         runs.setdefault(name, []).append(time.perf_counter() - begin)
 
     with contextlib.ExitStack() as stack:
-        alone = stack.enter_context(InProcess(inputs, out))
+        alone = stack.enter_context(InProcess(inputs, work / "speed-in-process"))
         clients: dict[int, Any] = {}
         for workers in (1, 2):
             begin = time.perf_counter()

@@ -123,6 +123,9 @@ def _size(source: str) -> int:
 
 
 def _classic_pcap(source: str) -> bool:
+    if "://" not in source:
+        with Path(source).open("rb") as fh:
+            return is_classic_pcap_magic(fh.read(4))
     import fsspec
 
     with fsspec.open(source, "rb") as fh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -37,10 +38,10 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except FlowsentinelError as exc:
             console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            code = exc.exit_code
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]")
-            raise typer.Exit(130) from None
+            code = 130
         except typer.Exit:
             raise
         except Exception as exc:  # last resort: still one line, never a traceback
@@ -52,7 +53,13 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
                 highlight=False,
                 soft_wrap=True,
             )
-            raise typer.Exit(1) from None
+            code = 1
+        # What the failed command held (its frames, reached through reference cycles) is
+        # released now, while Arrow is alive: an Arrow reader's thread still running when the
+        # interpreter tears Arrow down aborts the process ("terminate called without an
+        # active exception", apache/arrow#34314), seen once in a few hundred error exits.
+        gc.collect()
+        raise typer.Exit(code)
 
     return wrapper
 
