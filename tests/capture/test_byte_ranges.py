@@ -19,6 +19,7 @@ from flowsentinel.capture.partitioned import CutMismatch, Span, check_cuts
 from flowsentinel.capture.pcap import UnalignedCut
 
 Record = tuple[int, bytes]
+_skipped: list[tuple[int, int]] = []
 
 
 def _records(
@@ -34,9 +35,10 @@ def _records(
 
 def _by_ranges(path: Path, cuts: list[int]) -> tuple[list[Record], list[Span], int, int]:
     """The records of the ranges [24, c1), [c1, c2), ..., [ck, end), their spans, bytes and
-    damaged records."""
+    damaged records (the skipped byte ranges they report: in ``_skipped``)."""
     records: list[Record] = []
     spans, total, corrupt = [], 0, 0
+    _skipped.clear()
     starts, stops = [24, *cuts], [*cuts, None]
     for a, b in zip(starts, stops, strict=True):
         try:
@@ -48,6 +50,7 @@ def _by_ranges(path: Path, cuts: list[int]) -> tuple[list[Record], list[Span], i
         spans.append(Span.of(str(path), counters))
         total += counters.bytes_total
         corrupt += counters.corrupt_records
+        _skipped.extend(counters.damaged_ranges)
     return records, spans, total, corrupt
 
 
@@ -112,10 +115,13 @@ def test_damage_counted_by_one_range_only(tmp_path: Path) -> None:
     records, spans, total, corrupt = _by_ranges(damaged, [starts[len(starts) // 2] + 7])
     check_cuts(spans)
     assert records == whole and total == len(data) and corrupt == 1
+    assert _skipped == counters.damaged_ranges  # file offsets, as the whole reader's
     # after the cut: the first range walked on over it (its counts are not its own alone),
     # so the file is to be read whole
     records, spans, total, corrupt = _by_ranges(damaged, [starts[10] + 7])
     assert records == whole and corrupt == 2
+    _, second = _records(damaged, (starts[10] + 7, None))
+    assert second.damaged_ranges == counters.damaged_ranges  # file offsets, not the range's
     with pytest.raises(CutMismatch):
         check_cuts(spans)
 
