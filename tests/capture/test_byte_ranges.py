@@ -6,6 +6,7 @@ records inside a payload, damage at a cut) the check names the file."""
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -145,3 +146,15 @@ def test_a_range_with_no_record_to_be_found_is_caught(tmp_path: Path) -> None:
     assert spans[1].start == -1 or spans[1].start != spans[0].end
     with pytest.raises(CutMismatch):
         check_cuts(spans)
+
+
+class _NoSeek(io.BytesIO):
+    def seek(self, *args: object) -> int:
+        raise io.UnsupportedOperation("seek")
+
+
+def test_a_stream_that_cannot_seek_is_read_whole_instead(tmp_path: Path) -> None:
+    data = write_pcap(tmp_path / "busy.pcap", busy_scenario(seed=6, flows=30)).read_bytes()
+    stream = _NoSeek(data)
+    with pytest.raises(UnalignedCut, match="cannot seek"):
+        list(iter_records(stream, ReadCounters(), byte_range=(len(data) // 2, None)))

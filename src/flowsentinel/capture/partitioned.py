@@ -100,6 +100,9 @@ def plan_parts(
     parts: list[Part] = []
     for src in ordered:
         size = _size(src)
+        if size is None:  # not cut: read whole, by one task
+            parts.append(Part(src, size=TASK_BYTES))
+            continue
         cuts = min(max(share, -(-size // TASK_BYTES)), size // max(1, min_range_bytes))
         if cuts < 2 or src in whole or not _classic_pcap(src):
             parts.append(Part(src, size=size))
@@ -113,13 +116,15 @@ def plan_parts(
     return parts
 
 
-def _size(source: str) -> int:
+def _size(source: str) -> int | None:
+    """The file's bytes (None: a store that does not tell, such as HTTP without a length)."""
     if "://" not in source:
         return Path(source).stat().st_size
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(source)
-    return int(fs.size(path))
+    size = fs.size(path)
+    return None if size is None else int(size)
 
 
 def _classic_pcap(source: str) -> bool:

@@ -400,13 +400,16 @@ def _span_bytes(start: int, end: int) -> int:
 def _first_record(fh: BinaryIO, start: int, big: bool, nano: bool, lim: int) -> int:
     """The file offset of the first plausible chain of records at or after ``start``; the
     stream is left there."""
-    fh.seek(start)
+    try:
+        fh.seek(start)
+    except (OSError, ValueError) as exc:  # a stream that cannot seek (io.UnsupportedOperation)
+        raise UnalignedCut(f"cannot seek to offset {start} ({exc})") from None
     window = np.frombuffer(_read_exact(fh, _SEEK_WINDOW), np.uint8)
     at_eof = len(window) < _SEEK_WINDOW
     found = first_chain(window, 0, len(window), at_eof, big, nano, lim, CHAIN)
     if found < 0:
         raise UnalignedCut(f"no record found within {_SEEK_WINDOW} bytes of offset {start}")
-    fh.seek(start + int(found))
+    fh.seek(start + int(found))  # a stream that seeked once seeks again
     return start + int(found)
 
 
