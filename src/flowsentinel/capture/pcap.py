@@ -54,6 +54,7 @@ __all__ = [
     "RecordBatch",
     "UnalignedCut",
     "is_capture_magic",
+    "is_classic_pcap_magic",
     "iter_records",
 ]
 
@@ -414,7 +415,8 @@ def _first_record(fh: BinaryIO, start: int, big: bool, nano: bool, lim: int) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# splitting one classic pcap into record-aligned byte ranges (metered in parallel)
+# cutting one classic pcap into record-aligned slices (as ``editcap -c`` would), by a walk of
+# its record headers; metering in parallel cuts at guessed offsets instead (``byte_range``)
 
 
 @kernel("int64[::1](uint8[:], boolean, int64, int64[:])")
