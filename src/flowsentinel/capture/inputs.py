@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowsentinel.capture.pcap import is_capture_magic
+from flowsentinel.capture.pcap import file_head, is_capture_magic
 from flowsentinel.core.errors import InputError
 
 _GLOB_CHARS = frozenset("*?[")
@@ -80,9 +80,8 @@ def _add_local(out: Inputs, paths: list[Path], *, named: bool) -> None:
 def _looks_like_capture(path: Path) -> bool:
     """A pcap/pcapng magic number, or an empty file (an empty slice of a rotated capture)."""
     try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError:
+        head = file_head(path)
+    except (InputError, OSError):
         return False
     return not head or is_capture_magic(head)
 

@@ -43,7 +43,12 @@ import pyarrow as pa
 from flowsentinel.capture.decode import Packets
 from flowsentinel.capture.frame import flows_to_arrow
 from flowsentinel.capture.meter import FlowMeter, MeterConfig
-from flowsentinel.capture.pcap import PCAP_HEADER, UnalignedCut, is_classic_pcap_magic
+from flowsentinel.capture.pcap import (
+    PCAP_HEADER,
+    UnalignedCut,
+    file_head,
+    is_classic_pcap_magic,
+)
 from flowsentinel.capture.records import ReadCounters
 from flowsentinel.capture.stream import (
     CaptureStats,
@@ -104,7 +109,7 @@ def plan_parts(
             parts.append(Part(src, size=TASK_BYTES))
             continue
         cuts = min(max(share, -(-size // TASK_BYTES)), size // max(1, min_range_bytes))
-        if cuts < 2 or src in whole or not _classic_pcap(src):
+        if cuts < 2 or src in whole or not is_classic_pcap_magic(file_head(src)):
             parts.append(Part(src, size=size))
             continue
         starts = [PCAP_HEADER, *(size * k // cuts for k in range(1, cuts))]
@@ -125,16 +130,6 @@ def _size(source: str) -> int | None:
     fs, path = fsspec.core.url_to_fs(source)
     size = fs.size(path)
     return None if size is None else int(size)
-
-
-def _classic_pcap(source: str) -> bool:
-    if "://" not in source:
-        with Path(source).open("rb") as fh:
-            return is_classic_pcap_magic(fh.read(4))
-    import fsspec
-
-    with fsspec.open(source, "rb") as fh:
-        return is_classic_pcap_magic(fh.read(4))
 
 
 def group_parts(parts: list[Part], threads: int) -> list[list[Part]]:

@@ -53,6 +53,7 @@ __all__ = [
     "ReadCounters",
     "RecordBatch",
     "UnalignedCut",
+    "file_head",
     "is_capture_magic",
     "is_classic_pcap_magic",
     "iter_records",
@@ -261,6 +262,18 @@ def _open_url(url: str) -> BinaryIO:
         raise InputError("no such capture file", path=url) from None
     except (OSError, ValueError, ImportError) as exc:
         raise InputError(f"cannot read the capture ({exc})", path=url) from None
+
+
+def file_head(source: str | Path, size: int = 4) -> bytes:
+    """The first ``size`` bytes of a capture file, local or at an fsspec URL (its magic
+    number, by default); :class:`~flowsentinel.core.errors.InputError` when it cannot be
+    opened."""
+    fh, owned = _open(source)
+    try:
+        return _read_exact(fh, size)
+    finally:
+        if owned:
+            fh.close()
 
 
 def _read_exact(fh: BinaryIO, n: int) -> bytes:
