@@ -20,6 +20,8 @@ import pytest
 from craft import pcap_bytes, tcp_session
 
 from flowsentinel.capture import CaptureStats, extract_flows, iter_live_flow_batches
+from flowsentinel.capture.decode import decode, new_counters
+from flowsentinel.capture.live import iter_live_records
 
 pytestmark = [
     pytest.mark.integration,
@@ -144,6 +146,28 @@ def test_live_udp_exchange_is_metered_packet_by_packet() -> None:
     assert row["Fwd Packet Length Max"] == 100 and row["Bwd Packet Length Max"] == 40
     # times are integer microseconds; five sends 10 ms apart, then the replies
     assert 40_000 <= row["Flow Duration"] < 2_000_000
+
+
+def test_frames_keep_their_receive_time_when_the_reader_falls_behind() -> None:
+    # the reader stalls (as while a batch is scored) during the whole exchange: the frames
+    # wait in the socket, and still carry the times the kernel received them
+    stop = threading.Event()
+    records = iter_live_records("lo", flush_interval_s=0.05, stop=stop)
+    next(records)  # the socket is open
+    cport, sport = _udp_exchange()  # five queries 10 ms apart, then two replies
+    time.sleep(0.2)
+    stop.set()
+    stamps = []
+    for batch in records:
+        pk = decode(batch, new_counters())
+        ours = (pk.proto == 17) & (
+            ((pk.sport == cport) & (pk.dport == sport))
+            | ((pk.sport == sport) & (pk.dport == cport))
+        )
+        stamps += pk.ts[ours].tolist()
+    assert len(stamps) == 7
+    assert stamps == sorted(stamps)
+    assert 40_000 <= stamps[-1] - stamps[0] < 2_000_000  # read at once, stamped as they came
 
 
 def test_live_tcp_session_ends_at_the_first_fin() -> None:

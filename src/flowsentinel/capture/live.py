@@ -9,6 +9,7 @@ timeout measured on the wall clock, or when the capture stops).
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,12 @@ if TYPE_CHECKING:  # pandas costs 0.2-0.3 s of start-up; tables convert through 
 
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
+# the kernel's receive time of each frame (struct timespec in the ancillary data), not the
+# time this process got round to reading it: a reader that fell behind (a batch being scored)
+# would otherwise give a whole burst one time, and its flows wrong durations and gaps
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # = SCM_TIMESTAMPNS on Linux
+_STAMP = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_STAMP.size) if hasattr(socket, "CMSG_SPACE") else 0
 _ARPHRD_LINK = {1: 1, 772: 1, 65534: 101, 65535: 101, 778: 101}  # ether, loopback, none/tun
 
 
@@ -44,8 +51,18 @@ def _open_socket(interface: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise InputError(f"cannot capture on interface {interface!r} ({exc.strerror})") from None
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     sock.settimeout(0.2)
     return sock
+
+
+def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The frame's receive time (µs) from its ancillary data; this process's clock if absent."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _STAMP.size:
+            sec, nsec = _STAMP.unpack_from(data)
+            return int(sec * 1_000_000 + nsec // 1000)
+    return time.time_ns() // 1000
 
 
 def _batch(frames: list[bytes], stamps: list[int], links: list[int]) -> RecordBatch:
@@ -88,7 +105,7 @@ def iter_live_records(
                 if limit >= 0 and total + len(frames) >= limit:
                     break
                 try:
-                    data, addr = sock.recvfrom(snaplen)
+                    data, ancillary, _, addr = sock.recvmsg(snaplen, _ANCILLARY)
                 except (TimeoutError, BlockingIOError):
                     if stopping:
                         break
@@ -97,7 +114,7 @@ def iter_live_records(
                 if hatype == 772 and pkttype == _PACKET_OUTGOING:
                     continue  # loopback frames are seen twice; keep the incoming copy
                 frames.append(data)
-                stamps.append(time.time_ns() // 1000)
+                stamps.append(_kernel_stamp(ancillary))
                 links.append(_ARPHRD_LINK.get(hatype, -1))
             total += len(frames)
             yield _batch(frames, stamps, links)
