@@ -143,7 +143,7 @@ async def _save_form(
 
 
 def _incidents(
-    flows: Flows, rows: list[dict[str, Any]], identity: Any, benign: str
+    flows: Flows, rows: list[dict[str, Any]], identity: Any, labels: Any, benign: str
 ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """A capture's incidents: its aggregate windows and its flagged flows (none for flow
     files: without packets there are no windows, and flow rows carry no reliable times).
@@ -151,7 +151,7 @@ def _incidents(
     aggregate = flows.aggregate
     if aggregate is None:
         return [], None
-    aggregate.add_ledger(identity, np.array([r["label"] for r in rows], dtype=object))
+    aggregate.add_ledger(identity, np.asarray(labels, dtype=object))
     aggregate.add_flows([r for r in rows if r["label"] != benign])
     aggregate.finish()
     placed, counts = aggregate.place()
@@ -233,7 +233,7 @@ async def scan(
     summary.add(verdicts.labels, identity)
     summary.add_novelty(verdicts)
     rows = flow_records(verdicts, flows.frame, dataset=d.dataset, identity=identity)
-    incidents, placed = _incidents(flows, rows, identity, summary.benign)
+    incidents, placed = _incidents(flows, rows, identity, verdicts.labels, summary.benign)
     return FastJSONResponse(
         {
             "model": served.key,
