@@ -94,8 +94,8 @@ def flows_to_arrow(flows: FlowArrays, labels: list[str] | np.ndarray | None = No
         src, dst, pc.cast(sport, pa.string()), pc.cast(dport, pa.string()),
         pc.cast(proto, pa.string()), _text("-"),
     )  # fmt: skip
-    start = _numeric(ids[:, OI_START], pa.timestamp("us", tz="UTC"))
-    stamp = pc.strftime(start, format="%Y-%m-%d %H:%M:%S", locale="C")
+    # a cast prints "YYYY-MM-DD HH:MM:SS.ffffff" as strftime does, 30 times faster
+    stamp = pc.cast(_numeric(ids[:, OI_START], pa.timestamp("us")), pa.string())
     columns: list[pa.Array] = [flow_id, src, sport, dst, dport, proto, stamp]
     for k, name in enumerate(CIC_FEATURES):
         col = feats[:, k]
