@@ -17,6 +17,11 @@ out when packet time enters a new second (their next packet would have closed th
 second timeout is grace for CIC's successor flow, which keeps the old direction), so memory is
 bounded by the flows started within two flow timeouts, whatever the capture length,
 and a flow's row depends on its own packets only (not on batching nor on other flows).
+
+The table is an open-addressing index (linear probing, backward-shift deletion) over dense
+rows of flow state: the index holds a row number and a home slot (16 bytes a slot), the rows
+(872 bytes each) fill ``[0, active flows)``, a removed flow's row takes the last row. Growing
+rebuilds only the index and copies the live rows, and a sweep walks the live rows alone.
 """
 
 from __future__ import annotations
@@ -50,18 +55,20 @@ from flowsentinel.core.schema import CIC_FEATURES
 N_FEATURES: Final = len(CIC_FEATURES)
 assert N_FEATURES == 76
 
-# ---- integer state columns
-USED, HOME, SPORT, DPORT, V6, PROTO, PORTS = 0, 1, 2, 3, 4, 5, 6
-START, LAST, FLAST, BLAST, ASTART, AEND = 7, 8, 9, 10, 11, 12
-FN, BN, FBYTES, BBYTES, FHDR, BHDR = 13, 14, 15, 16, 17, 18
-FPSH, BPSH, FURG, BURG = 19, 20, 21, 22
-FLAG0 = 23  # 8 columns: FIN SYN RST PSH ACK URG CWR ECE
-ACT, MINSEG, WINF, WINB, SFCOUNT, SFLAST = 31, 32, 33, 34, 35, 36
+# ---- integer state columns (SLOT: where the flow's entry sits in the index)
+SLOT, SPORT, DPORT, V6, PROTO, PORTS = 0, 1, 2, 3, 4, 5
+START, LAST, FLAST, BLAST, ASTART, AEND = 6, 7, 8, 9, 10, 11
+FN, BN, FBYTES, BBYTES, FHDR, BHDR = 12, 13, 14, 15, 16, 17
+FPSH, BPSH, FURG, BURG = 18, 19, 20, 21
+FLAG0 = 22  # 8 columns: FIN SYN RST PSH ACK URG CWR ECE
+ACT, MINSEG, WINF, WINB, SFCOUNT, SFLAST = 30, 31, 32, 33, 34, 35
 BULKF, BULKB = (
-    37,
-    45,
+    36,
+    44,
 )  # 8 columns each: dur pkts size states pkt_helper start_helper size_helper last
-NI: Final = 53
+NI: Final = 52
+# ---- index columns (int64): the row of the flow plus one (0: a free slot), its home slot
+IX_ROW, IX_HOME = 0, 1
 # ---- key / address columns (uint64): canonical key then the flow's src/dst
 KAHI, KALO, KBHI, KBLO, SHI, SLO, DHI, DLO = 0, 1, 2, 3, 4, 5, 6, 7
 NK: Final = 8
@@ -431,61 +438,70 @@ def _hash(ahi, alo, bhi, blo, ports, proto):  # pragma: no cover - numba
 
 
 @kernel()
-def _delete(TI, TK, TF, s, mask):  # backward-shift deletion (linear probing)  # pragma: no cover
-    i = s
+def _unlink(IX, TI, i, mask):  # backward-shift deletion (linear probing)  # pragma: no cover
     while True:
-        TI[i, USED] = 0
+        IX[i, IX_ROW] = 0
         j = i
         while True:
             j = (j + 1) & mask
-            if TI[j, USED] == 0:
+            if IX[j, IX_ROW] == 0:
                 return
-            k = TI[j, HOME]
+            k = IX[j, IX_HOME]
             if i <= j:
                 if i < k <= j:
                     continue
             elif k > i or k <= j:
                 continue
             break
-        TI[i, :] = TI[j, :]
-        TK[i, :] = TK[j, :]
-        TF[i, :] = TF[j, :]
+        IX[i, IX_ROW] = IX[j, IX_ROW]
+        IX[i, IX_HOME] = k
+        TI[IX[i, IX_ROW] - 1, SLOT] = i
         i = j
 
 
-@kernel(
-    "void(int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:, ::1], uint64[:, ::1], "
-    "float64[:, ::1])"
-)
-def _rehash(TI, TK, TF, TI2, TK2, TF2):  # pragma: no cover - numba
-    mask = TI2.shape[0] - 1
-    for s in range(TI.shape[0]):
-        if TI[s, USED] == 0:
-            continue
-        h = _hash(TK[s, KAHI], TK[s, KALO], TK[s, KBHI], TK[s, KBLO], TI[s, PORTS], TI[s, PROTO])
-        j = np.int64(h & np.uint64(mask))
-        while TI2[j, USED]:
+@kernel()
+def _remove(IX, TI, TK, TF, r, used):  # pragma: no cover - numba
+    """Free row ``r``: unlink its index entry, then move the last row into it."""
+    _unlink(IX, TI, TI[r, SLOT], IX.shape[0] - 1)
+    last = used[0] - 1
+    if r != last:
+        TI[r, :] = TI[last, :]
+        TK[r, :] = TK[last, :]
+        TF[r, :] = TF[last, :]
+        IX[TI[r, SLOT], IX_ROW] = r + 1
+    used[0] = last
+
+
+@kernel("void(int64[:, ::1], int64[:, ::1], uint64[:, ::1], int64)")
+def _reindex(IX, TI, TK, n):  # pragma: no cover - numba
+    """Enter rows [0, n) into the empty index ``IX``."""
+    mask = IX.shape[0] - 1
+    for r in range(n):
+        h = _hash(TK[r, KAHI], TK[r, KALO], TK[r, KBHI], TK[r, KBLO], TI[r, PORTS], TI[r, PROTO])
+        home = np.int64(h & np.uint64(mask))
+        j = home
+        while IX[j, IX_ROW]:
             j = (j + 1) & mask
-        TI2[j, :] = TI[s, :]
-        TI2[j, HOME] = np.int64(h & np.uint64(mask))
-        TK2[j, :] = TK[s, :]
-        TF2[j, :] = TF[s, :]
+        IX[j, IX_ROW] = r + 1
+        IX[j, IX_HOME] = home
+        TI[r, SLOT] = j
 
 
 @kernel(
     "UniTuple(int64, 3)(int64[:], int8[:], int8[:], uint64[:], uint64[:], uint64[:], "
     "uint64[:], int32[:], int32[:], int32[:], int32[:], int32[:], int32[:], int32[:], "
-    "int32[:], int64, int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], int64[:], "
-    "int64, int64, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, int64[:], int64[:])"
+    "int32[:], int64, int64[:, ::1], int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], "
+    "int64[:], int64, int64, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, int64[:], "
+    "int64[:])"
 )
 def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg, win, start,  # noqa: PLR0915
-             TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc, tick):  # fmt: skip
+             IX, TI, TK, TF, used, q, flow_to, act_to, OF, OI, OK, o, mc, tick):  # fmt: skip
     """Meter packets [start:]; returns (next packet, rows emitted, status).
 
     status 0 = batch done, 1 = the table needs to grow, 2 = the output buffer is full,
     3 = the next packet is at or past ``tick[0]``: sweep, then call again.
     """
-    cap = TI.shape[0]
+    cap = IX.shape[0]
     mask = cap - 1
     n = ts.shape[0]
     i = start
@@ -505,9 +521,11 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
         ports = (pa << 16) | pb
         proto = np.int64(pr[i])
         home = np.int64(_hash(a_hi, a_lo, b_hi, b_lo, ports, proto) & np.uint64(mask))
-        s = home
+        j = home
+        s = np.int64(0)
         found = False
-        while TI[s, USED]:
+        while IX[j, IX_ROW]:
+            s = IX[j, IX_ROW] - 1
             if (
                 TI[s, PORTS] == ports
                 and TI[s, PROTO] == proto
@@ -518,7 +536,7 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
             ):
                 found = True
                 break
-            s = (s + 1) & mask
+            j = (j + 1) & mask
         t = ts[i]
         plen = np.int64(payf[i]) if pad else np.int64(pay[i])
         h_ = np.int64(hdr[i])
@@ -553,13 +571,14 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
                     _emit(TI, TK, TF, s, q, OF, OI, OK, o)
                     o += 1
                     mc[MC_FIN] += 1
-                    _delete(TI, TK, TF, s, mask)
-                    used[0] -= 1
+                    _remove(IX, TI, TK, TF, s, used)
         else:
             if (used[0] + 1) * 4 > cap * 3:  # load factor 3/4
                 return i, o, 1
-            TI[s, USED] = 1
-            TI[s, HOME] = home
+            s = used[0]
+            IX[j, IX_ROW] = s + 1
+            IX[j, IX_HOME] = home
+            TI[s, SLOT] = j
             TI[s, PORTS] = ports
             TI[s, PROTO] = proto
             TK[s, KAHI], TK[s, KALO], TK[s, KBHI], TK[s, KBLO] = a_hi, a_lo, b_hi, b_lo
@@ -571,16 +590,17 @@ def _process(ts, reason, v6, shi, slo, dhi, dlo, sp, dp, pr, pay, payf, hdr, flg
 
 
 @kernel(
-    "UniTuple(int64, 2)(int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], int64[:], "
-    "int64, int64, boolean, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, int64[:])"
+    "UniTuple(int64, 2)(int64[:, ::1], int64[:, ::1], uint64[:, ::1], float64[:, ::1], int64[:], "
+    "int64[:], int64, int64, boolean, float64[:, ::1], int64[:, ::1], uint64[:, ::1], int64, "
+    "int64[:])"
 )
-def _sweep(TI, TK, TF, used, q, now, flow_to, everything, OF, OI, OK, o, mc):  # pragma: no cover
+def _sweep(
+    IX, TI, TK, TF, used, q, now, flow_to, everything, OF, OI, OK, o, mc
+):  # pragma: no cover
     """Emit (and remove) flows started more than flow_to before now, or all if everything."""
-    cap = TI.shape[0]
-    mask = cap - 1
     s = 0
-    while s < cap:
-        if TI[s, USED] and (everything or now - TI[s, START] > flow_to):
+    while s < used[0]:
+        if everything or now - TI[s, START] > flow_to:
             if TI[s, FN] + TI[s, BN] > 1 or q[Q_DROP_SINGLE] == 0:
                 if o >= OF.shape[0]:
                     return o, 2
@@ -589,9 +609,8 @@ def _sweep(TI, TK, TF, used, q, now, flow_to, everything, OF, OI, OK, o, mc):  #
                 mc[MC_END if everything else MC_SWEPT] += 1
             else:
                 mc[MC_DROPPED] += 1
-            _delete(TI, TK, TF, s, mask)
-            used[0] -= 1
-            continue  # the slot now holds a shifted entry: look at it again
+            _remove(IX, TI, TK, TF, s, used)
+            continue  # the row now holds the flow of the last row: look at it again
         s += 1
     return o, 0
 
@@ -627,9 +646,11 @@ class FlowMeter:
                  out_rows: int = 1 << 14) -> None:  # fmt: skip
         self.config = config or MeterConfig()
         self.q = self.config.quirks.as_array()
-        cap = 1 << max(4, (capacity - 1).bit_length())
-        self._alloc(cap)
         self.used = np.zeros(1, np.int64)
+        self.TI = np.empty((0, NI), np.int64)
+        self.TK = np.empty((0, NK), np.uint64)
+        self.TF = np.empty((0, NF), np.float64)
+        self._resize(1 << max(4, (capacity - 1).bit_length()))
         self.out_rows = out_rows
         self._new_out()
         self.counters = np.zeros(len(MC_NAMES), np.int64)
@@ -637,10 +658,18 @@ class FlowMeter:
         self.tick = np.full(1, np.iinfo(np.int64).min, np.int64)  # next sweep time (µs)
         self._done: list[FlowArrays] = []
 
-    def _alloc(self, cap: int) -> None:
-        self.TI = np.zeros((cap, NI), np.int64)
-        self.TK = np.zeros((cap, NK), np.uint64)
-        self.TF = np.zeros((cap, NF), np.float64)
+    def _resize(self, cap: int) -> None:
+        """An index of ``cap`` slots, and room for the flows it may hold (a load factor of
+        3/4): the live rows are copied, and the rows' memory is touched only as flows come."""
+        n = int(self.used[0])
+        rows = cap * 3 // 4 + 1
+        self.IX = np.zeros((cap, 2), np.int64)
+        for name, width, dtype in (("TI", NI, np.int64), ("TK", NK, np.uint64),
+                                   ("TF", NF, np.float64)):  # fmt: skip
+            table = np.empty((rows, width), dtype)
+            table[:n] = getattr(self, name)[:n]
+            setattr(self, name, table)
+        _reindex(self.IX, self.TI, self.TK, n)
 
     def _new_out(self) -> None:
         self.OF = np.empty((self.out_rows, N_FEATURES), np.float64)
@@ -656,18 +685,13 @@ class FlowMeter:
             )
             self.o = 0
 
-    def _grow(self) -> None:
-        TI, TK, TF = self.TI, self.TK, self.TF
-        self._alloc(TI.shape[0] * 2)
-        _rehash(TI, TK, TF, self.TI, self.TK, self.TF)
-
     @property
     def active_flows(self) -> int:
         return int(self.used[0])
 
     @property
     def capacity(self) -> int:
-        return int(self.TI.shape[0])
+        return int(self.IX.shape[0])
 
     def add(self, pk: Packets) -> None:
         """Meter one decoded batch (packets in capture order)."""
@@ -679,14 +703,14 @@ class FlowMeter:
             i, self.o, status = _process(
                 pk.ts, pk.reason, pk.v6, pk.src_hi, pk.src_lo, pk.dst_hi, pk.dst_lo, pk.sport,
                 pk.dport, pk.proto, pk.payload, pk.payload_frame, pk.hdr, pk.flags, pk.win, i,
-                self.TI, self.TK, self.TF, self.used, self.q, cfg.flow_timeout_us,
+                self.IX, self.TI, self.TK, self.TF, self.used, self.q, cfg.flow_timeout_us,
                 cfg.activity_timeout_us, self.OF, self.OI, self.OK, self.o, self.counters,
                 self.tick,
             )  # fmt: skip
             if status == 0:
                 break
             if status == 1:
-                self._grow()
+                self._resize(self.capacity * 2)
             elif status == 2:
                 self._drain()
             else:
@@ -712,7 +736,7 @@ class FlowMeter:
     def _sweep(self, now: int, everything: bool) -> None:
         while True:
             self.o, status = _sweep(
-                self.TI, self.TK, self.TF, self.used, self.q, now,
+                self.IX, self.TI, self.TK, self.TF, self.used, self.q, now,
                 self.config.flow_timeout_us, everything, self.OF, self.OI, self.OK, self.o,
                 self.counters,
             )  # fmt: skip
@@ -720,13 +744,11 @@ class FlowMeter:
                 break
             self._drain()
         # shrink an oversized table once it is mostly empty (bursts of flows)
-        cap = self.TI.shape[0]
+        cap = self.capacity
         if cap > (1 << 16) and self.used[0] * 8 < cap:
             new_cap = max(1 << 14, 1 << int(max(1, self.used[0] * 4)).bit_length())
             if new_cap < cap:
-                TI, TK, TF = self.TI, self.TK, self.TF
-                self._alloc(new_cap)
-                _rehash(TI, TK, TF, self.TI, self.TK, self.TF)
+                self._resize(new_cap)
 
     def take_parts(self) -> list[FlowArrays]:
         """The flows finished since the last call, in chunks (bounded memory at flush)."""
