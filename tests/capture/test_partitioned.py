@@ -8,18 +8,23 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from capture_sets import busy_scenario, same_flows, slice_records, write_pcap
+from craft import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Pkt, pcap_bytes
 from test_byte_ranges import payload_pcap
 
 from dask_cluster import DaskCluster, start_cluster
 from flowsentinel.capture import CaptureStats, MeterConfig, Quirks, extract_flows
+from flowsentinel.capture.decode import Packets, decode, new_counters
 from flowsentinel.capture.partitioned import (
     CutMismatch,
+    PacketShare,
     check_cuts,
     key_partition,
     meter_on_cluster,
@@ -27,6 +32,7 @@ from flowsentinel.capture.partitioned import (
     read_task,
     split_packets,
 )
+from flowsentinel.capture.pcap import iter_records
 from flowsentinel.core.cluster import Cluster
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "pcaps"
@@ -54,8 +60,6 @@ def _slices(tmp_path: Path, seed: int, flows: int, parts: int) -> tuple[Path, li
 
 
 def test_both_directions_share_a_partition() -> None:
-    from flowsentinel.capture.decode import decode, new_counters
-    from flowsentinel.capture.pcap import iter_records
 
     capture = SHARED / "attack" / "slowloris-lab.pcap"
     if not capture.exists():
@@ -74,6 +78,33 @@ def test_both_directions_share_a_partition() -> None:
     assert sum(len(s) for s in split) == int((pk.reason == 0).sum())
     for s in split:  # capture order kept inside each partition
         assert (s.ts[1:] >= s.ts[:-1]).all()
+
+
+def _decoded(tmp_path: Path, pkts: list[Pkt]) -> Packets:
+    path = tmp_path / "share.pcap"
+    path.write_bytes(pcap_bytes(pkts))
+    return decode(next(iter(iter_records(path))), new_counters())
+
+
+def test_a_share_travels_narrow_and_comes_back_the_same(tmp_path: Path) -> None:
+    every_flag = FIN | SYN | RST | PSH | ACK | URG | ECE | CWR
+    v4 = [
+        Pkt(0, "10.0.0.1", "255.255.255.254", 65535, 0, flags=every_flag, payload=1400,
+            win=65535, tcp_options=b"\x01" * 40),
+        Pkt(10, "10.0.0.2", "10.0.0.3", 1, 65535, proto=17, payload=0),
+        Pkt(20, "10.0.0.2", "10.0.0.3", 0, 0, proto=1, payload=56),
+    ]  # fmt: skip
+    v6 = [Pkt(30, "2001:db8::1", "ffff::fffe", 443, 50000, flags=ACK, payload=10, win=0)]
+    for pkts, wire_bytes in ((v4, 44), (v4 + v6, 60)):
+        pk = _decoded(tmp_path, pkts)
+        assert (pk.reason == 0).all() and pk.hdr.max() == 60  # the longest TCP header
+        share = PacketShare.of(pk)
+        assert sum(c.nbytes for c in share.columns.values()) == wire_bytes * len(pk)
+        back = share.packets()
+        for name in (f.name for f in fields(Packets)):
+            want, got = getattr(pk, name), getattr(back, name)
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 @pytest.mark.parametrize("quirks", [Quirks(), Quirks.none()], ids=["cic", "corrected"])
