@@ -21,7 +21,9 @@ Every figure is measured in this run, against a baseline measured in the same ru
    with glibc's malloc defaults and with ``MALLOC_TRIM_THRESHOLD_=65536``, the setting Dask's
    nanny gives its workers (local clusters drop it, ``core.cluster``).
    **copies** — the speed-ups again on ``--copies`` time-shifted copies of the capture back to
-   back (fixed per-job costs weigh less).
+   back (fixed per-job costs weigh less); **large** — and on ``--large``, a larger capture
+   recorded the same way (``make-bench-capture.sh /tmp/bench4.pcap 4``: four times the
+   traffic, one capture).
 5. **projection** — from the measured per-core rate and the scheduler's measured per-task cost:
    workers to meter 500 GB of captures in 30 minutes.
 
@@ -368,11 +370,14 @@ def main() -> None:
     )
     parser.add_argument("--sample", type=int, default=20, help="per-capture processes timed")
     parser.add_argument("--copies", type=int, default=4, help="a larger input: time-shifted copies")
+    parser.add_argument("--large", type=Path, help="a larger recorded capture (scale 4, say)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the children keep Python's bytecode cache
     if not args.capture.exists():
         raise SystemExit(f"{args.capture}: make it with ../shared/tools/make-bench-capture.sh")
+    if args.large is not None and not args.large.exists():
+        raise SystemExit(f"{args.large}: make it with ../shared/tools/make-bench-capture.sh OUT 4")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         slices = cut(args.capture, 8, work / "slices", min_bytes=1)
@@ -391,6 +396,10 @@ def main() -> None:
             big_slices = cut(big, 8 * args.copies, work / "big", min_bytes=1)
             report["workers_copies"] = speedups(big, big_slices, work, max(1, args.rounds // 2))
             print(json.dumps(report["workers_copies"]), flush=True)
+        if args.large is not None:
+            large_slices = cut(args.large, 8, work / "large", min_bytes=1)
+            report["workers_large"] = speedups(args.large, large_slices, work, args.rounds)
+            print(json.dumps(report["workers_large"]), flush=True)
         if args.small > 0:
             report["small"] = small = small_captures(args.capture, work, args.small, args.sample)
             print(json.dumps(small), flush=True)
