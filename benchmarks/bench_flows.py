@@ -2,10 +2,11 @@
 
 Make the captures first (as root): ``../shared/tools/make-bench-capture.sh /tmp/bench.pcap`` and
 ``... /tmp/bench10.pcap 0.1``. nfstream is the reference, installed for the benchmark only (into
-a venv of its own with this package and setuptools: docs/capture.md, "Current figures"). Every row runs in its own child (see ``_common.run_measured``): wall time
-from spawn to exit (imports included), the time spent metering as reported by the tool, and the
-peak RSS. A third capture, ``--copies`` time-shifted copies of the full one back to back (each
-shifted past the flow timeout), shows whether memory stays flat as the capture grows.
+a venv of its own with this package and setuptools: docs/capture.md, "Current figures"). Every
+row runs in its own child (see ``_common.run_measured``): wall time from spawn to exit (imports
+included), the time spent metering as reported by the tool, and the peak RSS. A third capture,
+``--copies`` time-shifted copies of the full one back to back (each shifted past the flow
+timeout), shows whether memory stays flat as the capture grows.
 
     .venv/bin/python benchmarks/bench_flows.py --capture /tmp/bench.pcap \
         --tenth /tmp/bench10.pcap --copies 4
