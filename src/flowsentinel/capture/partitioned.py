@@ -11,8 +11,8 @@ The split that keeps the flows exact:
    each partition. A partition's share of a batch travels in narrow types
    (:class:`PacketShare`: 44 bytes an IPv4 packet instead of 74), since half of it crosses to
    another worker.
-2. **meter** — one task per key partition concatenates its packets of every read task, in
-   capture order, and meters them with one :class:`~flowsentinel.capture.meter.FlowMeter`.
+2. **meter** — one task per key partition takes its packets of every read task, batch by batch
+   in capture order, and meters them with one :class:`~flowsentinel.capture.meter.FlowMeter`.
 
 Before metering, each metering task checks that every range of a cut file begins where the
 reader of the range before it found the next record (:func:`check_cuts`): then the ranges hold
@@ -232,6 +232,7 @@ _NARROW: dict[str, type[np.generic]] = {
     "flags": np.uint8,
 }  # fmt: skip
 _HIGH_WORDS = ("src_hi", "dst_hi")  # zero for IPv4: not sent when no packet is IPv6
+_SHARE_FIELDS = tuple(name for name in _PACKET_FIELDS if name != "reason")
 
 
 @dataclass(frozen=True)
@@ -263,16 +264,12 @@ class PacketShare:
         return Packets(reason=np.zeros(self.n, np.int8), **cols)
 
 
-_SHARE_FIELDS = tuple(name for name in _PACKET_FIELDS if name != "reason")
-
-
 ReadResult = tuple[list[list[PacketShare]], list[CaptureStats], list[Span]]
 
 
 def read_task(parts: list[Part], partitions: int) -> ReadResult:
-    """Read and decode consecutive parts; their packets by key partition (packed shares of
-    the batches, in capture order), each part's counts, and the spans of the byte ranges
-    read."""
+    """Read and decode consecutive parts; their packets by key partition (each batch's share,
+    in capture order), each part's counts, and the spans of the byte ranges read."""
     chunks: list[list[PacketShare]] = [[] for _ in range(partitions)]
     stats, spans = [], []
     for part in parts:
